@@ -1,0 +1,33 @@
+"""molpred: molecular property prediction with graph neural networks.
+
+Python API (the CLI and the web app call the same functions)::
+
+    import molpred
+    model, metrics = molpred.train("data/delaney.csv", "smiles", ["logS"])
+    model.save("esol.pt")
+    molpred.load_model("esol.pt").predict(["CCO", "c1ccccc1"])  # -> pandas.DataFrame
+"""
+
+__version__ = "0.1.0"
+
+from molpred.artifact import ModelFileError, MolpredModel, load_model  # noqa: E402
+from molpred.chem import InvalidMoleculeError, standardize  # noqa: E402
+from molpred.data import DataError  # noqa: E402
+from molpred.models import ModelConfig  # noqa: E402
+from molpred.predict import predict, predict_file  # noqa: E402
+from molpred.train import TrainConfig, train  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "train",
+    "predict",
+    "predict_file",
+    "load_model",
+    "MolpredModel",
+    "ModelConfig",
+    "TrainConfig",
+    "standardize",
+    "InvalidMoleculeError",
+    "DataError",
+    "ModelFileError",
+]

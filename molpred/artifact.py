@@ -1,0 +1,195 @@
+"""One self-contained model file: save and load without executing code.
+
+The file is written with ``torch.save`` and holds only tensors, strings and numbers::
+
+    {"format": "molpred-model", "format_version": 1,
+     "metadata": "<JSON: configs, task names/types, featurizer spec, metrics, versions, ...>",
+     "members": [state_dict, ...]}
+
+It is read with ``torch.load(weights_only=True)``, which refuses pickled code. A SHA-256 of all
+weights is stored in the metadata and verified on load, so a truncated or edited file fails loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from molpred import __version__
+from molpred.featurize import (
+    ATOM_FIELDS,
+    BOND_FIELDS,
+    DESCRIPTOR_NAMES,
+    FEATURIZER_VERSION,
+)
+from molpred.io import atomic_path
+from molpred.models import ModelConfig, MolModel, build_model
+
+__all__ = ["MolpredModel", "ModelFileError", "load_model", "FORMAT_VERSION"]
+
+FORMAT = "molpred-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be used: not a molpred model, corrupted, or an incompatible version."""
+
+
+def featurizer_spec() -> dict[str, Any]:
+    """What a model's inputs mean; a loaded model must match the installed featurizer."""
+    return {
+        "version": FEATURIZER_VERSION,
+        "atom_fields": [[f.name, len(f)] for f in ATOM_FIELDS],
+        "bond_fields": [[f.name, len(f)] for f in BOND_FIELDS],
+        "descriptors": list(DESCRIPTOR_NAMES),
+    }
+
+
+def _weights_digest(members: Sequence[dict[str, torch.Tensor]]) -> str:
+    h = hashlib.sha256()
+    for state in members:
+        for name in sorted(state):
+            t = state[name].detach().cpu().contiguous()
+            h.update(name.encode())
+            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def data_fingerprint(smiles: Sequence[str], targets: np.ndarray) -> str:
+    """SHA-256 of the training molecules and labels (order-independent)."""
+    h = hashlib.sha256()
+    for smi, row in sorted(zip(smiles, np.round(targets.astype(float), 6).tolist(), strict=True),
+                           key=lambda p: p[0]):  # fmt: skip
+        h.update(f"{smi}\t{row}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class MolpredModel:
+    """A trained model: one or more members (ensemble) plus everything needed to use them."""
+
+    members: list[MolModel]
+    task_names: list[str]
+    task_types: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    problems: pd.DataFrame | None = None  # rows training could not use; not saved
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.members[0].config
+
+    @classmethod
+    def from_training(cls, members, dataset, *, model_config, train_config, metrics, split,
+                      provenance=None) -> MolpredModel:  # fmt: skip
+        meta = {
+            "model_config": model_config,
+            "train_config": train_config,
+            "metrics": metrics,
+            "split": split,
+            "n_train_molecules": len(dataset),
+            "data_fingerprint": data_fingerprint(dataset.smiles, dataset.targets),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "provenance": provenance or {},
+        }
+        return cls(list(members), list(dataset.task_names), list(dataset.task_types), meta,
+                   problems=dataset.problems)  # fmt: skip
+
+    def predict(self, smiles: Sequence[object], **kwargs: Any) -> pd.DataFrame:
+        """Score SMILES; one row per input (see :func:`molpred.predict.predict`)."""
+        from molpred.predict import predict
+
+        return predict(self, smiles, **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model file atomically; returns its path."""
+        states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members]
+        meta = dict(self.metadata)
+        meta.update(
+            molpred_version=__version__,
+            torch_version=torch.__version__.split("+")[0],
+            task_names=self.task_names,
+            task_types=self.task_types,
+            model_config=_config_dict(self.config),
+            featurizer=featurizer_spec(),
+            n_members=len(states),
+            weights_sha256=_weights_digest(states),
+        )
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "metadata": json.dumps(meta, default=_json_default),
+            "members": states,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return Path(path)
+
+
+def _config_dict(config: ModelConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    d = asdict(config)
+    d["task_types"] = list(d["task_types"])
+    return d
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def load_model(path: str | Path, device: str = "cpu") -> MolpredModel:
+    """Load a model file written by :meth:`MolpredModel.save` (never unpickles code).
+
+    Raises
+    ------
+    ModelFileError
+        For a missing, corrupted, foreign, tampered or incompatible file, with the reason.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(f"model file not found: {p}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{p.name} is not a readable molpred model file: {first}") from None
+    except Exception as exc:  # weights_only refusing a pickled object lands here too
+        raise ModelFileError(f"{p.name} was refused: {type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0][:200]}") from None  # fmt: skip
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{p.name} is not a molpred model file")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{p.name} has model-file format version {version}; this molpred "
+                             f"({__version__}) reads version {FORMAT_VERSION}. Retrain the model "
+                             "or use a matching molpred version.")  # fmt: skip
+    meta = json.loads(payload["metadata"])
+    states = payload["members"]
+    if _weights_digest(states) != meta.get("weights_sha256"):
+        raise ModelFileError(f"{p.name} failed its checksum: the weights were altered or damaged")
+    if meta["featurizer"] != featurizer_spec():
+        version = meta["featurizer"]["version"]
+        raise ModelFileError(f"{p.name} was trained with featurizer version {version}, "
+                             "incompatible with this molpred")  # fmt: skip
+    config = ModelConfig(**meta["model_config"])
+    members = []
+    for state in states:
+        model = build_model(config)
+        model.load_state_dict(state, strict=True)
+        members.append(model.to(device).eval())
+    return MolpredModel(members, meta["task_names"], meta["task_types"], meta)

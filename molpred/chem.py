@@ -1,0 +1,158 @@
+"""SMILES in, standardized RDKit molecule out.
+
+Every structure that enters molpred passes through :func:`standardize`:
+
+1. parse without sanitization (so a syntax error and a chemistry error give different reasons),
+2. sanitize, keeping RDKit's own message as the reason when it fails,
+3. disconnect covalently drawn metals, then keep the largest organic fragment (strips
+   counter-ions, salts and solvents),
+4. neutralize charges where a neutral form exists.
+
+A single bad molecule raises :class:`InvalidMoleculeError`; table-level functions turn that
+exception into a per-row reason instead of failing the whole table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from rdkit import Chem, rdBase
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+__all__ = [
+    "InvalidMoleculeError",
+    "rdkit_log_silenced",
+    "standardize",
+    "standardize_many",
+    "canonical_smiles",
+    "mol_from_block",
+]
+
+
+class InvalidMoleculeError(ValueError):
+    """Raised when one input structure cannot be turned into a usable molecule.
+
+    The message is a short, human-readable reason, suitable for an ``error`` column.
+    """
+
+
+@contextmanager
+def rdkit_log_silenced() -> Iterator[None]:
+    """Silence RDKit's C++ logger inside the block only (it is restored on exit).
+
+    molpred reports its own reasons for rejected molecules, so RDKit's duplicate warnings on
+    stderr are blocked while parsing; anywhere else RDKit logs as usual.
+    """
+    blocker = rdBase.BlockLogs()
+    try:
+        yield
+    finally:
+        del blocker
+
+
+# Built once: the RDKit standardizers are C++ objects that are safe to reuse.
+_FRAGMENT_CHOOSER = rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
+_UNCHARGER = rdMolStandardize.Uncharger(canonicalOrder=True)
+_METAL_DISCONNECTOR = rdMolStandardize.MetalDisconnector()
+# Substructure checks run in C++, far cheaper than a Python loop over atoms on the hot path.
+_CHARGED = Chem.MolFromSmarts("[!+0]")
+_METAL = Chem.MolFromSmarts(
+    "[Li,Na,K,Rb,Cs,Be,Mg,Ca,Sr,Ba,Al,Zn,Fe,Cu,Co,Ni,Mn,Cr,Ag,Au,Pt,Pd,Hg,Sn]"
+)
+
+
+def _check_text(smiles: object) -> str:
+    if smiles is None or (isinstance(smiles, float) and math.isnan(smiles)):
+        raise InvalidMoleculeError("missing SMILES")
+    if not isinstance(smiles, str):
+        raise InvalidMoleculeError(f"SMILES must be text, got {type(smiles).__name__}")
+    text = smiles.strip()
+    if not text:
+        raise InvalidMoleculeError("empty SMILES")
+    return text
+
+
+def _finish(mol: Chem.Mol, multi_fragment: bool) -> Chem.Mol:
+    """Sanitize, keep the largest organic fragment and neutralize; raise with a reason."""
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception as exc:  # RDKit raises several unrelated types (valence, kekulize...)
+        raise InvalidMoleculeError(f"invalid chemistry: {exc}".strip()) from None
+    if mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError("molecule has no atoms")
+    if mol.HasSubstructMatch(_METAL):  # covalently drawn salts: C(=O)O[Na] -> C(=O)[O-].[Na+]
+        mol = _METAL_DISCONNECTOR.Disconnect(mol)
+        multi_fragment = True
+    if multi_fragment:
+        mol = _FRAGMENT_CHOOSER.choose(mol)
+    if mol.HasSubstructMatch(_CHARGED):
+        mol = _UNCHARGER.uncharge(mol)
+    return mol
+
+
+def standardize(smiles: str) -> Chem.Mol:
+    """Parse and standardize one SMILES string.
+
+    Parameters
+    ----------
+    smiles
+        A SMILES string; surrounding whitespace is ignored.
+
+    Returns
+    -------
+    rdkit.Chem.Mol
+        Sanitized molecule: largest organic fragment, charges neutralized.
+
+    Raises
+    ------
+    InvalidMoleculeError
+        With the reason (syntax error, valence error, empty input, ...).
+    """
+    text = _check_text(smiles)
+    with rdkit_log_silenced():
+        mol = Chem.MolFromSmiles(text, sanitize=False)
+        if mol is None:
+            raise InvalidMoleculeError(f"unparseable SMILES: {text[:80]!r}")
+        return _finish(mol, "." in text)
+
+
+def mol_from_block(molblock: str) -> Chem.Mol:
+    """Parse and standardize one MDL molfile block (an SDF record without ``$$$$``)."""
+    if not isinstance(molblock, str) or not molblock.strip():
+        raise InvalidMoleculeError("empty molblock")
+    with rdkit_log_silenced():
+        mol = Chem.MolFromMolBlock(molblock, sanitize=False, removeHs=False)
+        if mol is None:
+            raise InvalidMoleculeError("unparseable molblock")
+        try:
+            mol = Chem.RemoveHs(mol, sanitize=False)
+        except Exception as exc:
+            raise InvalidMoleculeError(f"invalid molblock: {exc}") from None
+        return _finish(mol, len(Chem.GetMolFrags(mol)) > 1)
+
+
+def canonical_smiles(mol: Chem.Mol) -> str:
+    """RDKit canonical isomeric SMILES of an (already standardized) molecule."""
+    return Chem.MolToSmiles(mol)
+
+
+def standardize_many(smiles: Iterable[object]) -> tuple[list[Chem.Mol | None], list[str]]:
+    """Standardize a sequence, never raising for a bad entry.
+
+    Returns
+    -------
+    mols, errors
+        Two lists aligned with the input: a molecule or ``None``, and ``""`` or the reason.
+    """
+    mols: list[Chem.Mol | None] = []
+    errors: list[str] = []
+    for item in smiles:
+        try:
+            mols.append(standardize(item))  # type: ignore[arg-type]
+            errors.append("")
+        except InvalidMoleculeError as exc:
+            mols.append(None)
+            errors.append(str(exc))
+    return mols, errors

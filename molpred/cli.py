@@ -1,0 +1,244 @@
+"""``molpred`` command line: thin subcommands over the library.
+
+Exit codes: 0 success; 2 unusable input (missing file or column, no valid molecules, bad model
+file), with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from molpred import __version__
+
+TRAIN_EXAMPLE = """example:
+  molpred train data/esol.csv --smiles-column smiles \\
+      --target-columns "measured log solubility in mols per litre" \\
+      --split scaffold --epochs 60 --output esol.pt
+  molpred train data/tox21.csv --smiles-column smiles --target-columns NR-AR SR-p53 \\
+      --task classification --split kfold --folds 5 --output tox21.pt
+"""
+PREDICT_EXAMPLE = """example:
+  molpred predict esol.pt library.csv.gz --smiles-column smiles --output scores.csv
+  molpred predict esol.pt candidates.smi --output scores.parquet --workers 2 --top 10
+"""
+EVALUATE_EXAMPLE = """example:
+  molpred evaluate esol.pt data/esol.csv --smiles-column smiles \\
+      --target-columns "measured log solubility in mols per litre" --output metrics.json
+"""
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--encoder", choices=["dmpnn", "gine"], default="dmpnn")
+    g.add_argument("--hidden-size", type=int, default=300)
+    g.add_argument("--depth", type=int, default=3, help="message-passing steps")
+    g.add_argument("--dropout", type=float, default=0.0)
+    g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="sum")
+    g.add_argument("--head-hidden-size", type=int, default=300)
+    g.add_argument("--head-layers", type=int, default=2)
+    g.add_argument("--no-descriptors", action="store_true",
+                   help="do not feed RDKit 2D descriptors to the head")  # fmt: skip
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=60, help="maximum epochs")
+    g.add_argument("--batch-size", type=int, default=50)
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW)")
+    g.add_argument("--weight-decay", type=float, default=1e-2)
+    g.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="molpred", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"molpred {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser("train", help="train a model on a labeled table", epilog=TRAIN_EXAMPLE,
+                       formatter_class=fmt)  # fmt: skip
+    t.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
+    t.add_argument("--smiles-column", default="smiles")
+    t.add_argument("--target-columns", nargs="+", required=True)
+    t.add_argument("--task", choices=["regression", "classification"],
+                   help="task type for all targets (default: inferred per column)")  # fmt: skip
+    t.add_argument("--split", choices=["random", "scaffold", "kfold"], default="random")
+    t.add_argument("--split-sizes", type=float, nargs=3, default=[0.8, 0.1, 0.1])
+    t.add_argument("--folds", type=int, default=5, help="folds for --split kfold")
+    t.add_argument("--split-column", help="column of train/val/test labels (overrides --split)")
+    t.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
+    t.add_argument("--replicate", type=int, help="use only this entry of --splits-file")
+    t.add_argument("--ensemble-size", type=int, default=1, help="models per split (seeds)")
+    t.add_argument("--workers", type=int, help="featurization processes (default: all cores)")
+    t.add_argument("--no-cache", action="store_true", help="do not cache featurized data")
+    t.add_argument("--metrics-out", help="write the metrics JSON here")
+    t.add_argument("--problems-out", help="write rows that could not be used (CSV) here")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--output", "-o", required=True, help="model file to write")
+    _add_model_args(t)
+    _add_train_args(t)
+
+    p = sub.add_parser("predict", help="score molecules with a trained model",
+                       epilog=PREDICT_EXAMPLE, formatter_class=fmt)  # fmt: skip
+    p.add_argument("model")
+    p.add_argument("input", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
+    p.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv or .parquet")
+    p.add_argument("--smiles-column", help="default: the column named 'smiles'")
+    p.add_argument("--chunk-size", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--workers", type=int, default=1, help="featurization processes")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--top", type=int, default=0, help="print the N highest-scoring rows")
+    p.add_argument("--sort-by", help="task to rank by for --top (default: the first)")
+    p.add_argument("--ascending", action="store_true", help="rank lowest first for --top")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="metrics of a model on a labeled table",
+                       epilog=EVALUATE_EXAMPLE, formatter_class=fmt)  # fmt: skip
+    e.add_argument("model")
+    e.add_argument("data")
+    e.add_argument("--smiles-column", default="smiles")
+    e.add_argument("--target-columns", nargs="+", help="default: the model's task names")
+    e.add_argument("--output", "-o", help="write the metrics JSON here")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from molpred.models import ModelConfig
+    from molpred.train import TrainConfig, train
+
+    model_config = ModelConfig(
+        encoder=args.encoder, hidden_size=args.hidden_size, depth=args.depth,
+        dropout=args.dropout, pooling=args.pooling, head_hidden_size=args.head_hidden_size,
+        head_layers=args.head_layers, descriptors=not args.no_descriptors,
+    )  # fmt: skip
+    names = {f.name for f in fields(TrainConfig)}
+    train_config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    model, metrics = train(
+        args.data, args.smiles_column, args.target_columns, task_types=args.task,
+        model_config=model_config, train_config=train_config, split=args.split,
+        split_sizes=args.split_sizes, folds=args.folds, split_column=args.split_column,
+        splits_file=args.splits_file, replicate=args.replicate,
+        ensemble_size=args.ensemble_size, workers=args.workers,
+        cache_dir=None if args.no_cache else "default", progress=not args.quiet,
+    )  # fmt: skip
+    model.save(args.output)
+    _print_metrics(metrics, model.task_names)
+    if metrics["n_problems"]:
+        print(f"{metrics['n_problems']} input rows or labels could not be used"
+              + (f" (see {args.problems_out})" if args.problems_out else
+                 " (write them with --problems-out)"), file=sys.stderr)  # fmt: skip
+    if args.problems_out:
+        from molpred.io import atomic_path
+
+        with atomic_path(args.problems_out) as tmp:
+            model.problems.to_csv(tmp, index=False)
+    if args.metrics_out:
+        _write_json(args.metrics_out, metrics)
+    print(f"model written to {args.output}")
+    return 0
+
+
+def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
+    test, std = metrics["test"], metrics["test_std"]
+    if not test:
+        return
+    overall = [k for k in test if "/" not in k]
+    print(f"test metrics (mean ± sd over {len(metrics['members'])} model(s)):")
+    for key in overall:
+        print(f"  {key:8s} {test[key]:.4f} ± {std[key]:.4f}")
+    if len(task_names) > 1:
+        for key in sorted(k for k in test if "/" in k):
+            print(f"  {key:40s} {test[key]:.4f}")
+
+
+def _write_json(path: str, obj: dict) -> None:
+    from molpred.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=float))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from molpred.artifact import load_model
+    from molpred.predict import predict_file
+
+    model = load_model(args.model)
+    summary = predict_file(
+        model, args.input, args.output, smiles_column=args.smiles_column,
+        chunk_size=args.chunk_size, batch_size=args.batch_size, workers=args.workers,
+        device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    print(summary, file=sys.stderr)
+    if args.top:
+        _print_top(args, model.task_names)
+    return 0
+
+
+def _print_top(args: argparse.Namespace, task_names: Sequence[str]) -> None:
+    import pandas as pd
+
+    from molpred.data import DataError
+    from molpred.io import read_table
+
+    key = args.sort_by or task_names[0]
+    if key not in task_names:
+        raise DataError(f"--sort-by {key!r} is not a task of this model: {list(task_names)}")
+    df = read_table(args.output)
+    df = df[df["error"].isna()].drop(columns="error").sort_values(key, ascending=args.ascending)
+    with pd.option_context("display.max_colwidth", 60, "display.width", 160):
+        print(df.head(args.top).to_string(index=False))
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from molpred.artifact import load_model
+    from molpred.data import prepare_dataset
+    from molpred.io import read_table
+    from molpred.metrics import compute_metrics
+    from molpred.predict import score_featurized
+
+    model = load_model(args.model)
+    targets = args.target_columns or model.task_names
+    if len(targets) != len(model.task_names):
+        from molpred.data import DataError
+
+        raise DataError(f"the model predicts {len(model.task_names)} task(s), "
+                        f"got {len(targets)} target column(s)")  # fmt: skip
+    ds = prepare_dataset(read_table(args.data), args.smiles_column, targets, model.task_types)
+    from molpred.data import Featurized
+
+    feats = Featurized(ds.graphs, ds.descriptors, ds.smiles, [""] * len(ds))
+    preds = score_featurized(model, feats).mean(axis=-1)
+    metrics = compute_metrics(ds.targets, preds, model.task_names, model.task_types)
+    metrics["n_molecules"] = len(ds)
+    metrics["n_problems"] = len(ds.problems)
+    for key, value in metrics.items():
+        print(f"{key:40s} {value:.4f}" if isinstance(value, float) else f"{key:40s} {value}")
+    if args.output:
+        _write_json(args.output, metrics)
+    return 0
+
+
+COMMANDS = {"train": _train, "predict": _predict, "evaluate": _evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:  # DataError, ModelFileError, bad options
+        print(f"molpred {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Tables in, featurized molecules out.
+
+- :func:`featurize_smiles` turns SMILES into graphs (in worker processes for large inputs, with an
+  optional on-disk cache keyed by content hash) and never raises for a bad row.
+- :func:`prepare_dataset` turns a labeled table into a deduplicated :class:`MoleculeDataset`,
+  reporting every row it could not use and why.
+- :func:`collate` packs graphs into one PyG ``Data`` batch for the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Data
+
+from molpred.chem import InvalidMoleculeError, canonical_smiles, standardize
+from molpred.featurize import (
+    DESCRIPTOR_NAMES,
+    FEATURIZER_VERSION,
+    MolGraph,
+    descriptors,
+    featurize_mol,
+)
+
+__all__ = [
+    "DataError",
+    "Featurized",
+    "MoleculeDataset",
+    "featurize_smiles",
+    "prepare_dataset",
+    "collate",
+    "infer_task_types",
+]
+
+log = logging.getLogger(__name__)
+
+PARALLEL_THRESHOLD = 4000  # below this, worker start-up costs more than it saves
+_CHUNK = 1000
+
+
+class DataError(ValueError):
+    """A table cannot be used at all (missing column, no valid rows...). One-line message."""
+
+
+# --------------------------------------------------------------------------------------------
+# featurization
+
+
+@dataclass
+class Featurized:
+    """Featurization result aligned with the input SMILES.
+
+    ``graphs[i]`` is ``None`` exactly when ``errors[i]`` is non-empty; ``descriptors`` has a row
+    for every input (zeros for failed rows); ``canonical[i]`` is ``""`` for failed rows.
+    """
+
+    graphs: list[MolGraph | None]
+    descriptors: np.ndarray
+    canonical: list[str]
+    errors: list[str]
+
+
+def _featurize_chunk(args: tuple[Sequence[object], bool]) -> Featurized:
+    smiles, want_canonical = args
+    n_desc = len(DESCRIPTOR_NAMES)
+    graphs: list[MolGraph | None] = []
+    desc = np.zeros((len(smiles), n_desc), dtype=np.float32)
+    canon: list[str] = []
+    errors: list[str] = []
+    for i, smi in enumerate(smiles):
+        try:
+            mol = standardize(smi)  # type: ignore[arg-type]
+            graph = featurize_mol(mol)
+        except InvalidMoleculeError as exc:
+            graphs.append(None)
+            canon.append("")
+            errors.append(str(exc))
+            continue
+        graphs.append(graph)
+        desc[i] = descriptors(mol)
+        canon.append(canonical_smiles(mol) if want_canonical else "")
+        errors.append("")
+    return Featurized(graphs, desc, canon, errors)
+
+
+def _concat(parts: Sequence[Featurized]) -> Featurized:
+    if len(parts) == 1:
+        return parts[0]
+    return Featurized(
+        graphs=[g for p in parts for g in p.graphs],
+        descriptors=np.concatenate([p.descriptors for p in parts]),
+        canonical=[c for p in parts for c in p.canonical],
+        errors=[e for p in parts for e in p.errors],
+    )
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def featurize_smiles(
+    smiles: Sequence[object],
+    *,
+    canonical: bool = False,
+    workers: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> Featurized:
+    """Standardize and featurize SMILES; bad entries get a reason, never an exception.
+
+    Parameters
+    ----------
+    smiles
+        Input strings (``None``/NaN allowed; they become error rows).
+    canonical
+        Also return canonical SMILES (needed to deduplicate training data).
+    workers
+        Worker processes; default all available cores for inputs above a few thousand rows.
+    cache_dir
+        Directory of the on-disk feature cache; ``None`` disables caching.
+    """
+    smiles = list(smiles)
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"{_cache_key(smiles, canonical)}.npz"
+        if cache_file.exists():
+            try:
+                return _load_cache(cache_file)
+            except (OSError, ValueError, KeyError) as exc:  # corrupt cache: recompute
+                log.warning("ignoring unreadable feature cache %s: %s", cache_file, exc)
+    workers = workers or (default_workers() if len(smiles) >= PARALLEL_THRESHOLD else 1)
+    chunks = [(smiles[i : i + _CHUNK], canonical) for i in range(0, len(smiles), _CHUNK)]
+    if workers <= 1 or len(chunks) <= 1:
+        result = _concat([_featurize_chunk(c) for c in chunks] or [_featurize_chunk(([], False))])
+    else:
+        with _pool(workers) as pool:
+            result = _concat(pool.map(_featurize_chunk, chunks, chunksize=1))
+    if cache_file is not None:
+        _save_cache(cache_file, result)
+    return result
+
+
+def _pool(workers: int):
+    # fork is much faster to start; the children only run RDKit and numpy.
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+
+
+def _cache_key(smiles: Sequence[object], canonical: bool) -> str:
+    h = hashlib.sha256(f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}".encode())
+    for s in smiles:
+        h.update(b"\x00" + str(s).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:32]
+
+
+def _save_cache(path: Path, feats: Featurized) -> None:
+    ok = [g for g in feats.graphs if g is not None]
+    packed = pack([g for g in ok]) if ok else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    arrays = dict(
+        descriptors=feats.descriptors,
+        canonical=np.array(feats.canonical, dtype=str),
+        errors=np.array(feats.errors, dtype=str),
+    )
+    if packed is not None:
+        arrays.update({k: v for k, v in packed.items()})
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_cache(path: Path) -> Featurized:
+    with np.load(path, allow_pickle=False) as z:
+        errors = z["errors"].tolist()
+        ok_graphs = unpack({k: z[k] for k in _PACK_KEYS}) if "x" in z.files else []
+        it = iter(ok_graphs)
+        graphs = [None if e else next(it) for e in errors]
+        return Featurized(graphs, z["descriptors"], z["canonical"].tolist(), errors)
+
+
+# --------------------------------------------------------------------------------------------
+# packing: many MolGraphs <-> a few flat arrays (used by collate and the cache)
+
+_PACK_KEYS = ("x", "atom_mass", "edge_index", "edge_attr", "n_atoms", "n_edges")
+
+
+def pack(graphs: Sequence[MolGraph]) -> dict[str, np.ndarray]:
+    """Concatenate graphs; ``edge_index`` stays local to each graph (see :func:`unpack`)."""
+    return dict(
+        x=np.concatenate([g.x for g in graphs]),
+        atom_mass=np.concatenate([g.atom_mass for g in graphs]),
+        edge_index=np.concatenate([g.edge_index for g in graphs], axis=1),
+        edge_attr=np.concatenate([g.edge_attr for g in graphs]),
+        n_atoms=np.array([g.x.shape[0] for g in graphs], dtype=np.int64),
+        n_edges=np.array([g.edge_index.shape[1] for g in graphs], dtype=np.int64),
+    )
+
+
+def unpack(arrays: dict[str, np.ndarray]) -> list[MolGraph]:
+    a_off = np.concatenate([[0], np.cumsum(arrays["n_atoms"])])
+    e_off = np.concatenate([[0], np.cumsum(arrays["n_edges"])])
+    return [
+        MolGraph(
+            arrays["x"][a_off[i] : a_off[i + 1]],
+            arrays["atom_mass"][a_off[i] : a_off[i + 1]],
+            arrays["edge_index"][:, e_off[i] : e_off[i + 1]],
+            arrays["edge_attr"][e_off[i] : e_off[i + 1]],
+        )
+        for i in range(len(arrays["n_atoms"]))
+    ]
+
+
+def collate(
+    graphs: Sequence[MolGraph],
+    descriptors: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+) -> Data:
+    """Pack graphs into one PyG batch.
+
+    Shapes of the result: ``x [sum N, F_a]`` long, ``atom_mass [sum N, 1]``, ``edge_index
+    [2, sum E]`` (offset per graph), ``edge_attr [sum E, F_b]`` long, ``batch [sum N]``,
+    ``descriptors [G, D]``, ``y [G, T]`` (NaN = missing), ``num_graphs = G``.
+    """
+    p = pack(graphs)
+    offsets = np.repeat(np.cumsum(p["n_atoms"]) - p["n_atoms"], p["n_edges"])
+    batch = Data(
+        x=torch.from_numpy(p["x"].astype(np.int64)),
+        atom_mass=torch.from_numpy(p["atom_mass"]),
+        edge_index=torch.from_numpy(p["edge_index"] + offsets),
+        edge_attr=torch.from_numpy(p["edge_attr"].astype(np.int64)),
+        batch=torch.from_numpy(np.repeat(np.arange(len(graphs)), p["n_atoms"])),
+    )
+    batch.num_graphs = len(graphs)
+    if descriptors is not None:
+        batch.descriptors = torch.from_numpy(np.ascontiguousarray(descriptors, dtype=np.float32))
+    if targets is not None:
+        batch.y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+    return batch
+
+
+# --------------------------------------------------------------------------------------------
+# labeled tables
+
+
+@dataclass
+class MoleculeDataset:
+    """Deduplicated, featurized training data.
+
+    ``targets`` is ``[N, T]`` float32 with NaN for missing labels; ``source_rows[i]`` lists the
+    input rows merged into molecule ``i``; ``problems`` has one row per input row or label that
+    could not be used (columns ``row``, ``smiles``, ``reason``).
+    """
+
+    smiles: list[str]
+    graphs: list[MolGraph]
+    descriptors: np.ndarray
+    targets: np.ndarray
+    task_names: list[str]
+    task_types: list[str]
+    source_rows: list[list[int]]
+    problems: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_PROBLEM_COLS))
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def subset(self, index: Sequence[int]) -> MoleculeDataset:
+        idx = list(index)
+        return MoleculeDataset(
+            smiles=[self.smiles[i] for i in idx],
+            graphs=[self.graphs[i] for i in idx],
+            descriptors=self.descriptors[idx],
+            targets=self.targets[idx],
+            task_names=self.task_names,
+            task_types=self.task_types,
+            source_rows=[self.source_rows[i] for i in idx],
+            problems=self.problems,
+        )
+
+
+_PROBLEM_COLS = ["row", "smiles", "reason"]
+TASK_TYPES = ("regression", "classification")
+
+
+def infer_task_types(targets: pd.DataFrame) -> list[str]:
+    """``classification`` for columns whose labels are all 0/1, else ``regression``."""
+    types = []
+    for col in targets.columns:
+        values = targets[col].dropna().unique()
+        is_binary = len(values) > 0 and set(np.asarray(values, dtype=float)) <= {0.0, 1.0}
+        types.append("classification" if is_binary else "regression")
+    return types
+
+
+def _numeric_labels(df: pd.DataFrame, columns: Sequence[str], problems: list) -> pd.DataFrame:
+    out = {}
+    for col in columns:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce").astype(float)
+        bad_text = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        bad_inf = ~np.isfinite(num) & num.notna()
+        for row in np.flatnonzero(bad_text | bad_inf):
+            problems.append((row, None, f"unusable label {raw.iloc[row]!r} in {col!r}"))
+        num[bad_inf] = np.nan
+        if num.notna().sum() == 0:
+            raise DataError(f"target column {col!r} has no numeric labels")
+        out[col] = num.to_numpy()
+    return pd.DataFrame(out, index=df.index)
+
+
+def prepare_dataset(
+    df: pd.DataFrame,
+    smiles_column: str,
+    target_columns: Sequence[str],
+    task_types: Sequence[str] | str | None = None,
+    *,
+    workers: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> MoleculeDataset:
+    """Standardize, featurize and deduplicate a labeled table.
+
+    Invalid SMILES, unusable labels and rows without any label are reported in
+    ``dataset.problems`` (never silently dropped). Duplicates (same canonical SMILES) are merged:
+    regression labels are averaged; classification labels take the majority, and a conflict is
+    reported (a tie becomes a missing label).
+    """
+    missing = [c for c in [smiles_column, *target_columns] if c not in df.columns]
+    if missing:
+        raise DataError(f"column(s) not found: {', '.join(map(repr, missing))}; "
+                        f"available: {', '.join(map(str, df.columns))}")  # fmt: skip
+    if len(df) == 0:
+        raise DataError("the table has no rows")
+    df = df.reset_index(drop=True)
+    problems: list[tuple] = []
+    labels = _numeric_labels(df, target_columns, problems)
+    if task_types is None:
+        task_types = infer_task_types(labels)
+    elif isinstance(task_types, str):
+        task_types = [task_types] * len(target_columns)
+    task_types = list(task_types)
+    for col, kind in zip(target_columns, task_types, strict=True):
+        if kind not in TASK_TYPES:
+            raise DataError(f"unknown task type {kind!r}; choose from {TASK_TYPES}")
+        if kind == "classification":
+            values = set(np.unique(labels[col].dropna()))
+            if not values <= {0.0, 1.0}:
+                raise DataError(f"classification column {col!r} must hold 0/1 labels, "
+                                f"found {sorted(values)[:5]}")  # fmt: skip
+
+    feats = featurize_smiles(df[smiles_column].tolist(), canonical=True, workers=workers,
+                             cache_dir=cache_dir)  # fmt: skip
+    y = labels.to_numpy(dtype=np.float64)
+    groups: dict[str, list[int]] = {}
+    for row, (err, canon) in enumerate(zip(feats.errors, feats.canonical, strict=True)):
+        if err:
+            problems.append((row, df[smiles_column].iloc[row], err))
+        elif np.isnan(y[row]).all():
+            problems.append((row, df[smiles_column].iloc[row], "no label in any target column"))
+        else:
+            groups.setdefault(canon, []).append(row)
+    if not groups:
+        raise DataError("no valid molecules with labels in the table")
+
+    smiles, graphs, desc, targets, sources = [], [], [], [], []
+    for canon, rows in groups.items():
+        first = rows[0]
+        smiles.append(canon)
+        graphs.append(feats.graphs[first])
+        desc.append(feats.descriptors[first])
+        sources.append(rows)
+        targets.append(y[first] if len(rows) == 1 else _merge(y[rows], task_types, target_columns,
+                                                              rows, canon, problems))  # fmt: skip
+
+    table = pd.DataFrame(problems, columns=_PROBLEM_COLS)
+    for i, row in enumerate(table["row"]):  # fill in the SMILES of label problems
+        if table.at[i, "smiles"] is None:
+            table.at[i, "smiles"] = df[smiles_column].iloc[row]
+    return MoleculeDataset(
+        smiles=smiles,
+        graphs=graphs,
+        descriptors=np.asarray(desc, dtype=np.float32).reshape(len(graphs), len(DESCRIPTOR_NAMES)),
+        targets=np.asarray(targets, dtype=np.float32),
+        task_names=list(target_columns),
+        task_types=task_types,
+        source_rows=sources,
+        problems=table.sort_values("row", kind="stable").reset_index(drop=True),
+    )
+
+
+def _merge(values, task_types, names, rows, canon, problems) -> np.ndarray:
+    """Merge labels of duplicate molecules, task by task."""
+    merged = np.full(values.shape[1], np.nan)
+    for t, kind in enumerate(task_types):
+        col = values[:, t][~np.isnan(values[:, t])]
+        if len(col) == 0:
+            continue
+        if kind == "regression":
+            merged[t] = col.mean()
+            continue
+        frac = col.mean()
+        if 0 < frac < 1:
+            outcome = "missing (tie)" if frac == 0.5 else f"majority {round(frac)}"
+            problems.append((rows[0], canon, f"conflicting labels for {names[t]!r} in rows "
+                             f"{rows}: {col.astype(int).tolist()} -> {outcome}"))  # fmt: skip
+        merged[t] = np.nan if frac == 0.5 else float(round(frac))
+    return merged

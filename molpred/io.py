@@ -1,0 +1,251 @@
+"""Reading molecule tables and writing results.
+
+Formats, each optionally gzip-compressed: ``.csv``, ``.tsv``, ``.smi`` (SMILES, then an optional
+name after whitespace; no header), ``.sdf`` (records become rows: ``smiles``, the title as
+``name``, and every SD property as a column), and ``.parquet``.
+
+:func:`iter_table` streams a file in chunks of rows with every cell as text, so predictions can
+pass input columns through unchanged; a row that cannot be read (a broken SDF record) is kept
+with its reason in an ``error`` column.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from rdkit import Chem
+
+from molpred.chem import InvalidMoleculeError, mol_from_block
+from molpred.data import DataError
+
+__all__ = ["read_table", "iter_table", "table_format", "TableWriter", "atomic_path"]
+
+FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
+_CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
+
+
+def table_format(path: str | Path) -> str:
+    """``csv``, ``tsv``, ``smi``, ``sdf`` or ``parquet`` from the file name (``.gz`` ignored)."""
+    name = str(path).lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    suffix = name.rsplit(".", 1)[-1] if "." in Path(name).name else ""
+    if suffix in ("txt", "smiles"):
+        suffix = "smi"
+    if suffix not in FORMATS:
+        raise DataError(f"unsupported file type {Path(path).name!r}; use one of "
+                        ".csv .tsv .smi .sdf .parquet (optionally .gz)")  # fmt: skip
+    return suffix
+
+
+def _check_file(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    if p.stat().st_size == 0:
+        raise DataError(f"file is empty: {p}")
+    return p
+
+
+def _open_text(path: Path):
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def read_table(path: str | Path, *, as_text: bool = False) -> pd.DataFrame:
+    """Read a whole table. ``as_text`` keeps every cell as a string (no type inference)."""
+    chunks = list(iter_table(path, chunk_size=1 << 20, as_text=as_text))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def iter_table(
+    path: str | Path, chunk_size: int = 10_000, *, as_text: bool = True
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``path`` in chunks, in file order. Raises :class:`DataError` for an
+    unreadable or empty file; yields at least one (possibly empty) chunk for a header-only file.
+    """
+    p = _check_file(path)
+    fmt = table_format(p)
+    try:
+        if fmt in ("csv", "tsv"):
+            text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
+            reader = pd.read_csv(p, sep="," if fmt == "csv" else "\t", chunksize=chunk_size,
+                                 **text_opts, **_CSV_OPTS)  # fmt: skip
+            yield from _at_least_one(reader)
+        elif fmt == "smi":
+            yield from _at_least_one(_iter_smi(p, chunk_size))
+        elif fmt == "sdf":
+            yield from _at_least_one(_iter_sdf(p, chunk_size))
+        else:
+            yield from _at_least_one(_iter_parquet(p, chunk_size, as_text))
+    except pd.errors.EmptyDataError:
+        raise DataError(f"no columns found in {p}") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DataError(f"cannot parse {p.name}: {first}") from None
+
+
+def _at_least_one(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    empty = True
+    last = None
+    for chunk in chunks:
+        empty = False
+        last = chunk
+        yield chunk
+    if empty or last is None:
+        raise DataError("the file holds no rows")
+
+
+def _iter_smi(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    rows: list[tuple[str, str]] = []
+    with _open_text(path) as fh:
+        for line in fh:
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                rows.append(("", ""))  # kept, so output lines up with input lines
+                continue
+            parts = line.strip().split(maxsplit=1)
+            rows.append((parts[0], parts[1] if len(parts) > 1 else ""))
+            if len(rows) >= chunk_size:
+                yield pd.DataFrame(rows, columns=["smiles", "name"])
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows, columns=["smiles", "name"])
+
+
+def _sdf_records(path: Path) -> Iterator[str]:
+    lines: list[str] = []
+    with _open_text(path) as fh:
+        for line in fh:
+            if line.startswith("$$$$"):
+                yield "".join(lines)
+                lines = []
+            else:
+                lines.append(line)
+    if any(line.strip() for line in lines):
+        yield "".join(lines)  # a last record without its terminator
+
+
+def _sd_properties(block: str) -> dict[str, str]:
+    """The ``> <name>`` data items after ``M  END`` (multi-line values joined by newlines)."""
+    props: dict[str, str] = {}
+    _, sep, data = block.partition("M  END")
+    if not sep:
+        return props
+    name, values = None, []
+    for line in data.split("\n"):
+        if line.startswith(">"):
+            if name is not None:
+                props[name] = "\n".join(values).strip()
+            start, end = line.find("<"), line.find(">", line.find("<") + 1)
+            name, values = (line[start + 1 : end] if 0 <= start < end else None), []
+        elif name is not None:
+            values.append(line)
+    if name is not None:
+        props[name] = "\n".join(values).strip()
+    return props
+
+
+def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    rows: list[dict[str, str]] = []
+    for block in _sdf_records(path):
+        block = block.replace("\r\n", "\n")
+        row: dict[str, str] = {"name": block.split("\n", 1)[0].strip()}
+        try:
+            mol = mol_from_block(block)
+            row["smiles"] = Chem.MolToSmiles(mol)
+            row["error"] = ""
+        except InvalidMoleculeError as exc:
+            row["smiles"] = ""
+            row["error"] = f"SDF record: {exc}"
+        row.update(_sd_properties(block))
+        rows.append(row)
+        if len(rows) >= chunk_size:
+            yield pd.DataFrame(rows).fillna("")
+            rows = []
+    if rows:
+        yield pd.DataFrame(rows).fillna("")
+
+
+def _iter_parquet(path: Path, chunk_size: int, as_text: bool) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+        df = batch.to_pandas()
+        yield df.astype(str) if as_text else df
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds,
+    so a crash never leaves a partial file that looks complete."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class TableWriter:
+    """Append DataFrame chunks to a CSV/TSV (optionally .gz) or Parquet file, written atomically
+    on :meth:`close`. Use as a context manager."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.format = table_format(self.path)
+        if self.format not in ("csv", "tsv", "parquet"):
+            raise DataError(f"cannot write {self.format} output; use .csv, .tsv or .parquet")
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._fh = None
+        self._parquet = None
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.format == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+            self._parquet.write_table(table.cast(self._parquet.schema))
+            return
+        header = self._fh is None
+        if self._fh is None:
+            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
+            self._fh = opener(self._tmp, "wt", encoding="utf-8", newline="")
+        df.to_csv(self._fh, sep="," if self.format == "csv" else "\t", index=False,
+                  header=header, lineterminator="\n")  # fmt: skip
+
+    def close(self) -> None:
+        if self._parquet is None and self._fh is None:
+            self._tmp.touch()  # nothing written: still produce the (empty) file
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._fh is not None:
+            self._fh.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        for h in (self._parquet, self._fh):
+            if h is not None:
+                h.close()
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

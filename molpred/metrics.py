@@ -1,0 +1,63 @@
+"""Per-task metrics with missing labels (NaN) masked out, plus their averages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+__all__ = ["compute_metrics", "primary_metric", "HIGHER_IS_BETTER"]
+
+HIGHER_IS_BETTER = {"rmse": False, "mae": False, "r2": True, "roc_auc": True, "pr_auc": True,
+                    "loss": False}  # fmt: skip
+
+
+def _regression(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    err = p - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {
+        "rmse": float(np.sqrt((err**2).mean())),
+        "mae": float(np.abs(err).mean()),
+        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
+    }
+
+
+def _classification(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    if len(np.unique(y)) < 2:  # undefined with one class present
+        return {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
+
+
+def compute_metrics(
+    targets: np.ndarray, preds: np.ndarray, task_names: Sequence[str], task_types: Sequence[str]
+) -> dict[str, float]:
+    """Metrics per task (``"<task>/<metric>"``) and averaged over tasks (``"<metric>"``).
+
+    Shapes: ``targets, preds [N, T]``; NaN targets are ignored. A task with no labels (or one
+    class only) contributes NaN to its own entries and is left out of the averages.
+    """
+    out: dict[str, float] = {}
+    per_metric: dict[str, list[float]] = {}
+    for t, (name, kind) in enumerate(zip(task_names, task_types, strict=True)):
+        mask = ~np.isnan(targets[:, t])
+        if mask.sum() == 0:
+            continue
+        fn = _regression if kind == "regression" else _classification
+        for metric, value in fn(targets[mask, t], preds[mask, t]).items():
+            out[f"{name}/{metric}"] = value
+            if not np.isnan(value):
+                per_metric.setdefault(metric, []).append(value)
+    for metric, values in per_metric.items():
+        out[metric] = float(np.mean(values))
+    return out
+
+
+def primary_metric(task_types: Sequence[str]) -> str:
+    """The metric early stopping and tuning optimize: RMSE, ROC-AUC, or the loss if mixed."""
+    kinds = set(task_types)
+    if kinds == {"regression"}:
+        return "rmse"
+    if kinds == {"classification"}:
+        return "roc_auc"
+    return "loss"

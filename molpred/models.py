@@ -1,0 +1,211 @@
+"""Encoder -> pooling -> head, composed from parts and configured by one frozen dataclass.
+
+Encoders:
+
+- ``dmpnn``: directed bond message passing in the style of chemprop's D-MPNN. Hidden states
+  live on directed edges; a message into edge ``v->w`` sums the states of edges entering ``v``
+  except the reverse edge ``w->v``.
+- ``gine``: PyG's :class:`~torch_geometric.nn.GINEConv` with residual connections.
+
+Input batches come from :func:`molpred.data.collate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torch_geometric.nn import GINEConv, aggr
+
+from molpred.featurize import DESCRIPTOR_NAMES, atom_field_sizes, bond_field_sizes
+
+__all__ = ["ModelConfig", "MolModel", "build_model", "ENCODERS", "POOLINGS"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one model. Stored in every model file via ``dataclasses.asdict``."""
+
+    encoder: str = "dmpnn"
+    hidden_size: int = 300
+    depth: int = 3
+    dropout: float = 0.0
+    pooling: str = "sum"
+    head_hidden_size: int = 300
+    head_layers: int = 2
+    descriptors: bool = True
+    task_types: tuple[str, ...] = field(default=("regression",))
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODERS)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose from {sorted(POOLINGS)}")
+        if self.depth < 1 or self.hidden_size < 1 or self.head_layers < 1:
+            raise ValueError("depth, hidden_size and head_layers must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "task_types", tuple(self.task_types))
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_types)
+
+
+class FieldEmbedding(nn.Module):
+    """Sum of one embedding per categorical field: equal to ``one_hot(codes) @ W``.
+
+    Shapes: ``codes [N, F]`` long -> ``[N, out]``.
+    """
+
+    def __init__(self, sizes: Sequence[int], out: int):
+        super().__init__()
+        self.embedding = nn.Embedding(sum(sizes), out)
+        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, codes: Tensor) -> Tensor:
+        return self.embedding(codes + self.offsets).sum(dim=1)
+
+
+class AtomEmbedding(nn.Module):
+    """Atom codes and mass -> ``[N, out]``."""
+
+    def __init__(self, out: int, bias: bool = True):
+        super().__init__()
+        self.fields = FieldEmbedding(atom_field_sizes(), out)
+        self.mass = nn.Linear(1, out, bias=bias)
+
+    def forward(self, x: Tensor, atom_mass: Tensor) -> Tensor:
+        return self.fields(x) + self.mass(atom_mass)
+
+
+class DMPNNEncoder(nn.Module):
+    """Directed message passing (chemprop's D-MPNN); returns atom states ``[N, hidden]``.
+
+    Requires edges ``2k`` and ``2k+1`` to be reverses of each other (see ``featurize``).
+    """
+
+    def __init__(self, hidden: int, depth: int, dropout: float):
+        super().__init__()
+        self.depth = depth
+        self.atom_in = AtomEmbedding(hidden)
+        self.bond_in = FieldEmbedding(bond_field_sizes(), hidden)
+        self.W_h = nn.Linear(hidden, hidden, bias=False)
+        self.atom_out = AtomEmbedding(hidden)
+        self.W_o = nn.Linear(hidden, hidden, bias=False)
+        self.act = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, batch: Data) -> Tensor:
+        src, dst = batch.edge_index
+        n_atoms = batch.x.size(0)
+        rev = torch.arange(src.numel(), device=src.device) ^ 1
+        h0 = self.atom_in(batch.x, batch.atom_mass)[src] + self.bond_in(batch.edge_attr)
+        h = self.act(h0)
+        for _ in range(self.depth - 1):
+            incoming = h.new_zeros(n_atoms, h.size(1)).index_add_(0, dst, h)
+            message = incoming[src] - h[rev]
+            h = self.dropout(self.act(h0 + self.W_h(message)))
+        incoming = h.new_zeros(n_atoms, h.size(1)).index_add_(0, dst, h)
+        out = self.atom_out(batch.x, batch.atom_mass) + self.W_o(incoming)
+        return self.dropout(self.act(out))
+
+
+class GINEEncoder(nn.Module):
+    """Stack of residual GINE convolutions; returns atom states ``[N, hidden]``."""
+
+    def __init__(self, hidden: int, depth: int, dropout: float):
+        super().__init__()
+        self.atom_in = AtomEmbedding(hidden)
+        self.bond_in = FieldEmbedding(bond_field_sizes(), hidden)
+        self.convs = nn.ModuleList(
+            GINEConv(
+                nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)),
+                train_eps=True,
+            )
+            for _ in range(depth)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(depth))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, batch: Data) -> Tensor:
+        h = self.atom_in(batch.x, batch.atom_mass)
+        e = self.bond_in(batch.edge_attr)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = h + self.dropout(torch.relu(norm(conv(h, batch.edge_index, e))))
+        return h
+
+
+ENCODERS: dict[str, type[nn.Module]] = {"dmpnn": DMPNNEncoder, "gine": GINEEncoder}
+POOLINGS = ("mean", "sum", "attention")
+
+
+def _pooling(name: str, hidden: int) -> aggr.Aggregation:
+    if name == "mean":
+        return aggr.MeanAggregation()
+    if name == "sum":
+        return aggr.SumAggregation()
+    gate = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+    return aggr.AttentionalAggregation(gate_nn=gate)
+
+
+def _mlp(n_in: int, hidden: int, n_out: int, layers: int, dropout: float) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for i in range(layers - 1):
+        mods += [nn.Dropout(dropout), nn.Linear(n_in if i == 0 else hidden, hidden), nn.ReLU()]
+    mods += [nn.Dropout(dropout), nn.Linear(hidden if layers > 1 else n_in, n_out)]
+    return nn.Sequential(*mods)
+
+
+class MolModel(nn.Module):
+    """``encoder`` -> ``pool`` -> (+ normalized descriptors) -> ``head``.
+
+    The descriptor and target scalers are buffers, so one ``state_dict`` carries everything
+    numeric. :meth:`forward` returns raw outputs (standardized values / logits) for the loss;
+    :meth:`predict` returns values in the data's units and probabilities.
+
+    Shapes: batch of ``G`` graphs -> ``[G, n_tasks]``.
+    """
+
+    def __init__(self, config: ModelConfig, encoder: nn.Module, pool: nn.Module, head: nn.Module):
+        super().__init__()
+        self.config = config
+        self.encoder, self.pool, self.head = encoder, pool, head
+        n_desc, n_tasks = len(DESCRIPTOR_NAMES), config.n_tasks
+        self.register_buffer("desc_mean", torch.zeros(n_desc))
+        self.register_buffer("desc_scale", torch.ones(n_desc))
+        self.register_buffer("y_mean", torch.zeros(n_tasks))
+        self.register_buffer("y_scale", torch.ones(n_tasks))
+        is_cls = torch.tensor([t == "classification" for t in config.task_types])
+        self.register_buffer("is_classification", is_cls, persistent=False)
+
+    def embed(self, batch: Data) -> Tensor:
+        """Molecule representation fed to the head, ``[G, hidden (+ n_descriptors)]``."""
+        atoms = self.encoder(batch)
+        mol = self.pool(atoms, batch.batch, dim_size=batch.num_graphs)
+        if self.config.descriptors:
+            desc = (batch.descriptors - self.desc_mean) / self.desc_scale
+            mol = torch.cat([mol, desc.clamp(-10.0, 10.0)], dim=1)
+        return mol
+
+    def forward(self, batch: Data) -> Tensor:
+        return self.head(self.embed(batch))
+
+    @torch.no_grad()
+    def predict(self, batch: Data) -> Tensor:
+        out = self.forward(batch)
+        scaled = out * self.y_scale + self.y_mean
+        return torch.where(self.is_classification, torch.sigmoid(out), scaled)
+
+
+def build_model(config: ModelConfig) -> MolModel:
+    """Build an untrained model from its config alone (used by training and by model loading)."""
+    h = config.hidden_size
+    encoder = ENCODERS[config.encoder](h, config.depth, config.dropout)
+    n_in = h + (len(DESCRIPTOR_NAMES) if config.descriptors else 0)
+    head = _mlp(n_in, config.head_hidden_size, config.n_tasks, config.head_layers, config.dropout)
+    return MolModel(config, encoder, _pooling(config.pooling, h), head)

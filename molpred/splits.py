@@ -1,0 +1,150 @@
+"""Train / validation / test splits over a prepared dataset.
+
+Every splitter returns :class:`Split` objects of index arrays into the dataset. Scaffold splits
+group molecules by Bemis-Murcko scaffold so no scaffold is shared between parts, which is the
+honest estimate of performance on new chemical series.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from rdkit import Chem
+from rdkit.Chem.Scaffolds import MurckoScaffold
+
+from molpred.chem import rdkit_log_silenced
+
+__all__ = [
+    "Split",
+    "random_split",
+    "scaffold_split",
+    "kfold_splits",
+    "splits_from_labels",
+    "splits_from_file",
+    "SPLITTERS",
+]
+
+
+class Split(NamedTuple):
+    """Index arrays into a dataset (``int64``); disjoint."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
+    if len(sizes) != 3 or any(s < 0 for s in sizes) or not np.isclose(sum(sizes), 1.0):
+        raise ValueError(f"split sizes must be three non-negative fractions summing to 1: {sizes}")
+    return sizes[0], sizes[1], sizes[2]
+
+
+def random_split(n: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
+    """Shuffle ``range(n)`` and cut it into train / val / test."""
+    f_train, f_val, _ = _check_sizes(sizes)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train, n_val = int(round(f_train * n)), int(round(f_val * n))
+    return Split(perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :])
+
+
+def scaffold(smiles: str) -> str:
+    """Bemis-Murcko scaffold SMILES (``""`` for acyclic molecules)."""
+    with rdkit_log_silenced():
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None:
+            return smiles
+        return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+
+
+def scaffold_split(
+    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> Split:
+    """Balanced Bemis-Murcko scaffold split.
+
+    Scaffold groups larger than half the test size go to train first; the remaining groups are
+    shuffled with ``seed`` and fill train, then validation, then test. No scaffold is shared
+    between parts.
+    """
+    f_train, f_val, f_test = _check_sizes(sizes)
+    n = len(smiles)
+    groups: dict[str, list[int]] = {}
+    for i, smi in enumerate(smiles):
+        groups.setdefault(scaffold(smi), []).append(i)
+    n_train, n_val = f_train * n, f_val * n
+    big, small = [], []
+    for members in groups.values():
+        (big if len(members) > f_test * n / 2 else small).append(members)
+    rng = np.random.default_rng(seed)
+    small = [small[i] for i in rng.permutation(len(small))]
+    big.sort(key=len, reverse=True)
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
+    for members in big + small:
+        if len(train) + len(members) <= n_train:
+            train += members
+        elif len(val) + len(members) <= n_val:
+            val += members
+        else:
+            test += members
+    return Split(*(np.array(sorted(p), dtype=np.int64) for p in (train, val, test)))
+
+
+def kfold_splits(n: int, k: int = 5, seed: int = 0) -> list[Split]:
+    """``k`` splits: fold ``i`` is the test set, fold ``i+1`` validation, the rest training."""
+    if not 2 <= k <= n:
+        raise ValueError(f"k-fold needs 2 <= k <= number of molecules, got k={k}, n={n}")
+    folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    out = []
+    for i in range(k):
+        val_i = (i + 1) % k
+        train = np.concatenate([f for j, f in enumerate(folds) if j not in (i, val_i)])
+        out.append(Split(np.sort(train), np.sort(folds[val_i]), np.sort(folds[i])))
+    return out
+
+
+_PART_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
+
+
+def splits_from_labels(labels: Sequence[object], source_rows: Sequence[Sequence[int]]) -> Split:
+    """Split from a per-input-row column of ``train`` / ``val`` / ``test`` labels.
+
+    ``source_rows[i]`` lists the input rows merged into dataset molecule ``i``; the molecule
+    takes the part of its first row.
+    """
+    parts: list[list[int]] = [[], [], []]
+    for i, rows in enumerate(source_rows):
+        name = str(labels[rows[0]]).strip().lower()
+        if name not in _PART_NAMES:
+            raise ValueError(f"split value {labels[rows[0]]!r} in row {rows[0]} is not one of "
+                             "train / val / test")  # fmt: skip
+        parts[_PART_NAMES[name]].append(i)
+    return Split(*(np.array(p, dtype=np.int64) for p in parts))
+
+
+def splits_from_file(path: str | Path, source_rows: Sequence[Sequence[int]]) -> list[Split]:
+    """Splits from a JSON file: a list of ``{"train": [...], "val": [...], "test": [...]}`` of
+    input row indices (chemprop's ``--splits-file`` format; a single object is also accepted).
+    Rows that were dropped as invalid are skipped."""
+    spec = json.loads(Path(path).read_text())
+    if isinstance(spec, dict):
+        spec = [spec]
+    n_rows = 1 + max(r for rows in source_rows for r in rows)
+    out = []
+    for rep in spec:
+        labels = np.full(n_rows, "", dtype=object)
+        for key in ("train", "val", "test"):
+            idx = [i for i in rep.get(key, []) if i < n_rows]
+            labels[idx] = key
+        kept = [i for i, rows in enumerate(source_rows) if labels[rows[0]]]
+        split = splits_from_labels(labels, [source_rows[i] for i in kept])
+        kept_arr = np.array(kept, dtype=np.int64)
+        out.append(Split(*(kept_arr[p] for p in split)))
+    return out
+
+
+SPLITTERS = ("random", "scaffold", "kfold")

@@ -1,0 +1,313 @@
+"""Fit and evaluate models; :func:`train` runs the whole pipeline from a table to a model file.
+
+Nothing here parses command-line arguments: the CLI and the tuner call these functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from molpred.data import DataError, MoleculeDataset, collate, prepare_dataset
+from molpred.io import read_table
+from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
+from molpred.models import ModelConfig, MolModel, build_model
+from molpred.splits import (
+    Split,
+    kfold_splits,
+    random_split,
+    scaffold_split,
+    splits_from_file,
+    splits_from_labels,
+)
+
+__all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "predict_dataset", "train",
+           "resolve_device", "default_cache_dir"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization settings. Stored in every model file."""
+
+    epochs: int = 60
+    batch_size: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: int = 2
+    grad_clip: float = 10.0
+    patience: int = 20
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    metric: str
+    history: list[dict[str, float]]
+    seconds: float
+    seconds_to_best: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    root = os.environ.get("MOLPRED_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "molpred"
+    )
+    return Path(root) / "features"
+
+
+def _batches(ds: MoleculeDataset, batch_size: int, order: np.ndarray | None = None):
+    order = np.arange(len(ds)) if order is None else order
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield collate([ds.graphs[i] for i in idx], ds.descriptors[idx], ds.targets[idx])
+
+
+def _loss(model: MolModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Masked loss: MSE on standardized regression targets, BCE on classification logits."""
+    mask = ~torch.isnan(y)
+    y_std = torch.where(model.is_classification, y, (y - model.y_mean) / model.y_scale)
+    y_std = torch.nan_to_num(y_std)
+    mse = (out - y_std) ** 2
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(out, y_std, reduction="none")
+    per = torch.where(model.is_classification, bce, mse)
+    return (per * mask).sum() / mask.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def predict_dataset(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> np.ndarray:
+    """Predictions in data units (probabilities for classification), ``[N, T]``."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = [model.predict(b.to(device)).cpu() for b in _batches(ds, batch_size)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, model.config.n_tasks))
+
+
+def evaluate(model: MolModel, ds: MoleculeDataset) -> dict[str, float]:
+    """Metrics of ``model`` on ``ds`` (per task and averaged), plus the loss."""
+    preds = predict_dataset(model, ds)
+    metrics = compute_metrics(ds.targets, preds, ds.task_names, ds.task_types)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        losses = [(_loss(model, model(b.to(device)), b.y.to(device)).item(), b.num_graphs)
+                  for b in _batches(ds, 256)]  # fmt: skip
+    metrics["loss"] = sum(l * n for l, n in losses) / max(1, sum(n for _, n in losses))
+    return metrics
+
+
+def _fit_scalers(model: MolModel, train: MoleculeDataset) -> None:
+    desc = train.descriptors
+    model.desc_mean.copy_(torch.from_numpy(desc.mean(0)))
+    model.desc_scale.copy_(torch.from_numpy(np.where(desc.std(0) > 1e-6, desc.std(0), 1.0)))
+    y = train.targets
+    for t, kind in enumerate(train.task_types):
+        col = y[:, t][~np.isnan(y[:, t])]
+        if kind == "regression" and len(col):
+            model.y_mean[t] = float(col.mean())
+            model.y_scale[t] = float(col.std()) if col.std() > 1e-8 else 1.0
+
+
+def _lr_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up from 10% to 100%, then cosine decay to 10% of the peak rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return 0.1 + 0.9 * step / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def fit(
+    model: MolModel,
+    train: MoleculeDataset,
+    val: MoleculeDataset,
+    config: TrainConfig = TrainConfig(),
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` in place; the weights of the best validation epoch are restored.
+
+    ``on_epoch(epoch, val_metrics)`` is called after every epoch (the tuner prunes from it; it may
+    raise to stop training).
+    """
+    if len(train) == 0:
+        raise DataError("the training split is empty")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    _fit_scalers(model, train)
+    model.to(device)
+    metric = primary_metric(train.task_types)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch)
+    )
+    best = (-math.inf, 0, copy.deepcopy(model.state_dict()), 0.0)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress,
+               leave=False, dynamic_ncols=True)  # fmt: skip
+    for epoch in bar:
+        model.train()
+        total, count = 0.0, 0
+        for batch in _batches(train, config.batch_size, rng.permutation(len(train))):
+            if batch.num_graphs < 2 and count:  # a 1-molecule last batch adds only noise
+                continue
+            batch = batch.to(device)
+            loss = _loss(model, model(batch), batch.y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            sched.step()
+            total += loss.item() * batch.num_graphs
+            count += batch.num_graphs
+        val_metrics = evaluate(model, val) if len(val) else {"loss": total / count}
+        score = val_metrics.get(metric, float("nan"))
+        if math.isnan(score):  # e.g. one class only in validation: fall back to the loss
+            score = -val_metrics["loss"] * sign
+        history.append({"epoch": epoch, "train_loss": total / count, **val_metrics})
+        if sign * score > best[0]:
+            best = (sign * score, epoch, copy.deepcopy(model.state_dict()),
+                    time.perf_counter() - start)  # fmt: skip
+        bar.set_postfix(loss=f"{total / count:.3f}", **{f"val_{metric}": f"{score:.3f}"},
+                        best=best[1])  # fmt: skip
+        if on_epoch is not None:
+            on_epoch(epoch, val_metrics)
+        if epoch - best[1] >= config.patience:
+            break
+    bar.close()
+    model.load_state_dict(best[2])
+    model.eval()
+    return FitResult(best[1], sign * best[0], metric, history, time.perf_counter() - start, best[3])
+
+
+def make_splits(
+    ds: MoleculeDataset,
+    split: str = "random",
+    *,
+    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    folds: int = 5,
+    seed: int = 0,
+    split_labels: Sequence[object] | None = None,
+    splits_file: str | Path | None = None,
+    replicate: int | None = None,
+) -> list[Split]:
+    """The splits to train on: one for random/scaffold, ``folds`` for k-fold, or user-given."""
+    if splits_file is not None:
+        splits = splits_from_file(splits_file, ds.source_rows)
+        return splits if replicate is None else [splits[replicate]]
+    if split_labels is not None:
+        return [splits_from_labels(split_labels, ds.source_rows)]
+    if split == "random":
+        return [random_split(len(ds), sizes, seed)]
+    if split == "scaffold":
+        return [scaffold_split(ds.smiles, sizes, seed)]
+    if split == "kfold":
+        return kfold_splits(len(ds), folds, seed)
+    raise ValueError(f"unknown split {split!r}; choose random, scaffold or kfold")
+
+
+def train(
+    data: pd.DataFrame | str | Path,
+    smiles_column: str,
+    target_columns: Sequence[str],
+    *,
+    task_types: Sequence[str] | str | None = None,
+    model_config: ModelConfig | dict | None = None,
+    train_config: TrainConfig | None = None,
+    split: str = "random",
+    split_sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    folds: int = 5,
+    split_column: str | None = None,
+    splits_file: str | Path | None = None,
+    replicate: int | None = None,
+    ensemble_size: int = 1,
+    workers: int | None = None,
+    cache_dir: str | Path | None = "default",
+    progress: bool = True,
+    provenance: dict | None = None,
+):
+    """Train (and test) a model from a labeled table.
+
+    One model is trained per split (k-fold and multi-replicate split files give several) and per
+    ensemble seed; all of them become members of the returned model, whose prediction is their
+    mean. Test metrics are reported per member and as mean and standard deviation.
+
+    Returns
+    -------
+    model, metrics
+        A :class:`molpred.artifact.MolpredModel` and a dict with ``test`` (mean over members),
+        ``test_std``, ``members`` (one entry per trained member) and ``n_problems``.
+    """
+    from molpred.artifact import MolpredModel
+
+    df = read_table(data) if not isinstance(data, pd.DataFrame) else data
+    train_config = train_config or TrainConfig()
+    if cache_dir == "default":
+        cache_dir = default_cache_dir()
+    ds = prepare_dataset(df, smiles_column, target_columns, task_types, workers=workers,
+                         cache_dir=cache_dir)  # fmt: skip
+    if isinstance(model_config, dict):
+        model_config = ModelConfig(**model_config)
+    model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
+    if split_column is not None and split_column not in df.columns:
+        raise DataError(f"split column {split_column!r} not found")
+    splits = make_splits(
+        ds, split, sizes=split_sizes, folds=folds, seed=train_config.seed,
+        split_labels=None if split_column is None else df[split_column].tolist(),
+        splits_file=splits_file, replicate=replicate,
+    )  # fmt: skip
+    members: list[MolModel] = []
+    reports: list[dict] = []
+    for s_i, sp in enumerate(splits):
+        for e_i in range(ensemble_size):
+            cfg = replace(train_config, seed=train_config.seed + e_i)
+            torch.manual_seed(cfg.seed)
+            model = build_model(model_config)
+            result = fit(model, ds.subset(sp.train), ds.subset(sp.val), cfg, progress=progress)
+            test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
+            val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
+            members.append(model.cpu())
+            reports.append({"split": s_i, "seed": cfg.seed, "best_epoch": result.best_epoch,
+                            "epochs_run": len(result.history), "seconds": result.seconds,
+                            "seconds_to_best": result.seconds_to_best,
+                            "n_train": len(sp.train), "n_val": len(sp.val), "n_test": len(sp.test),
+                            "val": val, "test": test})  # fmt: skip
+    keys = sorted({k for r in reports for k in r["test"]})
+    mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+    std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+    metrics = {"test": mean, "test_std": std, "members": reports, "n_problems": len(ds.problems),
+               "primary_metric": primary_metric(ds.task_types)}  # fmt: skip
+    model = MolpredModel.from_training(
+        members, ds, model_config=asdict(model_config), train_config=asdict(train_config),
+        metrics=metrics, split=split if split_column is None and splits_file is None else "user",
+        provenance=provenance,
+    )  # fmt: skip
+    return model, metrics

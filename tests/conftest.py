@@ -1,0 +1,30 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from molpred.models import ModelConfig
+from molpred.train import TrainConfig
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOLPRED_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_csv() -> Path:
+    return DATA / "tiny.csv"
+
+
+@pytest.fixture(scope="session")
+def esol() -> pd.DataFrame:
+    return pd.read_csv(ROOT / "data" / "esol.csv")
+
+
+ESOL_TARGET = "measured log solubility in mols per litre"
+SMALL = ModelConfig(hidden_size=48, head_hidden_size=48, depth=2)
+FAST = TrainConfig(epochs=3, batch_size=32, patience=10)

@@ -1,0 +1,80 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from molpred.artifact import FORMAT_VERSION, ModelFileError, load_model
+from molpred.train import train
+
+from .conftest import ESOL_TARGET, FAST, SMALL
+
+
+@pytest.fixture(scope="module")
+def trained(esol):
+    model, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL,
+                     train_config=FAST, progress=False, cache_dir=None)  # fmt: skip
+    return model
+
+
+def test_round_trip_gives_identical_predictions(trained, tmp_path):
+    path = trained.save(tmp_path / "m.pt")
+    loaded = load_model(path)
+    smiles = ["CCO", "c1ccccc1O", "bad", "CC(=O)Nc1ccc(O)cc1"]
+    a, b = trained.predict(smiles), loaded.predict(smiles)
+    assert a.equals(b)
+    meta = loaded.metadata
+    assert meta["task_names"] == [ESOL_TARGET] and meta["molpred_version"]
+    assert meta["data_fingerprint"] == trained.metadata["data_fingerprint"]
+    assert meta["train_config"]["epochs"] == FAST.epochs and "test" in meta["metrics"]
+
+
+def test_file_holds_only_plain_types(trained, tmp_path):
+    path = trained.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)  # would raise on any pickled object
+    assert payload["format_version"] == FORMAT_VERSION
+    json.loads(payload["metadata"])
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("open('/tmp/molpred_pwned', 'w').write('x')",))
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "molpred-model", "format_version": 1, "x": _Evil()}, path,
+               pickle_protocol=2)  # fmt: skip
+    with pytest.raises(ModelFileError, match="refused|not a readable"):
+        load_model(path)
+    import os
+
+    assert not os.path.exists("/tmp/molpred_pwned")
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(ModelFileError):
+        load_model(raw)
+
+
+def test_truncated_and_tampered_files_fail_clearly(trained, tmp_path):
+    path = trained.save(tmp_path / "m.pt")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError):
+        load_model(tmp_path / "cut.pt")
+    payload = torch.load(path, weights_only=True)
+    first = next(iter(payload["members"][0]))
+    payload["members"][0][first] = payload["members"][0][first] + 1
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(tmp_path / "tampered.pt")
+
+
+def test_incompatible_format_version(trained, tmp_path):
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ModelFileError, match="format version"):
+        load_model(tmp_path / "future.pt")
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.pt")

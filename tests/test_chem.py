@@ -1,0 +1,72 @@
+import math
+
+import pytest
+from rdkit import Chem, RDLogger
+
+from molpred.chem import (
+    InvalidMoleculeError,
+    canonical_smiles,
+    mol_from_block,
+    rdkit_log_silenced,
+    standardize,
+    standardize_many,
+)
+
+
+def test_strips_salts_and_solvents_keeping_largest_organic_fragment():
+    mol = standardize("CCN(CC)CC.Cl")
+    assert canonical_smiles(mol) == "CCN(CC)CC"
+    assert canonical_smiles(standardize("O.O.CC(=O)O[Na]")) in {"CC(=O)O", "CC(=O)[O-]"}
+
+
+def test_neutralizes_charges():
+    assert canonical_smiles(standardize("CC(=O)[O-]")) == "CC(=O)O"
+    assert canonical_smiles(standardize("C[NH3+]")) == "CN"
+    # a quaternary ammonium has no neutral form and keeps its charge
+    assert "+" in canonical_smiles(standardize("C[N+](C)(C)C"))
+
+
+def test_canonical_smiles_is_order_independent():
+    assert canonical_smiles(standardize("OCC")) == canonical_smiles(standardize("C(O)C"))
+
+
+@pytest.mark.parametrize(
+    ("smiles", "reason"),
+    [
+        ("C1CC", "unparseable"),
+        ("not a smiles", "unparseable"),
+        ("C1CC1N(C)(C)(C)C", "valence"),
+        ("c1cccc1", "kekulize"),
+        ("", "empty"),
+        ("   ", "empty"),
+        (None, "missing"),
+        (math.nan, "missing"),
+        (42, "must be text"),
+    ],
+)
+def test_invalid_inputs_raise_one_error_type_with_a_reason(smiles, reason):
+    with pytest.raises(InvalidMoleculeError, match=f"(?i){reason}"):
+        standardize(smiles)
+
+
+def test_standardize_many_never_raises_and_stays_aligned():
+    mols, errors = standardize_many(["CCO", "C1CC", None, "c1ccccc1"])
+    assert [m is None for m in mols] == [False, True, True, False]
+    assert errors[0] == "" and errors[3] == ""
+    assert errors[1] and errors[2]
+
+
+def test_molblock_round_trip_and_bad_block():
+    block = Chem.MolToMolBlock(Chem.MolFromSmiles("c1ccccc1O"))
+    assert canonical_smiles(mol_from_block(block)) == "Oc1ccccc1"
+    with pytest.raises(InvalidMoleculeError):
+        mol_from_block("garbage\n\n\n  1  0\n")
+
+
+def test_log_silencing_is_scoped(capfd):
+    with rdkit_log_silenced():
+        Chem.MolFromSmiles("C1CC")
+    assert "SMILES Parse Error" not in capfd.readouterr().err
+    RDLogger.EnableLog("rdApp.error")
+    Chem.MolFromSmiles("C1CC")  # outside the block RDKit logs again
+    assert "SMILES Parse Error" in capfd.readouterr().err

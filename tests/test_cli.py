@@ -1,0 +1,59 @@
+"""End to end through the installed ``molpred`` command, as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from .conftest import ESOL_TARGET, ROOT
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "molpred.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
+    data = tmp_path / "esol.csv"
+    esol.head(150).to_csv(data, index=False)
+    model = tmp_path / "m.pt"
+    run("train", data, "--target-columns", ESOL_TARGET, "--epochs", "3", "--hidden-size", "32",
+        "--head-hidden-size", "32", "--split", "scaffold", "--output", model, "--quiet",
+        "--metrics-out", tmp_path / "metrics.json")  # fmt: skip
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test"]["rmse"] > 0 and metrics["members"][0]["n_train"] > 100
+
+    out = tmp_path / "scores.csv"
+    proc = run("predict", model, tiny_csv, "--output", out, "--top", "3", "--quiet")
+    scores = pd.read_csv(out, keep_default_na=False)
+    src = pd.read_csv(tiny_csv, keep_default_na=False)
+    assert scores["id"].tolist() == src["id"].tolist()
+    assert (scores["error"] != "").sum() == 3 and "16 rows: 13 scored, 3 failed" in proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 4  # header + top 3
+
+    proc = run("evaluate", model, data, "--target-columns", ESOL_TARGET, "--output",
+               tmp_path / "eval.json")  # fmt: skip
+    assert json.loads((tmp_path / "eval.json").read_text())["n_molecules"] == 150
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
+def test_help_shows_a_worked_example(command):
+    assert "example:" in run(command, "--help").stdout
+
+
+def test_unusable_input_exits_2_with_one_line(tmp_path, tiny_csv):
+    proc = run("train", tmp_path / "missing.csv", "--target-columns", "y", "--output",
+               tmp_path / "m.pt", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "file not found" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run("train", tiny_csv, "--target-columns", "nope", "--output", tmp_path / "m.pt",
+               check=False)  # fmt: skip
+    assert proc.returncode == 2 and "'nope'" in proc.stderr
+    proc = run("predict", tmp_path / "m.pt", tiny_csv, "--output", tmp_path / "o.csv",
+               check=False)  # fmt: skip
+    assert proc.returncode == 2 and "model file not found" in proc.stderr

@@ -1,0 +1,81 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from molpred.data import DataError, collate, featurize_smiles, infer_task_types, prepare_dataset
+
+
+def test_prepare_reports_every_unusable_row(tiny_csv):
+    df = pd.read_csv(tiny_csv)
+    ds = prepare_dataset(df, "smiles", ["logS", "active"], ["regression", "classification"])
+    reasons = dict(zip(ds.problems["row"], ds.problems["reason"], strict=False))
+    assert "unparseable" in reasons[2]  # not_a_smiles
+    assert "valence" in reasons[4]
+    assert "empty" in reasons[6] or "missing" in reasons[6]
+    assert "unusable label 'abc'" in reasons[13]
+    # CCO appears twice (rows 0 and 12): merged, regression averaged, class agrees
+    i = ds.smiles.index("CCO")
+    assert ds.source_rows[i] == [0, 12]
+    assert ds.targets[i, 0] == pytest.approx(0.6)
+    assert ds.targets[i, 1] == 1
+    # the salt was stripped; its missing class label stays NaN
+    j = ds.smiles.index("CCN(CC)CC")
+    assert np.isnan(ds.targets[j, 1])
+    assert len(ds) == 16 - 3 - 1  # 3 invalid SMILES, 1 duplicate
+
+
+def test_conflicting_class_labels_are_reported():
+    df = pd.DataFrame({"smiles": ["CCO", "OCC", "C(C)O", "CCN"], "y": [1, 0, 0, 1]})
+    ds = prepare_dataset(df, "smiles", ["y"], "classification")
+    assert ds.targets[ds.smiles.index("CCO"), 0] == 0  # majority
+    assert ds.problems["reason"].str.contains("conflicting labels").sum() == 1
+
+
+def test_missing_column_and_unusable_tables():
+    df = pd.DataFrame({"smiles": ["CCO"], "y": [1.0]})
+    with pytest.raises(DataError, match="'nope'"):
+        prepare_dataset(df, "smiles", ["nope"])
+    with pytest.raises(DataError, match="no numeric labels"):
+        prepare_dataset(pd.DataFrame({"smiles": ["CCO"], "y": ["x"]}), "smiles", ["y"])
+    with pytest.raises(DataError, match="no valid molecules"):
+        prepare_dataset(pd.DataFrame({"smiles": ["C1CC"], "y": [1.0]}), "smiles", ["y"])
+    with pytest.raises(DataError, match="0/1"):
+        prepare_dataset(pd.DataFrame({"smiles": ["CCO"], "y": [2.0]}), "smiles", ["y"],
+                        "classification")
+
+
+def test_inf_label_is_reported_and_masked():
+    df = pd.DataFrame({"smiles": ["CCO", "CCC"], "y": [np.inf, 1.0]})
+    ds = prepare_dataset(df, "smiles", ["y"])
+    assert len(ds) == 1 and "unusable label" in ds.problems["reason"][0]
+
+
+def test_task_type_inference():
+    df = pd.DataFrame({"a": [0, 1, np.nan], "b": [0.5, 1, 2]})
+    assert infer_task_types(df) == ["classification", "regression"]
+
+
+def test_parallel_and_cached_featurization_match_serial(esol, tmp_path):
+    smiles = esol["smiles"].tolist()[:300] + ["bad", None]
+    serial = featurize_smiles(smiles, canonical=True, workers=1)
+    parallel = featurize_smiles(smiles, canonical=True, workers=2)
+    cached = featurize_smiles(smiles, canonical=True, cache_dir=tmp_path)
+    again = featurize_smiles(smiles, canonical=True, cache_dir=tmp_path)  # read from disk
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    for other in (parallel, cached, again):
+        assert other.errors == serial.errors and other.canonical == serial.canonical
+        np.testing.assert_array_equal(other.descriptors, serial.descriptors)
+        for a, b in zip(serial.graphs, other.graphs, strict=True):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_array_equal(a.x, b.x)
+                np.testing.assert_array_equal(a.edge_index, b.edge_index)
+
+
+def test_collate_offsets_edges_per_graph():
+    feats = featurize_smiles(["CCO", "c1ccccc1"])
+    batch = collate(feats.graphs, feats.descriptors, np.array([[1.0], [np.nan]]))
+    assert batch.num_graphs == 2 and batch.x.shape[0] == 9
+    assert batch.batch.tolist() == [0] * 3 + [1] * 6
+    assert batch.edge_index[:, 4:].min() >= 3  # benzene edges point into benzene atoms
+    assert batch.y.shape == (2, 1) and np.isnan(batch.y[1, 0].item())

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from molpred.data import collate, featurize_smiles
+from molpred.models import ModelConfig, build_model
+
+
+def _batch(smiles):
+    feats = featurize_smiles(smiles)
+    return collate(feats.graphs, feats.descriptors)
+
+
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("pooling", ["mean", "sum", "attention"])
+def test_output_shape(encoder, pooling):
+    cfg = ModelConfig(encoder=encoder, pooling=pooling, hidden_size=16, head_hidden_size=16,
+                      task_types=("regression", "classification", "regression"))
+    out = build_model(cfg)(_batch(["CCO", "c1ccccc1", "C"]))
+    assert out.shape == (3, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+def test_invariant_to_atom_order_and_batch_composition(encoder):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder=encoder, hidden_size=16, head_hidden_size=16)).eval()
+    a = model(_batch(["OCC(=O)Nc1ccccc1"]))
+    b = model(_batch(["c1ccc(NC(=O)CO)cc1"]))  # same molecule, other atom order
+    c = model(_batch(["CCCC", "OCC(=O)Nc1ccccc1", "N"]))[1:2]  # inside a larger batch
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_predict_unscales_regression_and_squashes_classification():
+    model = build_model(ModelConfig(hidden_size=8, head_hidden_size=8,
+                                    task_types=("regression", "classification"))).eval()
+    model.y_mean[0], model.y_scale[0] = 100.0, 10.0
+    batch = _batch(["CCO", "CCN"])
+    raw, pred = model(batch), model.predict(batch)
+    torch.testing.assert_close(pred[:, 0], raw[:, 0] * 10 + 100)
+    assert ((pred[:, 1] > 0) & (pred[:, 1] < 1)).all()
+
+
+@pytest.mark.parametrize("bad", [dict(encoder="gcn"), dict(pooling="max"), dict(depth=0),
+                                 dict(dropout=1.5)])
+def test_config_rejects_unknown_values(bad):
+    with pytest.raises(ValueError):
+        ModelConfig(**bad)
+
+
+def test_descriptor_toggle_changes_head_input():
+    with_d = build_model(ModelConfig(hidden_size=8, descriptors=True))
+    without = build_model(ModelConfig(hidden_size=8, descriptors=False))
+    batch = _batch(["CCO"])
+    assert with_d.embed(batch).shape[1] > without.embed(batch).shape[1] == 8
+    assert np.isfinite(with_d.embed(batch).detach().numpy()).all()

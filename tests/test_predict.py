@@ -1,0 +1,93 @@
+import gzip
+
+import pandas as pd
+import pytest
+from rdkit import Chem
+
+from molpred.data import DataError
+from molpred.predict import predict, predict_file
+from molpred.train import train
+
+from .conftest import ESOL_TARGET, FAST, SMALL
+
+
+@pytest.fixture(scope="module")
+def model(esol):
+    m, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST,
+                 progress=False, cache_dir=None)  # fmt: skip
+    return m
+
+
+def test_predict_returns_one_row_per_input_in_order(model):
+    smiles = ["CCO", "C1CC", None, "c1ccccc1", "", "CCO"]
+    out = predict(model, smiles)
+    assert list(out.columns) == ["smiles", ESOL_TARGET, "error"]
+    assert len(out) == 6 and out["smiles"][3] == "c1ccccc1" and out["smiles"][1] == "C1CC"
+    assert out["error"].ne("").tolist() == [False, True, True, False, True, False]
+    assert out[ESOL_TARGET].isna().tolist() == out["error"].ne("").tolist()
+    assert out[ESOL_TARGET][0] == out[ESOL_TARGET][5]
+
+
+def test_predict_file_csv_streams_and_aligns(model, tiny_csv, tmp_path):
+    out_path = tmp_path / "out.csv"
+    summary = predict_file(model, tiny_csv, out_path, chunk_size=4, progress=False)
+    src = pd.read_csv(tiny_csv, dtype=str, keep_default_na=False)
+    out = pd.read_csv(out_path, dtype=str, keep_default_na=False)
+    assert summary.rows == 16 and summary.failed == 3
+    assert out["id"].tolist() == src["id"].tolist()  # input columns passed through, in order
+    assert out["active"].tolist() == src["active"].tolist()
+    assert (out["error"] != "").sum() == 3
+
+
+def test_workers_give_the_same_output(model, esol, tmp_path):
+    src = tmp_path / "lib.csv.gz"
+    esol[["smiles"]].head(500).to_csv(src, index=False)
+    predict_file(model, src, tmp_path / "a.csv", chunk_size=64, workers=1, progress=False)
+    predict_file(model, src, tmp_path / "b.csv", chunk_size=64, workers=2, progress=False)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_smi_sdf_parquet_inputs(model, tmp_path):
+    smi = tmp_path / "x.smi.gz"
+    with gzip.open(smi, "wt") as fh:
+        fh.write("CCO ethanol\n\nC1CC broken\nc1ccccc1 benzene ring\n")
+    out = predict_file(model, smi, tmp_path / "smi.parquet", progress=False)
+    df = pd.read_parquet(tmp_path / "smi.parquet")
+    assert out.rows == 4 and df["name"].tolist() == ["ethanol", "", "broken", "benzene ring"]
+    assert df["error"].ne("").tolist() == [False, True, True, False]
+
+    sdf = tmp_path / "x.sdf"
+    w = Chem.SDWriter(str(sdf))
+    for smi_, name in [("CCO", "a"), ("c1ccccc1", "b")]:
+        mol = Chem.MolFromSmiles(smi_)
+        mol.SetProp("_Name", name)
+        mol.SetProp("vendor_id", f"V-{name}")
+        w.write(mol)
+    w.close()
+    text = sdf.read_text()
+    sdf.write_text(text + "broken record\n\n\n  9  9  0  0\n$$$$\n")
+    predict_file(model, sdf, tmp_path / "sdf.csv", progress=False)
+    df = pd.read_csv(tmp_path / "sdf.csv", keep_default_na=False)
+    assert df["vendor_id"].tolist()[:2] == ["V-a", "V-b"] and len(df) == 3
+    assert df["error"][2].startswith("SDF record")
+
+    pq = tmp_path / "x.parquet"
+    pd.DataFrame({"SMILES": ["CCO", "bad"], "id": [1, 2]}).to_parquet(pq)
+    predict_file(model, pq, tmp_path / "pq.csv", progress=False)
+    assert len(pd.read_csv(tmp_path / "pq.csv")) == 2
+
+
+def test_unusable_inputs(model, tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        predict_file(model, tmp_path / "empty.csv", tmp_path / "o.csv", progress=False)
+    (tmp_path / "header.csv").write_text("smiles,id\n")
+    predict_file(model, tmp_path / "header.csv", tmp_path / "o.csv", progress=False)
+    assert pd.read_csv(tmp_path / "o.csv").shape[0] == 0
+    (tmp_path / "bad.csv").write_text("smiles\nC1CC\nxyz\n")
+    with pytest.raises(DataError, match="no valid molecules"):
+        predict_file(model, tmp_path / "bad.csv", tmp_path / "o2.csv", progress=False)
+    assert len(pd.read_csv(tmp_path / "o2.csv")) == 2  # still written, with reasons
+    (tmp_path / "nosmi.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="no SMILES column"):
+        predict_file(model, tmp_path / "nosmi.csv", tmp_path / "o.csv", progress=False)

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+
+from molpred.splits import (
+    kfold_splits,
+    random_split,
+    scaffold,
+    scaffold_split,
+    splits_from_file,
+    splits_from_labels,
+)
+
+
+def _check_partition(split, n):
+    allidx = np.concatenate(split)
+    assert len(allidx) == n and len(set(allidx.tolist())) == n
+
+
+def test_random_split_sizes_and_partition():
+    s = random_split(100, (0.8, 0.1, 0.1), seed=1)
+    assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10)
+    _check_partition(s, 100)
+    assert not np.array_equal(s.test, random_split(100, seed=2).test)
+
+
+def test_bad_sizes_rejected():
+    with pytest.raises(ValueError):
+        random_split(10, (0.5, 0.5, 0.5))
+
+
+def test_scaffold_split_shares_no_scaffold(esol):
+    smiles = esol["smiles"].tolist()
+    s = scaffold_split(smiles, seed=0)
+    _check_partition(s, len(smiles))
+    parts = [{scaffold(smiles[i]) for i in p} for p in s]
+    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+    assert 0.7 < len(s.train) / len(smiles) <= 0.8
+
+
+def test_kfold_each_molecule_tested_once():
+    splits = kfold_splits(23, k=4, seed=0)
+    tested = np.concatenate([s.test for s in splits])
+    assert sorted(tested.tolist()) == list(range(23))
+    for s in splits:
+        _check_partition(s, 23)
+
+
+def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
+    # 4 input rows; rows 1 and 2 were merged into molecule 1; row 3 was invalid (absent)
+    source_rows = [[0], [1, 2], [4]]
+    s = splits_from_labels(["train", "Val", "test", "x", "TEST"], source_rows)
+    assert s.train.tolist() == [0] and s.val.tolist() == [1] and s.test.tolist() == [2]
+    with pytest.raises(ValueError, match="not one of"):
+        splits_from_labels(["train", "bogus", "", "", "test"], source_rows)
+    f = tmp_path / "splits.json"
+    f.write_text(json.dumps([{"train": [0, 4], "val": [1, 2], "test": [3]}]))
+    (s,) = splits_from_file(f, source_rows)
+    assert s.train.tolist() == [0, 2] and s.val.tolist() == [1] and s.test.tolist() == []

@@ -1,0 +1,82 @@
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from molpred.data import prepare_dataset
+from molpred.metrics import compute_metrics
+from molpred.models import build_model
+from molpred.train import TrainConfig, evaluate, fit, train
+
+from .conftest import ESOL_TARGET, FAST, SMALL
+
+
+def test_overfit_small_set(esol):
+    """Training loss on 64 molecules must fall far below its start (chemprop's overfit test)."""
+    ds = prepare_dataset(esol.head(64), "smiles", [ESOL_TARGET])
+    model = build_model(replace(SMALL, hidden_size=64, head_hidden_size=64))
+    cfg = TrainConfig(epochs=60, batch_size=16, lr=2e-3, patience=1000, weight_decay=0.0)
+    result = fit(model, ds, ds, cfg, progress=False)
+    first, last = result.history[0]["train_loss"], result.history[-1]["train_loss"]
+    assert last < 0.1 * first
+    assert evaluate(model, ds)["rmse"] < 0.35 * float(np.std(ds.targets))
+
+
+def test_early_stopping_restores_best_weights(esol):
+    ds = prepare_dataset(esol.head(120), "smiles", [ESOL_TARGET])
+    train_ds, val_ds = ds.subset(range(100)), ds.subset(range(100, 120))
+    model = build_model(SMALL)
+    result = fit(model, train_ds, val_ds, TrainConfig(epochs=30, patience=3), progress=False)
+    assert len(result.history) <= result.best_epoch + 3
+    assert evaluate(model, val_ds)["rmse"] == pytest.approx(result.best_score, rel=1e-5)
+
+
+def test_metrics_mask_missing_labels():
+    y = np.array([[1.0, 0.0], [2.0, np.nan], [3.0, 1.0], [np.nan, 1.0], [4.0, 0.0]])
+    p = np.array([[1.0, 0.1], [2.0, 0.9], [3.0, 0.8], [9.0, 0.7], [4.0, 0.2]])
+    m = compute_metrics(y, p, ["r", "c"], ["regression", "classification"])
+    assert m["r/rmse"] == 0.0 and m["r/r2"] == 1.0  # the NaN row with a wild prediction is ignored
+    assert m["c/roc_auc"] == 1.0
+
+
+def test_multitask_classification_with_missing_labels(tmp_path):
+    df = pd.read_csv("data/tox21.csv").head(300)
+    tasks = ["NR-AR", "SR-p53", "NR-AhR"]
+    assert df[tasks].isna().any().any()  # the test needs real gaps
+    model, metrics = train(df, "smiles", tasks, model_config=SMALL, train_config=FAST,
+                           progress=False)
+    assert model.task_types == ["classification"] * 3
+    assert {"roc_auc", "pr_auc"} <= set(metrics["test"])
+    out = model.predict(df["smiles"].head(20))
+    assert ((out[tasks] >= 0) & (out[tasks] <= 1)).all().all()
+
+
+def test_mixed_regression_and_classification(tiny_csv):
+    df = pd.read_csv(tiny_csv)
+    model, metrics = train(df, "smiles", ["logS", "active"], task_types=["regression",
+                           "classification"], model_config=SMALL, train_config=FAST,
+                           split_sizes=(0.6, 0.2, 0.2), progress=False)  # fmt: skip
+    assert model.task_types == ["regression", "classification"]
+    assert metrics["primary_metric"] == "loss"
+
+
+def test_same_seed_same_weights(esol):
+    df = esol.head(80)
+    weights = []
+    for _ in range(2):
+        model, _ = train(df, "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST,
+                         progress=False, cache_dir=None)  # fmt: skip
+        weights.append(model.members[0].state_dict())
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+def test_kfold_trains_one_member_per_fold(esol):
+    model, metrics = train(esol.head(60), "smiles", [ESOL_TARGET], split="kfold", folds=3,
+                           model_config=SMALL, train_config=FAST, progress=False)  # fmt: skip
+    assert len(model.members) == 3 and len(metrics["members"]) == 3
+    assert sum(m["n_test"] for m in metrics["members"]) == 60
+    out = model.predict(["CCO"])
+    assert f"{ESOL_TARGET}_std" in out.columns
