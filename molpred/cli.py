@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--workers", type=int, default=1, help="featurization processes")
-    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--top", type=int, default=0, help="print the N highest-scoring rows")
     p.add_argument("--sort-by", help="task to rank by for --top (default: the first)")
     p.add_argument("--ascending", action="store_true", help="rank lowest first for --top")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -301,8 +302,10 @@ def train(
                             "n_train": len(sp.train), "n_val": len(sp.val), "n_test": len(sp.test),
                             "val": val, "test": test})  # fmt: skip
     keys = sorted({k for r in reports for k in r["test"]})
-    mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
-    std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+    with warnings.catch_warnings():  # a metric undefined in every member stays NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+        std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
     metrics = {"test": mean, "test_std": std, "members": reports, "n_problems": len(ds.problems),
                "primary_metric": primary_metric(ds.task_types)}  # fmt: skip
     model = MolpredModel.from_training(

@@ -1,0 +1,132 @@
+"""molpred vs chemprop on the project's fixed scaffold splits.
+
+For each data set and replicate, both tools train with their defaults on the same rows of
+``../shared/splits/clean/<name>.csv`` and the same ``{train, val, test}`` indices from
+``../shared/splits/<name>.json``; the test metric is computed by this script from each tool's
+test-set predictions, so both are scored by the same code.
+
+chemprop 2.3.1 runs from its own virtual environment (it pins an older RDKit), created on first
+use at ``benchmarks/runs/chemprop-venv``.
+
+Usage::
+
+    python benchmarks/accuracy.py --datasets esol freesolv --replicates 0 1 2
+    python benchmarks/accuracy.py --datasets esol --replicates 0 --epochs 3 --tools molpred
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from molpred.metrics import compute_metrics, primary_metric
+from molpred.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SPLITS = ROOT.parent / "shared" / "splits"
+RUNS = ROOT / "benchmarks" / "runs"
+CHEMPROP_VENV = RUNS / "chemprop-venv"
+
+
+def dataset(name: str) -> tuple[pd.DataFrame, list[str], str, list[dict]]:
+    manifest = json.loads((SPLITS / "manifest.json").read_text())[name]
+    df = pd.read_csv(SPLITS / "clean" / f"{name}.csv")
+    splits = json.loads((SPLITS / f"{name}.json").read_text())
+    return df, manifest["targets"], manifest["task"], splits
+
+
+def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> dict:
+    split_file = workdir / "split.json"
+    split_file.write_text(json.dumps([split]))
+    cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
+    start = time.perf_counter()
+    model, _ = train(df, "smiles", targets, task_types=task, train_config=cfg,
+                     splits_file=split_file, progress=False, cache_dir=None)  # fmt: skip
+    seconds = time.perf_counter() - start
+    test = df.iloc[split["test"]]
+    preds = model.predict(test["smiles"].tolist())[targets].to_numpy(dtype=float)
+    member = model.metadata["metrics"]["members"][0]
+    return {"preds": preds, "seconds": seconds, "epochs": member["epochs_run"],
+            "best_epoch": member["best_epoch"],
+            "seconds_to_best": member["seconds_to_best"]}  # fmt: skip
+
+
+def ensure_chemprop() -> Path:
+    exe = CHEMPROP_VENV / "bin" / "chemprop"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CHEMPROP_VENV)], check=True)
+        subprocess.run([str(CHEMPROP_VENV / "bin" / "pip"), "install", "-q", "torch==2.13.0",
+                        "chemprop==2.3.1"], check=True)  # fmt: skip
+    return exe
+
+
+def run_chemprop(df, targets, task, split, workdir: Path, epochs: int | None) -> dict:
+    exe = ensure_chemprop()
+    data = workdir / "data.csv"
+    df.to_csv(data, index=False)
+    (workdir / "split.json").write_text(json.dumps([split]))
+    out = workdir / "chemprop"
+    cmd = [str(exe), "train", "--data-path", str(data), "--task-type", task,
+           "--smiles-columns", "smiles", "--target-columns", *targets,
+           "--splits-file", str(workdir / "split.json"), "--output-dir", str(out)]  # fmt: skip
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    model_file = next(out.rglob("best*.pt"))
+    test = workdir / "test.csv"
+    df.iloc[split["test"]][["smiles"]].to_csv(test, index=False)
+    preds_file = workdir / "chemprop_preds.csv"
+    subprocess.run([str(exe), "predict", "--test-path", str(test), "--model-paths",
+                    str(model_file), "--preds-path", str(preds_file)],
+                   check=True, capture_output=True, text=True)  # fmt: skip
+    preds = pd.read_csv(preds_file)[targets].to_numpy(dtype=float)
+    return {"preds": preds, "seconds": seconds}
+
+
+TOOLS = {"molpred": run_molpred, "chemprop": run_chemprop}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", nargs="+", default=["esol", "freesolv", "lipo", "bbbp", "bace",
+                                                      "clintox", "tox21", "sider"])  # fmt: skip
+    ap.add_argument("--replicates", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--tools", nargs="+", default=["molpred", "chemprop"], choices=list(TOOLS))
+    ap.add_argument("--epochs", type=int, help="override both tools' epochs (quick mode)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
+    args = ap.parse_args()
+    rows = []
+    for name in args.datasets:
+        df, targets, task, splits = dataset(name)
+        metric = primary_metric([task] * len(targets))
+        for rep in args.replicates:
+            y = df.iloc[splits[rep]["test"]][targets].to_numpy(dtype=float)
+            for tool in args.tools:
+                workdir = RUNS / name / f"rep{rep}" / tool
+                workdir.mkdir(parents=True, exist_ok=True)
+                res = TOOLS[tool](df, targets, task, splits[rep], workdir, args.epochs)
+                m = compute_metrics(y, res.pop("preds"), targets, [task] * len(targets))
+                overall = {k: v for k, v in m.items() if "/" not in k}
+                row = {"dataset": name, "replicate": rep, "tool": tool, "metric": metric,
+                       "value": m[metric], **overall, **res}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    table = pd.DataFrame(rows).groupby(["dataset", "tool"])["value"].agg(["mean", "std", "count"])
+    print(table.to_string())
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

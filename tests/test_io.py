@@ -1,0 +1,70 @@
+import gzip
+
+import pandas as pd
+import pytest
+
+from molpred.data import DataError
+from molpred.io import TableWriter, atomic_path, iter_table, read_table, table_format
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("a.csv", "csv"), ("a.CSV.GZ", "csv"), ("a.tsv", "tsv"),
+                                           ("a.smi", "smi"), ("a.txt", "smi"), ("a.sdf.gz", "sdf"),
+                                           ("a.parquet", "parquet")])  # fmt: skip
+def test_table_format(name, fmt):
+    assert table_format(name) == fmt
+
+
+def test_unsupported_format():
+    with pytest.raises(DataError, match="unsupported"):
+        table_format("a.xlsx")
+
+
+def test_bom_crlf_and_non_utf8_bytes_are_read(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes(b"\xef\xbb\xbfsmiles,name\r\nCCO,eth\xffanol\r\nc1ccccc1,benzene\r\n")
+    df = read_table(p, as_text=True)
+    assert list(df.columns) == ["smiles", "name"] and df["smiles"].tolist() == ["CCO", "c1ccccc1"]
+    assert df["name"][0].startswith("eth")  # the bad byte is replaced, the row kept
+
+
+def test_chunks_preserve_order_and_text(tmp_path):
+    p = tmp_path / "x.tsv.gz"
+    with gzip.open(p, "wt") as fh:
+        fh.write("smiles\tid\n" + "".join(f"C{'C' * i}\t{i:04d}\n" for i in range(25)))
+    chunks = list(iter_table(p, chunk_size=10))
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert pd.concat(chunks)["id"].tolist() == [f"{i:04d}" for i in range(25)]  # zeros kept
+
+
+def test_missing_empty_and_malformed_files(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_table(tmp_path / "nope.csv")
+    (tmp_path / "empty.smi").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        read_table(tmp_path / "empty.smi")
+    (tmp_path / "bad.csv").write_text('smiles,a\n"CCO,1\n')
+    with pytest.raises(DataError):
+        read_table(tmp_path / "bad.csv")
+
+
+def test_writer_is_atomic(tmp_path):
+    out = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError):
+        with TableWriter(out) as w:
+            w.write(pd.DataFrame({"a": [1]}))
+            raise RuntimeError("crash mid-run")
+    assert not out.exists() and not list(tmp_path.iterdir())  # no partial file, no temp left
+    with TableWriter(out) as w:
+        w.write(pd.DataFrame({"a": [1]}))
+        w.write(pd.DataFrame({"a": [2]}))
+    assert out.read_text() == "a\n1\n2\n"
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "model.pt"
+    target.write_text("old")
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise ValueError
+    assert target.read_text() == "old"
