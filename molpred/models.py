@@ -189,7 +189,7 @@ class MolModel(nn.Module):
         mol = self.pool(atoms, batch.batch, dim_size=batch.num_graphs)
         if self.config.descriptors:
             desc = (batch.descriptors - self.desc_mean) / self.desc_scale
-            mol = torch.cat([mol, desc.clamp(-10.0, 10.0)], dim=1)
+            mol = torch.cat([mol, desc.clamp(-5.0, 5.0)], dim=1)
         return mol
 
     def forward(self, batch: Data) -> Tensor:
