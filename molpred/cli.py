@@ -24,6 +24,8 @@ TRAIN_EXAMPLE = """example:
 PREDICT_EXAMPLE = """example:
   molpred predict esol.pt library.csv.gz --smiles-column smiles --output scores.csv
   molpred predict esol.pt candidates.smi --output scores.parquet --workers 2 --top 10
+  # a panel of models in one pass (featurized once), resumable after a crash or kill:
+  molpred predict esol.pt logd.pt tox21.pt vendor.sdf.gz --output panel.csv.gz --resume
 """
 EVALUATE_EXAMPLE = """example:
   molpred evaluate esol.pt data/esol.csv --smiles-column smiles \\
@@ -86,10 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="score molecules with a trained model",
                        epilog=PREDICT_EXAMPLE, formatter_class=fmt)  # fmt: skip
-    p.add_argument("model")
+    p.add_argument("model", nargs="+", help="one or more model files")
     p.add_argument("input", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
     p.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv or .parquet")
     p.add_argument("--smiles-column", help="default: the column named 'smiles'")
+    p.add_argument("--molblock-column", help="score MDL molblocks from this column instead")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same command")  # fmt: skip
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--workers", type=int, default=1, help="featurization processes")
@@ -166,18 +171,22 @@ def _write_json(path: str, obj: dict) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from molpred.artifact import load_model
-    from molpred.predict import predict_file
+    from pathlib import Path
 
-    model = load_model(args.model)
+    from molpred.artifact import load_model
+    from molpred.predict import predict_file, prediction_columns
+
+    models = [load_model(path) for path in args.model]
+    names = [Path(path).name.split(".")[0] for path in args.model]
     summary = predict_file(
-        model, args.input, args.output, smiles_column=args.smiles_column,
-        chunk_size=args.chunk_size, batch_size=args.batch_size, workers=args.workers,
-        device=args.device, progress=not args.quiet,
+        models, args.input, args.output, model_names=names, smiles_column=args.smiles_column,
+        molblock_column=args.molblock_column, chunk_size=args.chunk_size,
+        batch_size=args.batch_size, workers=args.workers, device=args.device,
+        resume=args.resume, progress=not args.quiet,
     )  # fmt: skip
     print(summary, file=sys.stderr)
     if args.top:
-        _print_top(args, model.task_names)
+        _print_top(args, [c for cols in prediction_columns(models, names) for c in cols])
     return 0
 
 
@@ -189,7 +198,7 @@ def _print_top(args: argparse.Namespace, task_names: Sequence[str]) -> None:
 
     key = args.sort_by or task_names[0]
     if key not in task_names:
-        raise DataError(f"--sort-by {key!r} is not a task of this model: {list(task_names)}")
+        raise DataError(f"--sort-by {key!r} is not a predicted column: {list(task_names)}")
     df = read_table(args.output)
     df = df[df["error"].isna()].drop(columns="error").sort_values(key, ascending=args.ascending)
     with pd.option_context("display.max_colwidth", 60, "display.width", 160):

@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import Data
 
-from molpred.chem import InvalidMoleculeError, canonical_smiles, standardize
+from molpred.chem import InvalidMoleculeError, canonical_smiles, mol_from_block, standardize
 from molpred.featurize import (
     DESCRIPTOR_NAMES,
     FEATURIZER_VERSION,
@@ -36,6 +37,8 @@ __all__ = [
     "Featurized",
     "MoleculeDataset",
     "featurize_smiles",
+    "featurize_chunk",
+    "worker_pool",
     "prepare_dataset",
     "collate",
     "infer_task_types",
@@ -69,16 +72,22 @@ class Featurized:
     errors: list[str]
 
 
-def _featurize_chunk(args: tuple[Sequence[object], bool]) -> Featurized:
-    smiles, want_canonical = args
+def featurize_chunk(
+    items: Sequence[object], canonical: bool = False, molblock: bool = False
+) -> Featurized:
+    """Featurize one chunk in this process (the unit of work of the worker pool).
+
+    ``items`` are SMILES, or MDL molblocks with ``molblock=True``.
+    """
+    parse = mol_from_block if molblock else standardize
     n_desc = len(DESCRIPTOR_NAMES)
     graphs: list[MolGraph | None] = []
-    desc = np.zeros((len(smiles), n_desc), dtype=np.float32)
+    desc = np.zeros((len(items), n_desc), dtype=np.float32)
     canon: list[str] = []
     errors: list[str] = []
-    for i, smi in enumerate(smiles):
+    for i, item in enumerate(items):
         try:
-            mol = standardize(smi)  # type: ignore[arg-type]
+            mol = parse(item)  # type: ignore[arg-type]
             graph = featurize_mol(mol)
         except InvalidMoleculeError as exc:
             graphs.append(None)
@@ -87,7 +96,7 @@ def _featurize_chunk(args: tuple[Sequence[object], bool]) -> Featurized:
             continue
         graphs.append(graph)
         desc[i] = descriptors(mol)
-        canon.append(canonical_smiles(mol) if want_canonical else "")
+        canon.append(canonical_smiles(mol) if canonical else "")
         errors.append("")
     return Featurized(graphs, desc, canon, errors)
 
@@ -137,19 +146,21 @@ def featurize_smiles(
             except (OSError, ValueError, KeyError) as exc:  # corrupt cache: recompute
                 log.warning("ignoring unreadable feature cache %s: %s", cache_file, exc)
     workers = workers or (default_workers() if len(smiles) >= PARALLEL_THRESHOLD else 1)
-    chunks = [(smiles[i : i + _CHUNK], canonical) for i in range(0, len(smiles), _CHUNK)]
+    chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)] or [[]]
+    work = partial(featurize_chunk, canonical=canonical)
     if workers <= 1 or len(chunks) <= 1:
-        result = _concat([_featurize_chunk(c) for c in chunks] or [_featurize_chunk(([], False))])
+        result = _concat([work(c) for c in chunks])
     else:
-        with _pool(workers) as pool:
-            result = _concat(pool.map(_featurize_chunk, chunks, chunksize=1))
+        with worker_pool(workers) as pool:
+            result = _concat(pool.map(work, chunks, chunksize=1))
     if cache_file is not None:
         _save_cache(cache_file, result)
     return result
 
 
-def _pool(workers: int):
-    # fork is much faster to start; the children only run RDKit and numpy.
+def worker_pool(workers: int):
+    """A process pool for featurization (fork where available: much faster to start, and the
+    children only run RDKit and numpy)."""
     methods = mp.get_all_start_methods()
     return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
 

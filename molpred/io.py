@@ -12,6 +12,7 @@ with its reason in an ``error`` column.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,14 +200,16 @@ class TableWriter:
     """Append DataFrame chunks to a CSV/TSV (optionally .gz) or Parquet file, written atomically
     on :meth:`close`. Use as a context manager."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, header: bool = True):
         self.path = Path(path)
+        self.header = header
         self.format = table_format(self.path)
         if self.format not in ("csv", "tsv", "parquet"):
             raise DataError(f"cannot write {self.format} output; use .csv, .tsv or .parquet")
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
         self._fh = None
+        self._raw = None
         self._parquet = None
 
     def write(self, df: pd.DataFrame) -> None:
@@ -219,10 +222,16 @@ class TableWriter:
                 self._parquet = pq.ParquetWriter(self._tmp, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
             return
-        header = self._fh is None
+        header = self._fh is None and self.header
         if self._fh is None:
-            opener = gzip.open if self.path.name.lower().endswith(".gz") else open
-            self._fh = opener(self._tmp, "wt", encoding="utf-8", newline="")
+            if self.path.name.lower().endswith(".gz"):
+                # no file name or time stamp in the header: the same rows give the same bytes
+                raw = open(self._tmp, "wb")  # noqa: SIM115 - closed with the gzip stream
+                gz = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0)
+                self._raw = raw
+                self._fh = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+            else:
+                self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
         df.to_csv(self._fh, sep="," if self.format == "csv" else "\t", index=False,
                   header=header, lineterminator="\n")  # fmt: skip
 
@@ -231,12 +240,13 @@ class TableWriter:
             self._tmp.touch()  # nothing written: still produce the (empty) file
         if self._parquet is not None:
             self._parquet.close()
-        if self._fh is not None:
-            self._fh.close()
+        for handle in (self._fh, self._raw):
+            if handle is not None:
+                handle.close()
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        for h in (self._parquet, self._fh):
+        for h in (self._parquet, self._fh, self._raw):
             if h is not None:
                 h.close()
         self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)

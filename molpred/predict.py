@@ -2,16 +2,27 @@
 
 :func:`predict` scores a list of SMILES and returns one row per input, in input order, with an
 ``error`` column that is empty when scoring succeeded. :func:`predict_file` streams a file of any
-size through the same code: chunks are featurized in worker processes (a bounded number ahead of
-the model, so memory does not grow with the file) while the model scores the current chunk.
+size through the same code with one or several models:
+
+- chunks are featurized once, in worker processes, a bounded number ahead of the models (memory
+  does not grow with the file), while the models score the current chunk;
+- each finished chunk is written atomically as its own part file next to the output, with a
+  manifest naming the input, the models and the options. ``resume=True`` skips the parts already
+  written, so a run killed at any point (even ``kill -9``) and restarted finishes with output
+  byte-identical to an uninterrupted run;
+- at the end the parts are joined, in order, into the output (CSV, gzip CSV, TSV or Parquet).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +30,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from molpred import __version__
 from molpred.artifact import MolpredModel
-from molpred.data import DataError, Featurized, _featurize_chunk, _pool, collate, featurize_smiles
-from molpred.io import TableWriter, iter_table, table_format
+from molpred.data import (
+    DataError,
+    Featurized,
+    collate,
+    featurize_chunk,
+    featurize_smiles,
+    worker_pool,
+)
+from molpred.io import TableWriter, atomic_path, iter_table, table_format
 from molpred.train import resolve_device
 
-__all__ = ["predict", "predict_file", "score_featurized", "PredictSummary"]
+__all__ = ["predict", "predict_file", "score_featurized", "prediction_columns", "PredictSummary"]
 
 
 @torch.no_grad()
@@ -46,13 +65,34 @@ def score_featurized(
     return out
 
 
-def _columns(model: MolpredModel, scores: np.ndarray, errors: Sequence[str]) -> pd.DataFrame:
+def prediction_columns(
+    models: Sequence[MolpredModel], names: Sequence[str] | None = None
+) -> list[list[str]]:
+    """Output column name of every task of every model.
+
+    Task names are used as they are when they are unique across the models, else prefixed with
+    the model's name (``<name>.<task>``).
+    """
+    names = list(names) if names is not None else [f"model{i}" for i in range(len(models))]
+    names = [n if names.count(n) == 1 else f"{n}{i + 1}" for i, n in enumerate(names)]
+    tasks = [t for m in models for t in m.task_names]
+    unique = len(tasks) == len(set(tasks))
+    return [[t if unique else f"{n}.{t}" for t in m.task_names]
+            for m, n in zip(models, names, strict=True)]  # fmt: skip
+
+
+def _score_frame(
+    models: Sequence[MolpredModel], columns: Sequence[Sequence[str]], feats: Featurized,
+    errors: Sequence[str], batch_size: int, device: str,
+) -> pd.DataFrame:  # fmt: skip
     cols: dict[str, np.ndarray | list[str]] = {}
-    mean = scores.mean(axis=-1)
-    for t, name in enumerate(model.task_names):
-        cols[name] = mean[:, t]
-        if scores.shape[-1] > 1:
-            cols[f"{name}_std"] = scores[:, t, :].std(axis=-1)
+    for model, names in zip(models, columns, strict=True):
+        scores = score_featurized(model, feats, batch_size, device)
+        mean = scores.mean(axis=-1)
+        for t, name in enumerate(names):
+            cols[name] = mean[:, t]
+            if scores.shape[-1] > 1:
+                cols[f"{name}_std"] = scores[:, t, :].std(axis=-1)
     cols["error"] = list(errors)
     return pd.DataFrame(cols)
 
@@ -76,7 +116,8 @@ def predict(
     """
     smiles = list(smiles)
     feats = featurize_smiles(smiles, workers=workers)
-    frame = _columns(model, score_featurized(model, feats, batch_size, device), feats.errors)
+    columns = prediction_columns([model])
+    frame = _score_frame([model], columns, feats, feats.errors, batch_size, device)
     frame.insert(0, "smiles", smiles)
     return frame
 
@@ -87,17 +128,20 @@ class PredictSummary:
     scored: int
     failed: int
     seconds: float
+    resumed_rows: int = 0
 
     def __str__(self) -> str:
-        rate = self.rows / self.seconds if self.seconds > 0 else float("nan")
-        return (f"{self.rows} rows: {self.scored} scored, {self.failed} failed "
+        fresh = self.rows - self.resumed_rows
+        rate = fresh / self.seconds if self.seconds > 0 else float("nan")
+        resumed = f", {self.resumed_rows} from an earlier run" if self.resumed_rows else ""
+        return (f"{self.rows} rows: {self.scored} scored, {self.failed} failed{resumed} "
                 f"({self.seconds:.1f} s, {rate:.0f} molecules/s)")  # fmt: skip
 
 
-def _pick_smiles_column(columns: Sequence[str], requested: str | None) -> str:
+def _pick_column(columns: Sequence[str], requested: str | None, what: str) -> str:
     if requested is not None:
         if requested not in columns:
-            raise DataError(f"SMILES column {requested!r} not found; available: "
+            raise DataError(f"{what} column {requested!r} not found; available: "
                             f"{', '.join(map(str, columns))}")  # fmt: skip
         return requested
     for col in columns:
@@ -107,78 +151,186 @@ def _pick_smiles_column(columns: Sequence[str], requested: str | None) -> str:
                     f"Available: {', '.join(map(str, columns))}")  # fmt: skip
 
 
+class _Parts:
+    """Per-chunk part files of one output, with the manifest that makes them resumable."""
+
+    def __init__(self, output: Path, identity: dict, resume: bool):
+        self.output = output
+        self.dir = output.with_name(f".{output.name}.parts")
+        self.fmt = table_format(output)
+        self.gz = output.name.lower().endswith(".gz")
+        manifest = self.dir / "manifest.json"
+        if resume and manifest.exists():
+            if json.loads(manifest.read_text()) != identity:
+                raise DataError("cannot --resume: the input file, models or options differ "
+                                f"from the interrupted run (delete {self.dir} to start over)")
+        else:
+            if self.dir.exists():
+                shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True)
+            with atomic_path(manifest) as tmp:
+                tmp.write_text(json.dumps(identity))
+
+    def path(self, i: int) -> Path:
+        return self.dir / f"part-{i:08d}.{self.fmt}{'.gz' if self.gz else ''}"
+
+    def _counts(self, i: int) -> Path:
+        return self.dir / f"part-{i:08d}.json"
+
+    def done(self, i: int) -> dict | None:
+        """Row counts of a finished part, or None if part ``i`` still has to be computed."""
+        if self.path(i).exists() and self._counts(i).exists():
+            return json.loads(self._counts(i).read_text())
+        return None
+
+    def write(self, i: int, df: pd.DataFrame, counts: dict) -> None:
+        """Counts first, then the part: a part file only exists once complete (both atomic)."""
+        with atomic_path(self._counts(i)) as tmp:
+            tmp.write_text(json.dumps(counts))
+        with TableWriter(self.path(i), header=(i == 0)) as writer:
+            writer.write(df)
+
+    def join(self, n_parts: int) -> None:
+        """Concatenate the parts, in order, into the output (atomically), then remove them."""
+        with atomic_path(self.output) as tmp:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                writer = None
+                for i in range(n_parts):
+                    table = pq.read_table(self.path(i))
+                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                if writer is not None:
+                    writer.close()
+            else:  # CSV/TSV bytes (and gzip members) concatenate
+                with open(tmp, "wb") as out:
+                    for i in range(n_parts):
+                        with open(self.path(i), "rb") as part:
+                            shutil.copyfileobj(part, out, 1 << 20)
+        shutil.rmtree(self.dir)
+
+
+def _identity(input_path: Path, models: Sequence[MolpredModel], options: dict) -> dict:
+    stat = input_path.stat()
+    return {
+        "input": str(input_path.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns,
+        "models": [m.metadata.get("weights_sha256") or _fallback_digest(m) for m in models],
+        "molpred_version": __version__,
+        **options,
+    }
+
+
+def _fallback_digest(model: MolpredModel) -> str:  # an in-memory model that was never saved
+    h = hashlib.sha256()
+    for member in model.members:
+        for k, v in sorted(member.state_dict().items()):
+            h.update(k.encode() + v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def predict_file(
-    model: MolpredModel,
+    models: MolpredModel | Sequence[MolpredModel],
     input_path: str | Path,
     output_path: str | Path,
     *,
+    model_names: Sequence[str] | None = None,
     smiles_column: str | None = None,
+    molblock_column: str | None = None,
     chunk_size: int = 10_000,
     batch_size: int = 512,
     workers: int = 1,
     device: str = "cpu",
+    resume: bool = False,
     progress: bool = True,
 ) -> PredictSummary:
-    """Stream ``input_path`` through the model into ``output_path`` (CSV/TSV/Parquet by suffix).
+    """Stream ``input_path`` through one or several models into ``output_path``.
 
-    The output has the input columns, one column per task, and ``error``; its rows line up with
-    the input's. It is written atomically: an interrupted run leaves no partial output.
+    The output has the input columns, one column per task of every model (see
+    :func:`prediction_columns`), ``<task>_std`` for ensembles, and ``error``; its rows line up
+    with the input's. Nothing is written to ``output_path`` until every row is done.
 
     Raises
     ------
     DataError
-        Unreadable input, missing SMILES column, or no molecule could be scored (the output,
-        with every row's reason, is still written in that last case).
+        Unreadable input, missing column, a ``resume`` that does not match the interrupted
+        run, or no molecule could be scored (the output, with every row's reason, is still
+        written in that last case).
     """
     start = time.perf_counter()
+    models = [models] if isinstance(models, MolpredModel) else list(models)
+    input_path, output_path = Path(input_path), Path(output_path)
     table_format(output_path)  # reject an unsupported output name before any work
+    columns = prediction_columns(models, model_names)
     chunks = iter_table(input_path, chunk_size)
     first = next(chunks)
-    col = _pick_smiles_column(list(first.columns), smiles_column)
-    n_rows = scored = 0
-    bar = tqdm(desc="predict", unit="mol", disable=not progress, dynamic_ncols=True, smoothing=0.1)
-    pool = _pool(workers) if workers > 1 else None
+    col = _pick_column(list(first.columns), molblock_column, "molblock") if molblock_column \
+        else _pick_column(list(first.columns), smiles_column, "SMILES")  # fmt: skip
+    options = {"column": col, "molblock": molblock_column is not None, "chunk_size": chunk_size,
+               "batch_size": batch_size, "columns": columns,
+               "output": output_path.name}  # fmt: skip
+    parts = _Parts(output_path, _identity(input_path, models, options), resume)
+    work = partial(featurize_chunk, molblock=molblock_column is not None)
+    pool = worker_pool(workers) if workers > 1 else None
     pending: deque = deque()
+    totals = {"rows": 0, "scored": 0, "resumed": 0}
+    bar = tqdm(desc="predict", unit="mol", disable=not progress, dynamic_ncols=True, smoothing=0.1)
 
-    def submit(df: pd.DataFrame) -> None:
-        job = (df[col].tolist(), False)
-        pending.append((df, pool.apply_async(_featurize_chunk, (job,)) if pool else job))
+    def submit(i: int, df: pd.DataFrame) -> None:
+        counts = parts.done(i)
+        if counts is not None:  # finished by an earlier run
+            job = None
+        else:
+            items = df[col].tolist()
+            job = pool.apply_async(work, (items,)) if pool else items
+        pending.append((i, df, job, counts))
 
+    n_parts = 0
     try:
-        with TableWriter(output_path) as writer:
-            source = _chain(first, chunks)
-            for df in source:  # keep up to 2 chunks per worker in flight, never more
-                submit(df)
-                if len(pending) >= 2 * max(1, workers):
-                    break
-            while pending:
-                df, job = pending.popleft()
-                feats = job.get() if pool else _featurize_chunk(job)
-                nxt = next(source, None)
+        source: Iterator[tuple[int, pd.DataFrame]] = enumerate(_chain(first, chunks))
+        for i, df in source:  # keep up to 2 chunks per worker in flight, never more
+            submit(i, df)
+            if len(pending) >= 2 * max(1, workers):
+                break
+        while pending:
+            i, df, job, counts = pending.popleft()
+            nxt = next(source, None)
+            if counts is None:
+                feats = job.get() if pool else work(job)
                 if nxt is not None:
-                    submit(nxt)
-                result = _columns(model, score_featurized(model, feats, batch_size, device),
-                                  _merge_errors(df, feats.errors))  # fmt: skip
+                    submit(*nxt)
+                result = _score_frame(models, columns, feats, _merge_errors(df, feats.errors),
+                                      batch_size, device)  # fmt: skip
                 out = df.drop(columns=["error"], errors="ignore").reset_index(drop=True)
-                clash = [c for c in result.columns if c in out.columns]
-                out = out.rename(columns={c: f"input_{c}" for c in clash})
-                out = pd.concat([out, result], axis=1)
-                writer.write(out)
-                n_rows += len(df)
-                scored += int((result["error"] == "").sum())
-                bar.update(len(df))
+                out = out.rename(columns={c: f"input_{c}" for c in result.columns
+                                          if c in out.columns})  # fmt: skip
+                counts = {"rows": len(df), "scored": int((result["error"] == "").sum())}
+                parts.write(i, pd.concat([out, result], axis=1), counts)
+            else:
+                if nxt is not None:
+                    submit(*nxt)
+                totals["resumed"] += counts["rows"]
+            totals["rows"] += counts["rows"]
+            totals["scored"] += counts["scored"]
+            n_parts = i + 1
+            bar.update(counts["rows"])
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
-    summary = PredictSummary(n_rows, scored, n_rows - scored, time.perf_counter() - start)
-    if n_rows and scored == 0:
-        raise DataError(f"no valid molecules in {Path(input_path).name} (output written with "
+    parts.join(n_parts)
+    rows, scored = totals["rows"], totals["scored"]
+    summary = PredictSummary(rows, scored, rows - scored, time.perf_counter() - start,
+                             totals["resumed"])  # fmt: skip
+    if rows and scored == 0:
+        raise DataError(f"no valid molecules in {input_path.name} (output written with "
                         "the reason for every row)")  # fmt: skip
     return summary
 
 
-def _chain(first: pd.DataFrame, rest):
+def _chain(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     yield first
     yield from rest
 
