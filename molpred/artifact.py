@@ -13,6 +13,7 @@ weights is stored in the metadata and verified on load, so a truncated or edited
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Sequence
@@ -55,7 +56,7 @@ def featurizer_spec() -> dict[str, Any]:
     }
 
 
-def _weights_digest(members: Sequence[dict[str, torch.Tensor]]) -> str:
+def weights_digest(members: Sequence[dict[str, torch.Tensor]]) -> str:
     h = hashlib.sha256()
     for state in members:
         for name in sorted(state):
@@ -123,7 +124,7 @@ class MolpredModel:
             model_config=_config_dict(self.config),
             featurizer=featurizer_spec(),
             n_members=len(states),
-            weights_sha256=_weights_digest(states),
+            weights_sha256=weights_digest(states),
         )
         payload = {
             "format": FORMAT,
@@ -152,19 +153,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def load_model(path: str | Path, device: str = "cpu") -> MolpredModel:
+def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
     """Load a model file written by :meth:`MolpredModel.save` (never unpickles code).
+
+    ``path`` may also be the file's content as ``bytes`` (how cluster workers receive it).
 
     Raises
     ------
     ModelFileError
         For a missing, corrupted, foreign, tampered or incompatible file, with the reason.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"model file not found: {p}")
+    if isinstance(path, bytes):
+        p, source = Path("<model bytes>"), io.BytesIO(path)
+    else:
+        p = source = Path(path)
+        if not p.is_file():
+            raise ModelFileError(f"model file not found: {p}")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        payload = torch.load(source, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{p.name} is not a readable molpred model file: {first}") from None
@@ -180,7 +186,7 @@ def load_model(path: str | Path, device: str = "cpu") -> MolpredModel:
                              "or use a matching molpred version.")  # fmt: skip
     meta = json.loads(payload["metadata"])
     states = payload["members"]
-    if _weights_digest(states) != meta.get("weights_sha256"):
+    if weights_digest(states) != meta.get("weights_sha256"):
         raise ModelFileError(f"{p.name} failed its checksum: the weights were altered or damaged")
     if meta["featurizer"] != featurizer_spec():
         version = meta["featurizer"]["version"]

@@ -36,11 +36,11 @@ EVALUATE_EXAMPLE = """example:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--encoder", choices=["dmpnn", "gine"], default="dmpnn")
-    g.add_argument("--hidden-size", type=int, default=300)
+    g.add_argument("--hidden-size", type=int, default=200)
     g.add_argument("--depth", type=int, default=3, help="message-passing steps")
     g.add_argument("--dropout", type=float, default=0.0)
     g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="sum")
-    g.add_argument("--head-hidden-size", type=int, default=300)
+    g.add_argument("--head-hidden-size", type=int, default=200)
     g.add_argument("--head-layers", type=int, default=2)
     g.add_argument("--no-descriptors", action="store_true",
                    help="do not feed RDKit 2D descriptors to the head")  # fmt: skip
@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--molblock-column", help="score MDL molblocks from this column instead")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same command")  # fmt: skip
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: score on a Ray cluster (pip install 'molpred[ray]')")  # fmt: skip
+    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--actors", type=int, help="Ray scoring actors (default: cluster CPUs - 1)")
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--workers", type=int, default=1, help="featurization processes")
@@ -174,10 +178,24 @@ def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from molpred.artifact import load_model
+    from molpred.data import DataError
     from molpred.predict import predict_file, prediction_columns
 
     models = [load_model(path) for path in args.model]
     names = [Path(path).name.split(".")[0] for path in args.model]
+    if args.engine == "ray":
+        from molpred.distributed import predict_file_ray
+
+        if args.resume:
+            raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
+        summary = predict_file_ray(
+            args.model, args.input, args.output, model_names=names,
+            smiles_column=args.smiles_column, molblock_column=args.molblock_column,
+            chunk_size=args.chunk_size, batch_size=args.batch_size, actors=args.actors,
+            device=args.device, address=args.address,
+        )  # fmt: skip
+        print(summary, file=sys.stderr)
+        return 0
     summary = predict_file(
         models, args.input, args.output, model_names=names, smiles_column=args.smiles_column,
         molblock_column=args.molblock_column, chunk_size=args.chunk_size,

@@ -15,7 +15,6 @@ size through the same code with one or several models:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -31,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from molpred import __version__
-from molpred.artifact import MolpredModel
+from molpred.artifact import MolpredModel, weights_digest
 from molpred.data import (
     DataError,
     Featurized,
@@ -43,7 +42,8 @@ from molpred.data import (
 from molpred.io import TableWriter, atomic_path, iter_table, table_format
 from molpred.train import resolve_device
 
-__all__ = ["predict", "predict_file", "score_featurized", "prediction_columns", "PredictSummary"]
+__all__ = ["predict", "predict_file", "score_chunk", "score_featurized", "prediction_columns",
+           "PredictSummary"]  # fmt: skip
 
 
 @torch.no_grad()
@@ -217,18 +217,10 @@ def _identity(input_path: Path, models: Sequence[MolpredModel], options: dict) -
         "input": str(input_path.resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "models": [m.metadata.get("weights_sha256") or _fallback_digest(m) for m in models],
+        "models": [weights_digest([member.state_dict() for member in m.members]) for m in models],
         "molpred_version": __version__,
         **options,
     }
-
-
-def _fallback_digest(model: MolpredModel) -> str:  # an in-memory model that was never saved
-    h = hashlib.sha256()
-    for member in model.members:
-        for k, v in sorted(member.state_dict().items()):
-            h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 def predict_file(
@@ -301,13 +293,9 @@ def predict_file(
                 feats = job.get() if pool else work(job)
                 if nxt is not None:
                     submit(*nxt)
-                result = _score_frame(models, columns, feats, _merge_errors(df, feats.errors),
-                                      batch_size, device)  # fmt: skip
-                out = df.drop(columns=["error"], errors="ignore").reset_index(drop=True)
-                out = out.rename(columns={c: f"input_{c}" for c in result.columns
-                                          if c in out.columns})  # fmt: skip
-                counts = {"rows": len(df), "scored": int((result["error"] == "").sum())}
-                parts.write(i, pd.concat([out, result], axis=1), counts)
+                out = _assemble(models, columns, df, feats, batch_size, device)
+                counts = {"rows": len(df), "scored": int((out["error"] == "").sum())}
+                parts.write(i, out, counts)
             else:
                 if nxt is not None:
                     submit(*nxt)
@@ -328,6 +316,28 @@ def predict_file(
         raise DataError(f"no valid molecules in {input_path.name} (output written with "
                         "the reason for every row)")  # fmt: skip
     return summary
+
+
+def _assemble(
+    models: Sequence[MolpredModel], columns: Sequence[Sequence[str]], df: pd.DataFrame,
+    feats: Featurized, batch_size: int, device: str,
+) -> pd.DataFrame:  # fmt: skip
+    """Input columns (renamed ``input_<name>`` on a clash), prediction columns, ``error``."""
+    result = _score_frame(models, columns, feats, _merge_errors(df, feats.errors), batch_size,
+                          device)  # fmt: skip
+    out = df.drop(columns=["error"], errors="ignore").reset_index(drop=True)
+    out = out.rename(columns={c: f"input_{c}" for c in result.columns if c in out.columns})
+    return pd.concat([out, result], axis=1)
+
+
+def score_chunk(
+    models: Sequence[MolpredModel], columns: Sequence[Sequence[str]], df: pd.DataFrame,
+    column: str, molblock: bool = False, batch_size: int = 512, device: str = "cpu",
+) -> pd.DataFrame:  # fmt: skip
+    """Featurize and score one chunk of an input table in this process (the unit of work of
+    the Ray engine); same output as a chunk of :func:`predict_file`."""
+    feats = featurize_chunk(df[column].tolist(), molblock=molblock)
+    return _assemble(models, columns, df, feats, batch_size, device)
 
 
 def _chain(first: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
