@@ -123,8 +123,20 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
-    table = pd.DataFrame(rows).groupby(["dataset", "tool"])["value"].agg(["mean", "std", "count"])
-    print(table.to_string())
+    markdown = summary_table(pd.DataFrame(rows))
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+
+
+def summary_table(df: pd.DataFrame) -> str:
+    """Markdown: per data set and tool, test metric mean ± sd over replicates, train seconds."""
+    lines = ["| data set | metric | tool | test (mean ± sd) | replicates | train s (mean) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for (name, tool), g in df.groupby(["dataset", "tool"], sort=False):
+        sd = g["value"].std(ddof=0)
+        lines.append(f"| {name} | {g['metric'].iloc[0]} | {tool} | {g['value'].mean():.3f} ± "
+                     f"{sd:.3f} | {len(g)} | {g['seconds'].mean():.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Measured in one run, on the same file and cores:
 
 - RDKit parse-only rate on the library (the reference limit of any SMILES-based tool),
-- ``molpred predict`` molecules/s and peak RSS of its whole process tree (workers included),
-- ``chemprop predict`` molecules/s and peak RSS (chemprop 2.3.1 from ``benchmarks/runs``;
+- ``molpred predict`` molecules/s and peak memory (PSS) of its process tree, workers included,
+- ``chemprop predict`` molecules/s and peak memory (chemprop 2.3.1 from ``benchmarks/runs``;
   see ``accuracy.py``), unless ``--no-chemprop``.
 
 Usage::
@@ -37,7 +37,11 @@ ESOL_TARGET = "measured log solubility in mols per litre"
 
 
 def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (kB), from /proc."""
+    """Proportional set size (PSS) of ``pid`` and all its descendants (kB), from /proc.
+
+    PSS divides each shared page among the processes sharing it, so forked workers are not
+    charged again for the parent's copy-on-write pages (summing RSS would count them twice).
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -52,9 +56,9 @@ def _tree_rss_kb(pid: int) -> int:
         p = stack.pop()
         stack.extend(children.get(p, []))
         try:
-            with open(f"/proc/{p}/status") as fh:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
                 for line in fh:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
         except OSError:
             continue
@@ -62,7 +66,7 @@ def _tree_rss_kb(pid: int) -> int:
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd``; wall seconds and peak RSS of its process tree (sampled every 0.2 s)."""
+    """Run ``cmd``; wall seconds and peak memory (PSS) of its process tree (sampled every 0.2 s)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})  # fmt: skip
@@ -82,7 +86,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     thread.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed:\n{err[-2000:]}")
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": round(peak / 1024, 1),
+    return {"seconds": time.perf_counter() - start, "peak_pss_mb": round(peak / 1024, 1),
             "stderr_tail": err.strip().splitlines()[-1:] if err.strip() else []}  # fmt: skip
 
 
@@ -157,7 +161,7 @@ def main() -> None:
                           "--num-workers", "0"])  # fmt: skip
         result["chemprop"] = {**c, "molecules_per_s": round(rows / c["seconds"])}
         result["speedup_vs_chemprop"] = round(c["seconds"] / m["seconds"], 2)
-        result["memory_ratio_vs_chemprop"] = round(m["peak_rss_mb"] / c["peak_rss_mb"], 3)
+        result["memory_ratio_vs_chemprop"] = round(m["peak_pss_mb"] / c["peak_pss_mb"], 3)
     result["molpred_vs_parse_1core"] = round(
         result["molpred"]["molecules_per_s"] / result["rdkit_parse_per_s_1core"], 3)  # fmt: skip
     dest = Path(args.out or ROOT / "benchmarks" / "results" / f"library_{name}.json")

@@ -227,7 +227,8 @@ class TableWriter:
             if self.path.name.lower().endswith(".gz"):
                 # no file name or time stamp in the header: the same rows give the same bytes
                 raw = open(self._tmp, "wb")  # noqa: SIM115 - closed with the gzip stream
-                gz = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0)
+                gz = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0,
+                                   compresslevel=6)  # zlib's default; 9 costs 2-3x the CPU
                 self._raw = raw
                 self._fh = io.TextIOWrapper(gz, encoding="utf-8", newline="")
             else:
