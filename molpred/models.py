@@ -30,11 +30,11 @@ class ModelConfig:
     """Architecture of one model. Stored in every model file via ``dataclasses.asdict``."""
 
     encoder: str = "dmpnn"
-    hidden_size: int = 200
+    hidden_size: int = 300
     depth: int = 3
     dropout: float = 0.0
     pooling: str = "sum"
-    head_hidden_size: int = 200
+    head_hidden_size: int = 300
     head_layers: int = 2
     descriptors: bool = True
     descriptor_clip: float = 5.0  # standardized descriptors are clipped to +-this many sd
