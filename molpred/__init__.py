@@ -10,6 +10,13 @@ Python API (the CLI and the web app call the same functions)::
 
 __version__ = "0.1.0"
 
+import os
+
+# OpenMP threads that spin while idle steal the cores from featurization worker processes:
+# sleeping instead scores 10% more molecules/s in `predict --workers 2` and trains equally fast
+# (measured on 2 cores). Set before torch loads libgomp; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from molpred.artifact import ModelFileError, MolpredModel, load_model  # noqa: E402
 from molpred.chem import InvalidMoleculeError, standardize  # noqa: E402
 from molpred.data import DataError  # noqa: E402

@@ -2,12 +2,16 @@
 
 The file is written with ``torch.save`` and holds only tensors, strings and numbers::
 
-    {"format": "molpred-model", "format_version": 1,
-     "metadata": "<JSON: configs, task names/types, featurizer spec, metrics, versions, ...>",
-     "members": [state_dict, ...]}
+    {"format": "molpred-model", "format_version": 2,
+     "metadata": "<JSON: configs, task names/types, featurizer spec, metrics, calibration, ...>",
+     "members": [state_dict, ...],
+     "extras": {"domain_fingerprints": uint8 tensor, "domain_embeddings": float16 tensor}}
 
 It is read with ``torch.load(weights_only=True)``, which refuses pickled code. A SHA-256 of all
-weights is stored in the metadata and verified on load, so a truncated or edited file fails loudly.
+tensors is stored in the metadata and verified on load, so a truncated or edited file fails loudly.
+
+Older files are upgraded on load rather than refused: version 1 (no variance head, temperatures
+or applicability domain) loads with those parts absent, and predicts exactly as before.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 import torch
 
 from molpred import __version__
+from molpred.domain import Domain
 from molpred.featurize import (
     ATOM_FIELDS,
     BOND_FIELDS,
@@ -39,7 +44,8 @@ from molpred.models import ModelConfig, MolModel, build_model
 __all__ = ["MolpredModel", "ModelFileError", "load_model", "FORMAT_VERSION"]
 
 FORMAT = "molpred-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ModelFileError(ValueError):
@@ -85,6 +91,12 @@ class MolpredModel:
     task_types: list[str]
     metadata: dict[str, Any] = field(default_factory=dict)
     problems: pd.DataFrame | None = None  # rows training could not use; not saved
+    domain: Domain | None = None  # applicability domain (None for old files)
+
+    def conformal_scores(self, task: int) -> list[float] | None:
+        """Sorted held-out nonconformity scores of task ``task`` (None if not calibrated)."""
+        scores = self.metadata.get("calibration", {}).get("conformal_scores")
+        return scores[task] if scores and scores[task] else None
 
     @property
     def config(self) -> ModelConfig:
@@ -92,7 +104,7 @@ class MolpredModel:
 
     @classmethod
     def from_training(cls, members, dataset, *, model_config, train_config, metrics, split,
-                      provenance=None) -> MolpredModel:  # fmt: skip
+                      provenance=None, calibration=None, domain=None) -> MolpredModel:  # fmt: skip
         meta = {
             "model_config": model_config,
             "train_config": train_config,
@@ -102,9 +114,10 @@ class MolpredModel:
             "data_fingerprint": data_fingerprint(dataset.smiles, dataset.targets),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "provenance": provenance or {},
+            "calibration": calibration or {},
         }
         return cls(list(members), list(dataset.task_names), list(dataset.task_types), meta,
-                   problems=dataset.problems)  # fmt: skip
+                   problems=dataset.problems, domain=domain)  # fmt: skip
 
     def predict(self, smiles: Sequence[object], **kwargs: Any) -> pd.DataFrame:
         """Score SMILES; one row per input (see :func:`molpred.predict.predict`)."""
@@ -115,7 +128,10 @@ class MolpredModel:
     def save(self, path: str | Path) -> Path:
         """Write the model file atomically; returns its path."""
         states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members]
+        extras = self.domain.tensors() if self.domain is not None else {}
         meta = dict(self.metadata)
+        if self.domain is not None:
+            meta["domain"] = self.domain.meta()
         meta.update(
             molpred_version=__version__,
             torch_version=torch.__version__.split("+")[0],
@@ -124,13 +140,14 @@ class MolpredModel:
             model_config=_config_dict(self.config),
             featurizer=featurizer_spec(),
             n_members=len(states),
-            weights_sha256=weights_digest(states),
+            weights_sha256=weights_digest([*states, extras]),
         )
         payload = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "metadata": json.dumps(meta, default=_json_default),
             "members": states,
+            "extras": extras,
         }
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -180,22 +197,33 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{p.name} is not a molpred model file")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(f"{p.name} has model-file format version {version}; this molpred "
-                             f"({__version__}) reads version {FORMAT_VERSION}. Retrain the model "
-                             "or use a matching molpred version.")  # fmt: skip
+                             f"({__version__}) reads versions {READABLE_VERSIONS}. Upgrade "
+                             "molpred or retrain the model.")  # fmt: skip
     meta = json.loads(payload["metadata"])
     states = payload["members"]
-    if weights_digest(states) != meta.get("weights_sha256"):
+    extras = payload.get("extras", {})
+    digest = weights_digest(states if version == 1 else [*states, extras])
+    if digest != meta.get("weights_sha256"):
         raise ModelFileError(f"{p.name} failed its checksum: the weights were altered or damaged")
     if meta["featurizer"] != featurizer_spec():
         version = meta["featurizer"]["version"]
         raise ModelFileError(f"{p.name} was trained with featurizer version {version}, "
                              "incompatible with this molpred")  # fmt: skip
+    if version == 1:  # no variance head or temperatures yet
+        meta["model_config"] = {"variance_head": False, **meta["model_config"]}
+        for state in states:
+            state.setdefault("temperature", torch.ones(len(meta["task_names"])))
     config = ModelConfig(**meta["model_config"])
     members = []
     for state in states:
         model = build_model(config)
         model.load_state_dict(state, strict=True)
         members.append(model.to(device).eval())
-    return MolpredModel(members, meta["task_names"], meta["task_types"], meta)
+    domain = None
+    if "domain_fingerprints" in extras and "domain" in meta:
+        d = meta["domain"]
+        domain = Domain(extras["domain_fingerprints"], extras["domain_embeddings"],
+                        d["latent_scale"], d["threshold"], d.get("rule", ""))  # fmt: skip
+    return MolpredModel(members, meta["task_names"], meta["task_types"], meta, domain=domain)

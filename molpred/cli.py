@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=0, help="print the N highest-scoring rows")
     p.add_argument("--sort-by", help="task to rank by for --top (default: the first)")
     p.add_argument("--ascending", action="store_true", help="rank lowest first for --top")
+    p.add_argument("--confidence", type=float, default=0.9,
+                   help="level of the conformal intervals / prediction sets (default 0.9)")
+    p.add_argument("--no-domain", action="store_true",
+                   help="skip the applicability-domain columns (~20%% faster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("evaluate", help="metrics of a model on a labeled table",
@@ -114,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("data")
     e.add_argument("--smiles-column", default="smiles")
     e.add_argument("--target-columns", nargs="+", help="default: the model's task names")
+    e.add_argument("--confidence", type=float, default=0.9, help="conformal level to check")
+    e.add_argument("--plot", help="write a PNG of error by similarity to the training set")
     e.add_argument("--output", "-o", help="write the metrics JSON here")
     return parser
 
@@ -192,7 +198,8 @@ def _predict(args: argparse.Namespace) -> int:
             args.model, args.input, args.output, model_names=names,
             smiles_column=args.smiles_column, molblock_column=args.molblock_column,
             chunk_size=args.chunk_size, batch_size=args.batch_size, actors=args.actors,
-            device=args.device, address=args.address,
+            device=args.device, address=args.address, confidence=args.confidence,
+            domain=not args.no_domain,
         )  # fmt: skip
         print(summary, file=sys.stderr)
         return 0
@@ -200,7 +207,8 @@ def _predict(args: argparse.Namespace) -> int:
         models, args.input, args.output, model_names=names, smiles_column=args.smiles_column,
         molblock_column=args.molblock_column, chunk_size=args.chunk_size,
         batch_size=args.batch_size, workers=args.workers, device=args.device,
-        resume=args.resume, progress=not args.quiet,
+        resume=args.resume, progress=not args.quiet, confidence=args.confidence,
+        domain=not args.no_domain,
     )  # fmt: skip
     print(summary, file=sys.stderr)
     if args.top:
@@ -219,36 +227,37 @@ def _print_top(args: argparse.Namespace, task_names: Sequence[str]) -> None:
         raise DataError(f"--sort-by {key!r} is not a predicted column: {list(task_names)}")
     df = read_table(args.output)
     df = df[df["error"].isna()].drop(columns="error").sort_values(key, ascending=args.ascending)
-    with pd.option_context("display.max_colwidth", 60, "display.width", 160):
+    detail = ("_lower", "_upper", "_set", "latent_distance", "domain_similarity")
+    df = df[[c for c in df.columns if not str(c).endswith(detail)]]  # the file has them all
+    with pd.option_context("display.max_colwidth", 60, "display.expand_frame_repr", False):
         print(df.head(args.top).to_string(index=False))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from molpred.artifact import load_model
-    from molpred.data import prepare_dataset
-    from molpred.io import read_table
-    from molpred.metrics import compute_metrics
-    from molpred.predict import score_featurized
+    from molpred.evaluate import evaluate_model, plot_error_by_similarity
 
     model = load_model(args.model)
-    targets = args.target_columns or model.task_names
-    if len(targets) != len(model.task_names):
-        from molpred.data import DataError
+    report = evaluate_model(model, args.data, args.smiles_column, args.target_columns,
+                            confidence=args.confidence)  # fmt: skip
+    print(f"{report['n_molecules']} molecules ({report['n_problems']} rows unusable)")
+    for key, value in report["metrics"].items():
+        print(f"  {key:40s} {value:.4f}")
+    for task, values in report["uncertainty"].items():
+        print(f"uncertainty, {task}:")
+        for key, value in values.items():
+            print(f"  {key:40s} {value:.4f}")
+    if report.get("by_similarity"):
+        import pandas as pd
 
-        raise DataError(f"the model predicts {len(model.task_names)} task(s), "
-                        f"got {len(targets)} target column(s)")  # fmt: skip
-    ds = prepare_dataset(read_table(args.data), args.smiles_column, targets, model.task_types)
-    from molpred.data import Featurized
-
-    feats = Featurized(ds.graphs, ds.descriptors, ds.smiles, [""] * len(ds))
-    preds = score_featurized(model, feats).mean(axis=-1)
-    metrics = compute_metrics(ds.targets, preds, model.task_names, model.task_types)
-    metrics["n_molecules"] = len(ds)
-    metrics["n_problems"] = len(ds.problems)
-    for key, value in metrics.items():
-        print(f"{key:40s} {value:.4f}" if isinstance(value, float) else f"{key:40s} {value}")
+        print("error by similarity to the training set:")
+        print(pd.DataFrame(report["by_similarity"]).to_string(index=False, float_format="%.3f"))
+        print(f"in domain (similarity >= {report['domain_threshold']:.3f}): "
+              f"{report['in_domain']}; out of domain: {report['out_of_domain']}")  # fmt: skip
+    if args.plot:
+        print(f"plot written to {plot_error_by_similarity(report, args.plot)}")
     if args.output:
-        _write_json(args.output, metrics)
+        _write_json(args.output, report)
     return 0
 
 

@@ -31,24 +31,25 @@ class _Scorer:
     """Ray Data actor: loads the models once, then scores pandas batches."""
 
     def __init__(self, model_refs, names: Sequence[str], column: str, molblock: bool,
-                 batch_size: int, device: str, threads: int | None):  # fmt: skip
+                 batch_size: int, device: str, threads: int | None, confidence: float,
+                 domain: bool):  # fmt: skip
         import ray
         import torch
 
         if threads:  # Ray starts actors with OMP_NUM_THREADS=1
             torch.set_num_threads(threads)
         from molpred.artifact import load_model
-        from molpred.predict import prediction_columns
+        from molpred.predict import output_plan
 
         self.models = [load_model(ray.get(ref)) for ref in model_refs]
-        self.columns = prediction_columns(self.models, names)
+        self.plan = output_plan(self.models, names, confidence=confidence, domain=domain)
         self.column, self.molblock = column, molblock
         self.batch_size, self.device = batch_size, device
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         from molpred.predict import score_chunk
 
-        return score_chunk(self.models, self.columns, df, self.column, self.molblock,
+        return score_chunk(self.models, self.plan, df, self.column, self.molblock,
                            self.batch_size, self.device)  # fmt: skip
 
 
@@ -89,6 +90,8 @@ def predict_file_ray(
     device: str = "cpu",
     address: str | None = None,
     threads: int | None = None,
+    confidence: float = 0.9,
+    domain: bool = True,
 ):
     """Score ``input_path`` on a Ray cluster (``address``; default: start a local instance).
 
@@ -134,7 +137,8 @@ def predict_file_ray(
         compute=ray.data.ActorPoolStrategy(size=n_actors),
         fn_constructor_kwargs=dict(model_refs=refs, names=names, column=col,
                                    molblock=molblock_column is not None,
-                                   batch_size=batch_size, device=device, threads=threads),
+                                   batch_size=batch_size, device=device, threads=threads,
+                                   confidence=confidence, domain=domain),
     )  # fmt: skip
     rows = ok = 0
     if to_directory:

@@ -38,6 +38,7 @@ class ModelConfig:
     head_layers: int = 2
     descriptors: bool = True
     descriptor_clip: float = 5.0  # standardized descriptors are clipped to +-this many sd
+    variance_head: bool = True  # regression tasks also predict their variance (see MolModel)
     task_types: tuple[str, ...] = field(default=("regression",))
 
     def __post_init__(self) -> None:
@@ -82,8 +83,9 @@ class AtomEmbedding(nn.Module):
         self.fields = FieldEmbedding(atom_field_sizes(), out)
         self.mass = nn.Linear(1, out, bias=bias)
 
-    def forward(self, x: Tensor, atom_mass: Tensor) -> Tensor:
-        return self.fields(x) + self.mass(atom_mass)
+    def forward(self, x: Tensor, atom_mass: Tensor, gate: Tensor | None = None) -> Tensor:
+        out = self.fields(x) + self.mass(atom_mass)
+        return out if gate is None else out * gate
 
 
 class DMPNNEncoder(nn.Module):
@@ -106,15 +108,16 @@ class DMPNNEncoder(nn.Module):
     def forward(self, batch: Data) -> Tensor:
         src, dst = batch.edge_index
         n_atoms = batch.x.size(0)
+        gate = batch.get("atom_gate")
         rev = torch.arange(src.numel(), device=src.device) ^ 1
-        h0 = self.atom_in(batch.x, batch.atom_mass)[src] + self.bond_in(batch.edge_attr)
+        h0 = self.atom_in(batch.x, batch.atom_mass, gate)[src] + self.bond_in(batch.edge_attr)
         h = self.act(h0)
         for _ in range(self.depth - 1):
             incoming = h.new_zeros(n_atoms, h.size(1)).index_add_(0, dst, h)
             message = incoming[src] - h[rev]
             h = self.dropout(self.act(h0 + self.W_h(message)))
         incoming = h.new_zeros(n_atoms, h.size(1)).index_add_(0, dst, h)
-        out = self.atom_out(batch.x, batch.atom_mass) + self.W_o(incoming)
+        out = self.atom_out(batch.x, batch.atom_mass, gate) + self.W_o(incoming)
         return self.dropout(self.act(out))
 
 
@@ -136,7 +139,7 @@ class GINEEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, batch: Data) -> Tensor:
-        h = self.atom_in(batch.x, batch.atom_mass)
+        h = self.atom_in(batch.x, batch.atom_mass, batch.get("atom_gate"))
         e = self.bond_in(batch.edge_attr)
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = h + self.dropout(torch.relu(norm(conv(h, batch.edge_index, e))))
@@ -167,22 +170,36 @@ def _mlp(n_in: int, hidden: int, n_out: int, layers: int, dropout: float) -> nn.
 class MolModel(nn.Module):
     """``encoder`` -> ``pool`` -> (+ normalized descriptors) -> ``head``.
 
-    The descriptor and target scalers are buffers, so one ``state_dict`` carries everything
-    numeric. :meth:`forward` returns raw outputs (standardized values / logits) for the loss;
-    :meth:`predict` returns values in the data's units and probabilities.
+    The descriptor and target scalers and the classification temperatures are buffers, so one
+    ``state_dict`` carries everything numeric. :meth:`forward` returns raw outputs (standardized
+    values / logits) for the loss; :meth:`predict` returns values in the data's units and
+    calibrated probabilities.
+
+    An optional ``variance_head`` (a mean-variance estimator) reads the *detached* molecule
+    representation and predicts each regression task's log-variance, so learning the variance
+    never changes the mean prediction.
 
     Shapes: batch of ``G`` graphs -> ``[G, n_tasks]``.
     """
 
-    def __init__(self, config: ModelConfig, encoder: nn.Module, pool: nn.Module, head: nn.Module):
+    def __init__(
+        self,
+        config: ModelConfig,
+        encoder: nn.Module,
+        pool: nn.Module,
+        head: nn.Module,
+        variance_head: nn.Module | None = None,
+    ):
         super().__init__()
         self.config = config
         self.encoder, self.pool, self.head = encoder, pool, head
+        self.variance_head = variance_head
         n_desc, n_tasks = len(DESCRIPTOR_NAMES), config.n_tasks
         self.register_buffer("desc_mean", torch.zeros(n_desc))
         self.register_buffer("desc_scale", torch.ones(n_desc))
         self.register_buffer("y_mean", torch.zeros(n_tasks))
         self.register_buffer("y_scale", torch.ones(n_tasks))
+        self.register_buffer("temperature", torch.ones(n_tasks))  # logits / T, fit on validation
         is_cls = torch.tensor([t == "classification" for t in config.task_types])
         self.register_buffer("is_classification", is_cls, persistent=False)
 
@@ -199,11 +216,33 @@ class MolModel(nn.Module):
     def forward(self, batch: Data) -> Tensor:
         return self.head(self.embed(batch))
 
+    def forward_with_variance(self, batch: Data) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Raw outputs ``[G, T]``, log-variances ``[G, T]`` in standardized units (``None``
+        without a variance head) and the molecule representation ``[G, D]``."""
+        emb = self.embed(batch)
+        log_var = None if self.variance_head is None else self.variance_head(emb.detach())
+        return self.head(emb), log_var, emb
+
+    def to_units(self, out: Tensor) -> Tensor:
+        """Raw outputs -> values in the data's units / calibrated probabilities."""
+        scaled = out * self.y_scale + self.y_mean
+        return torch.where(self.is_classification, torch.sigmoid(out / self.temperature), scaled)
+
     @torch.no_grad()
     def predict(self, batch: Data) -> Tensor:
-        out = self.forward(batch)
-        scaled = out * self.y_scale + self.y_mean
-        return torch.where(self.is_classification, torch.sigmoid(out), scaled)
+        return self.to_units(self.forward(batch))
+
+    @torch.no_grad()
+    def predict_full(self, batch: Data) -> tuple[Tensor, Tensor, Tensor]:
+        """Values ``[G, T]``, variances in the data's units ``[G, T]`` (NaN where the model has
+        none: classification tasks, or no variance head) and representations ``[G, D]``."""
+        out, log_var, emb = self.forward_with_variance(batch)
+        if log_var is None:
+            var = torch.full_like(out, float("nan"))
+        else:
+            var = torch.exp(log_var.clamp(-20, 20)) * self.y_scale**2
+            var = torch.where(self.is_classification, torch.full_like(var, float("nan")), var)
+        return self.to_units(out), var, emb
 
 
 def build_model(config: ModelConfig) -> MolModel:
@@ -212,4 +251,8 @@ def build_model(config: ModelConfig) -> MolModel:
     encoder = ENCODERS[config.encoder](h, config.depth, config.dropout)
     n_in = h + (len(DESCRIPTOR_NAMES) if config.descriptors else 0)
     head = _mlp(n_in, config.head_hidden_size, config.n_tasks, config.head_layers, config.dropout)
-    return MolModel(config, encoder, _pooling(config.pooling, h), head)
+    pool = _pooling(config.pooling, h)
+    variance = None
+    if config.variance_head and "regression" in config.task_types:
+        variance = _mlp(n_in, config.head_hidden_size, config.n_tasks, config.head_layers, 0.0)
+    return MolModel(config, encoder, pool, head, variance)

@@ -30,6 +30,7 @@ from molpred.splits import (
     splits_from_file,
     splits_from_labels,
 )
+from molpred.uncertainty import calibrate
 
 __all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "predict_dataset", "train",
            "resolve_device", "default_cache_dir"]  # fmt: skip
@@ -85,14 +86,24 @@ def _batches(ds: MoleculeDataset, batch_size: int, order: np.ndarray | None = No
         yield collate([ds.graphs[i] for i in idx], ds.descriptors[idx], ds.targets[idx])
 
 
-def _loss(model: MolModel, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Masked loss: MSE on standardized regression targets, BCE on classification logits."""
+def _loss(
+    model: MolModel, out: torch.Tensor, y: torch.Tensor, log_var: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Masked loss: MSE on standardized regression targets, BCE on classification logits.
+
+    With ``log_var`` (the variance head), the Gaussian negative log-likelihood of the residual of
+    the *detached* mean is added for regression tasks: it trains the variance head alone.
+    """
     mask = ~torch.isnan(y)
     y_std = torch.where(model.is_classification, y, (y - model.y_mean) / model.y_scale)
     y_std = torch.nan_to_num(y_std)
     mse = (out - y_std) ** 2
     bce = torch.nn.functional.binary_cross_entropy_with_logits(out, y_std, reduction="none")
     per = torch.where(model.is_classification, bce, mse)
+    if log_var is not None:
+        log_var = log_var.clamp(-20, 20)
+        nll = 0.5 * (log_var + (out.detach() - y_std) ** 2 * torch.exp(-log_var))
+        per = per + torch.where(model.is_classification, torch.zeros_like(nll), nll)
     return (per * mask).sum() / mask.sum().clamp(min=1)
 
 
@@ -181,7 +192,8 @@ def fit(
             if batch.num_graphs < 2 and count:  # a 1-molecule last batch adds only noise
                 continue
             batch = batch.to(device)
-            loss = _loss(model, model(batch), batch.y)
+            out, log_var, _ = model.forward_with_variance(batch)
+            loss = _loss(model, out, batch.y, log_var)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -287,7 +299,9 @@ def train(
     )  # fmt: skip
     members: list[MolModel] = []
     reports: list[dict] = []
+    groups: list[tuple[list[MolModel], np.ndarray, np.ndarray]] = []
     for s_i, sp in enumerate(splits):
+        groups.append(([], sp.train, sp.val))
         for e_i in range(ensemble_size):
             cfg = replace(train_config, seed=train_config.seed + e_i)
             torch.manual_seed(cfg.seed)
@@ -296,6 +310,7 @@ def train(
             test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
             val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
             members.append(model.cpu())
+            groups[-1][0].append(model)
             reports.append({"split": s_i, "seed": cfg.seed, "best_epoch": result.best_epoch,
                             "epochs_run": len(result.history), "seconds": result.seconds,
                             "seconds_to_best": result.seconds_to_best,
@@ -308,9 +323,10 @@ def train(
         std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
     metrics = {"test": mean, "test_std": std, "members": reports, "n_problems": len(ds.problems),
                "primary_metric": primary_metric(ds.task_types)}  # fmt: skip
+    calibration, domain = calibrate(groups, ds, seed=train_config.seed)
     model = MolpredModel.from_training(
         members, ds, model_config=asdict(model_config), train_config=asdict(train_config),
         metrics=metrics, split=split if split_column is None and splits_file is None else "user",
-        provenance=provenance,
+        provenance=provenance, calibration=calibration, domain=domain,
     )  # fmt: skip
     return model, metrics

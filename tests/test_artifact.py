@@ -78,3 +78,34 @@ def test_incompatible_format_version(trained, tmp_path):
         load_model(tmp_path / "future.pt")
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_version_1_files_are_upgraded_not_refused(trained, tmp_path):
+    """A file from molpred's first model format (no variance head, temperatures or domain)
+    still loads and predicts the same values."""
+    from molpred.artifact import weights_digest
+
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    meta = json.loads(payload["metadata"])
+    states = [{k: v for k, v in s.items() if not k.startswith("variance_head")
+               and k != "temperature"} for s in payload["members"]]  # fmt: skip
+    meta["model_config"].pop("variance_head")
+    meta.pop("domain")
+    meta["weights_sha256"] = weights_digest(states)
+    old = {"format": "molpred-model", "format_version": 1, "metadata": json.dumps(meta),
+           "members": states}  # fmt: skip
+    torch.save(old, tmp_path / "v1.pt")
+    loaded = load_model(tmp_path / "v1.pt")
+    assert loaded.domain is None and loaded.members[0].variance_head is None
+    smiles = ["CCO", "c1ccccc1O"]
+    new, upgraded = trained.predict(smiles), loaded.predict(smiles)
+    assert (new[ESOL_TARGET] == upgraded[ESOL_TARGET]).all()
+    assert "domain_similarity" not in upgraded and f"{ESOL_TARGET}_lower" in upgraded
+
+
+def test_domain_tensors_are_covered_by_the_checksum(trained, tmp_path):
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    payload["extras"]["domain_fingerprints"][0, 0] ^= 1
+    torch.save(payload, tmp_path / "tampered.pt")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(tmp_path / "tampered.pt")

@@ -37,8 +37,19 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert len(proc.stdout.strip().splitlines()) == 4  # header + top 3
 
     proc = run("evaluate", model, data, "--target-columns", ESOL_TARGET, "--output",
-               tmp_path / "eval.json")  # fmt: skip
-    assert json.loads((tmp_path / "eval.json").read_text())["n_molecules"] == 150
+               tmp_path / "eval.json", "--plot", tmp_path / "domain.png")  # fmt: skip
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["n_molecules"] == 150 and report["metrics"]["rmse"] > 0
+    unc = report["uncertainty"][ESOL_TARGET]
+    assert 0 <= unc["coverage"] <= 1 and -1 <= unc["spearman"] <= 1
+    assert sum(row["n"] for row in report["by_similarity"]) == 150
+    assert report["in_domain"]["n"] + report["out_of_domain"]["n"] == 150
+    assert (tmp_path / "domain.png").read_bytes()[:4] == b"\x89PNG"
+    assert "error by similarity" in proc.stdout
+
+    proc = run("predict", model, tiny_csv, "--output", out, "--no-domain", "--confidence", "0.8",
+               "--quiet")  # fmt: skip
+    assert "domain_similarity" not in pd.read_csv(out).columns
 
 
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate"])

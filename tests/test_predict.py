@@ -21,11 +21,27 @@ def model(esol):
 def test_predict_returns_one_row_per_input_in_order(model):
     smiles = ["CCO", "C1CC", None, "c1ccccc1", "", "CCO"]
     out = predict(model, smiles)
-    assert list(out.columns) == ["smiles", ESOL_TARGET, "error"]
+    t = ESOL_TARGET
+    assert list(out.columns) == ["smiles", t, f"{t}_std", f"{t}_lower", f"{t}_upper",
+                                 "domain_similarity", "latent_distance", "in_domain", "error"]
+    ok = out["error"] == ""
+    assert (out[f"{t}_lower"][ok] < out[t][ok]).all() and (out[t][ok] < out[f"{t}_upper"][ok]).all()
+    assert (out[f"{t}_std"][ok] > 0).all() and out["in_domain"][~ok].isna().all()
     assert len(out) == 6 and out["smiles"][3] == "c1ccccc1" and out["smiles"][1] == "C1CC"
     assert out["error"].ne("").tolist() == [False, True, True, False, True, False]
     assert out[ESOL_TARGET].isna().tolist() == out["error"].ne("").tolist()
     assert out[ESOL_TARGET][0] == out[ESOL_TARGET][5]
+
+
+def test_confidence_widens_intervals_and_domain_can_be_skipped(model):
+    narrow = predict(model, ["CCO", "c1ccccc1N"], confidence=0.5)
+    wide = predict(model, ["CCO", "c1ccccc1N"], confidence=0.95, domain=False)
+    t = ESOL_TARGET
+    width = {k: f[f"{t}_upper"] - f[f"{t}_lower"] for k, f in (("wide", wide), ("narrow", narrow))}
+    assert (width["wide"] > width["narrow"]).all()
+    assert "domain_similarity" not in wide and (wide[t] == narrow[t]).all()
+    with pytest.raises(ValueError, match="confidence"):
+        predict(model, ["CCO"], confidence=90)
 
 
 def test_predict_file_csv_streams_and_aligns(model, tiny_csv, tmp_path):

@@ -1,0 +1,132 @@
+"""Evaluate a trained model on labeled data: accuracy, uncertainty quality, and error as a
+function of applicability-domain similarity (``molpred evaluate``)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from molpred.artifact import MolpredModel
+from molpred.data import DataError, prepare_dataset
+from molpred.io import read_table
+from molpred.metrics import compute_metrics
+from molpred.predict import _score_frame, output_plan
+from molpred.uncertainty import uncertainty_metrics
+
+__all__ = ["evaluate_model", "SIMILARITY_BINS", "plot_error_by_similarity"]
+
+SIMILARITY_BINS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0001)
+
+
+def evaluate_model(
+    model: MolpredModel,
+    data: pd.DataFrame | str | Path,
+    smiles_column: str = "smiles",
+    target_columns: Sequence[str] | None = None,
+    *,
+    confidence: float = 0.9,
+) -> dict:
+    """Metrics of ``model`` on a labeled table.
+
+    Returns a dict with ``metrics`` (as in training: per task and averaged), ``uncertainty``
+    (per task: Spearman of |error| vs spread, miscalibration area, conformal coverage and width
+    for regression; set coverage and mean set size for classification), ``by_similarity`` (rows
+    of a table: similarity bin, molecules, mean absolute error per task) and ``in_domain`` /
+    ``out_of_domain`` errors, plus ``n_molecules`` and ``n_problems``.
+    """
+    targets = list(target_columns or model.task_names)
+    if len(targets) != len(model.task_names):
+        raise DataError(f"the model predicts {len(model.task_names)} task(s), "
+                        f"got {len(targets)} target column(s)")  # fmt: skip
+    df = read_table(data) if not isinstance(data, pd.DataFrame) else data
+    ds = prepare_dataset(df, smiles_column, targets, model.task_types)
+    plan = output_plan([model], confidence=confidence)
+    frame = _score_frame([model], plan, ds.featurized(), [""] * len(ds), 512, "cpu")
+    names = plan.tasks[0]
+    preds = frame[names].to_numpy(dtype=np.float64)
+    y = ds.targets.astype(np.float64)
+    report: dict = {
+        "metrics": compute_metrics(ds.targets, preds, model.task_names, model.task_types),
+        "n_molecules": len(ds),
+        "n_problems": len(ds.problems),
+        "confidence": confidence,
+    }
+    unc: dict[str, dict[str, float]] = {}
+    for t, (name, kind) in enumerate(zip(names, model.task_types, strict=True)):
+        spread = frame[f"{name}_std"].to_numpy(dtype=np.float64)
+        if kind == "regression":
+            lo = frame.get(f"{name}_lower")
+            hi = frame.get(f"{name}_upper")
+            unc[model.task_names[t]] = uncertainty_metrics(
+                y[:, t], preds[:, t], spread,
+                None if lo is None else lo.to_numpy(np.float64),
+                None if hi is None else hi.to_numpy(np.float64),
+            )  # fmt: skip
+        elif f"{name}_set" in frame:
+            mask = ~np.isnan(y[:, t])
+            sets = frame[f"{name}_set"].to_numpy()[mask]
+            truth = y[mask, t].astype(int).astype(str)
+            unc[model.task_names[t]] = {
+                "n": float(mask.sum()),
+                "coverage": float(np.mean([s in c.split(",") for s, c in zip(truth, sets,
+                                                                          strict=True)])),
+                "mean_set_size": float(np.mean([len(c.split(",")) if c else 0 for c in sets])),
+            }  # fmt: skip
+    report["uncertainty"] = unc
+    if "domain_similarity" in frame:
+        sim = frame["domain_similarity"].to_numpy(dtype=np.float64)
+        abs_err = np.abs(preds - y)
+        report["by_similarity"] = _by_similarity(sim, abs_err, model.task_names)
+        flag = frame["in_domain"].to_numpy(dtype=bool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for key, sel in (("in_domain", flag), ("out_of_domain", ~flag)):
+                report[key] = {"n": int(sel.sum()), **{
+                    f"{name}/mae": float(np.nanmean(abs_err[sel, t])) if sel.any() else None
+                    for t, name in enumerate(model.task_names)}}  # fmt: skip
+        report["domain_threshold"] = model.domain.threshold if model.domain else None
+    return report
+
+
+def _by_similarity(sim: np.ndarray, abs_err: np.ndarray, tasks: Sequence[str]) -> list[dict]:
+    rows = []
+    edges = SIMILARITY_BINS
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (sim >= lo) & (sim < hi)
+        row: dict = {"similarity": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(sel.sum())}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for t, name in enumerate(tasks):
+                row[f"{name}/mae"] = float(np.nanmean(abs_err[sel, t])) if sel.any() else None
+        rows.append(row)
+    return rows
+
+
+def plot_error_by_similarity(report: dict, path: str | Path) -> Path:
+    """Bar chart of mean absolute error per similarity bin (one series per task), as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report.get("by_similarity")
+    if not rows:
+        raise DataError("the model has no applicability domain to plot (old model file?)")
+    table = pd.DataFrame(rows).set_index("similarity")
+    series = [c for c in table.columns if c.endswith("/mae")]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    table[series].plot.bar(ax=ax, legend=len(series) > 1)
+    for i, n in enumerate(table["n"]):
+        ax.annotate(f"n={n}", (i, 0), textcoords="offset points", xytext=(0, 3), ha="center",
+                    fontsize=8)  # fmt: skip
+    ax.set_xlabel("max Tanimoto similarity to the training set")
+    ax.set_ylabel("mean absolute error")
+    ax.set_title("Error by similarity to the training set")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

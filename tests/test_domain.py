@@ -1,0 +1,59 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+
+from molpred.chem import standardize
+from molpred.domain import choose_threshold, fingerprint, knn_distance, max_similarity
+from molpred.train import train
+
+from .conftest import ESOL_TARGET, FAST, SMALL
+
+
+def test_max_similarity_equals_rdkit_bulk_tanimoto(esol):
+    mols = [standardize(s) for s in esol["smiles"][:300]]
+    ref, queries = mols[:250], mols[250:] + [Chem.MolFromSmiles("[Na+]")]  # no bits set
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    ref_bv = [gen.GetFingerprint(m) for m in ref]
+    expected = [max(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(q), ref_bv))
+                for q in queries]  # fmt: skip
+    got = max_similarity(np.stack([fingerprint(m) for m in queries]),
+                         np.stack([fingerprint(m) for m in ref]))  # fmt: skip
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert got[:5].max() <= 1.0 and max_similarity(np.stack([fingerprint(ref[0])]),
+                                                   np.stack([fingerprint(ref[0])]))[0] == 1.0
+
+
+def test_knn_distance():
+    ref = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    d = knn_distance(torch.tensor([[0.0, 0.0]]), ref, k=2)
+    assert d[0] == pytest.approx(2.5)  # (0 + 5) / 2
+
+
+def test_threshold_follows_validation_error():
+    rng = np.random.default_rng(0)
+    sim = rng.uniform(0.1, 0.9, size=400)
+    err = np.where(sim < 0.3, 2.0, 0.5) + rng.uniform(0, 0.1, size=400)
+    choice = choose_threshold(sim, err)
+    assert choice["rule"] == "validation error" and 0.25 < choice["threshold"] < 0.35
+    flat = choose_threshold(sim, rng.uniform(size=400))
+    assert flat["rule"].startswith("5th percentile")
+    assert flat["threshold"] == pytest.approx(np.percentile(sim, 5))
+
+
+def test_default_model_reports_domain_and_flags_strangers(esol):
+    model, _ = train(esol.head(300), "smiles", [ESOL_TARGET], model_config=SMALL,
+                     train_config=FAST, progress=False, cache_dir=None)  # fmt: skip
+    train_smiles = esol["smiles"][:5].tolist()
+    strangers = ["[Si](C)(C)(C)O[Si](C)(C)C", "FC(F)(F)S(=O)(=O)N[Se]C#N", "B1OB(O)OB(O)O1"]
+    out = model.predict(train_smiles + strangers + ["not a smiles"])
+    assert list(out.columns[-4:]) == ["domain_similarity", "latent_distance", "in_domain",
+                                      "error"]  # fmt: skip
+    seen = out.iloc[:5]
+    assert (seen["domain_similarity"] >= 0.99).sum() >= 4  # (duplicates are merged in training)
+    assert seen["in_domain"].all() and not out.iloc[5:8]["in_domain"].any()
+    assert pd.isna(out.iloc[8]["in_domain"]) and np.isnan(out.iloc[8]["domain_similarity"])
+    latent = out["latent_distance"]
+    assert (latent[:8] >= 0).all() and np.isnan(latent[8])
