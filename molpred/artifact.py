@@ -225,5 +225,6 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
     if "domain_fingerprints" in extras and "domain" in meta:
         d = meta["domain"]
         domain = Domain(extras["domain_fingerprints"], extras["domain_embeddings"],
-                        d["latent_scale"], d["threshold"], d.get("rule", ""))  # fmt: skip
+                        d["latent_scale"], d["threshold"], d.get("rule", ""), d.get("smiles"),
+                        extras.get("domain_targets"))  # fmt: skip
     return MolpredModel(members, meta["task_names"], meta["task_types"], meta, domain=domain)

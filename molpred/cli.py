@@ -27,6 +27,17 @@ PREDICT_EXAMPLE = """example:
   # a panel of models in one pass (featurized once), resumable after a crash or kill:
   molpred predict esol.pt logd.pt tox21.pt vendor.sdf.gz --output panel.csv.gz --resume
 """
+TUNE_EXAMPLE = """example:
+  molpred tune data/lipophilicity.csv --smiles-column smiles --target-columns exp \
+      --n-trials 30 --timeout 3600 --export best.json --report study.html
+  molpred train data/lipophilicity.csv --target-columns exp --config best.json -o logd.pt
+  # many workers, many machines: the same command against one PostgreSQL database
+  molpred tune data.csv --target-columns y --n-trials 200 --study-name assay7 \
+      --storage postgresql://user:password@dbhost/studies
+"""
+REPORT_EXAMPLE = """example:
+  molpred report --storage sqlite:///assay7.db --study-name assay7 --output study.html
+"""
 EVALUATE_EXAMPLE = """example:
   molpred evaluate esol.pt data/esol.csv --smiles-column smiles \\
       --target-columns "measured log solubility in mols per litre" --output metrics.json
@@ -57,7 +68,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
+    """The ``molpred`` parser; ``train_defaults`` replace train's defaults (``--config``)."""
     parser = argparse.ArgumentParser(prog="molpred", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"molpred {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,8 +95,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--problems-out", help="write rows that could not be used (CSV) here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--output", "-o", required=True, help="model file to write")
+    t.add_argument("--config", help="JSON from 'molpred tune --export': its settings become "
+                   "the defaults, flags given here still win")  # fmt: skip
     _add_model_args(t)
     _add_train_args(t)
+    if train_defaults:
+        t.set_defaults(**train_defaults)
+
+    u = sub.add_parser("tune", help="hyperparameter study with Optuna (pruned, resumable)",
+                       epilog=TUNE_EXAMPLE, formatter_class=fmt)  # fmt: skip
+    u.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
+    u.add_argument("--smiles-column", default="smiles")
+    u.add_argument("--target-columns", nargs="+", required=True)
+    u.add_argument("--task", choices=["regression", "classification"])
+    u.add_argument("--n-trials", type=int, required=True,
+                   help="finished trials the study should hold (across all workers and runs)")
+    u.add_argument("--timeout", type=float, help="stop this worker after S seconds")
+    u.add_argument("--storage", help="RDB URL (default: sqlite:///<study-name>.db)")
+    u.add_argument("--study-name", help="default: <data file>-<targets>")
+    u.add_argument("--split", choices=["random", "scaffold"], default="scaffold")
+    u.add_argument("--cv", type=int, default=0, help="K-fold cross-validation instead")
+    u.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
+    u.add_argument("--replicate", type=int, default=None, help="entry of --splits-file")
+    u.add_argument("--epochs", type=int, default=50, help="maximum epochs per trial")
+    u.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--device", default="auto")
+    u.add_argument("--workers", type=int, help="featurization processes")
+    u.add_argument("--export", help="write the best configuration (JSON) here")
+    u.add_argument("--report", help="write an HTML report of the study here")
+    u.add_argument("--quiet", action="store_true", help="no line per trial")
+
+    r = sub.add_parser("report", help="HTML report of a study", epilog=REPORT_EXAMPLE,
+                       formatter_class=fmt)  # fmt: skip
+    r.add_argument("--storage", required=True)
+    r.add_argument("--study-name", required=True)
+    r.add_argument("--output", "-o", required=True)
 
     p = sub.add_parser("predict", help="score molecules with a trained model",
                        epilog=PREDICT_EXAMPLE, formatter_class=fmt)  # fmt: skip
@@ -128,6 +174,10 @@ def _train(args: argparse.Namespace) -> int:
     from molpred.models import ModelConfig
     from molpred.train import TrainConfig, train
 
+    provenance = None
+    if args.config:
+        args, provenance = _apply_config(args)
+
     model_config = ModelConfig(
         encoder=args.encoder, hidden_size=args.hidden_size, depth=args.depth,
         dropout=args.dropout, pooling=args.pooling, head_hidden_size=args.head_hidden_size,
@@ -142,6 +192,7 @@ def _train(args: argparse.Namespace) -> int:
         splits_file=args.splits_file, replicate=args.replicate,
         ensemble_size=args.ensemble_size, workers=args.workers,
         cache_dir=None if args.no_cache else "default", progress=not args.quiet,
+        provenance=provenance,
     )  # fmt: skip
     model.save(args.output)
     _print_metrics(metrics, model.task_names)
@@ -157,6 +208,61 @@ def _train(args: argparse.Namespace) -> int:
     if args.metrics_out:
         _write_json(args.metrics_out, metrics)
     print(f"model written to {args.output}")
+    return 0
+
+
+def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """Re-parse with the exported configuration as defaults, so explicit flags still win."""
+    from molpred.tune import load_config
+
+    model_cfg, train_cfg, source = load_config(args.config)
+    defaults = {"encoder": model_cfg.encoder, "hidden_size": model_cfg.hidden_size,
+                "depth": model_cfg.depth, "dropout": model_cfg.dropout,
+                "pooling": model_cfg.pooling, "head_hidden_size": model_cfg.head_hidden_size,
+                "head_layers": model_cfg.head_layers, "no_descriptors": not model_cfg.descriptors,
+                "epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "lr": train_cfg.lr,
+                "weight_decay": train_cfg.weight_decay, "patience": train_cfg.patience}  # fmt: skip
+    again = build_parser(train_defaults=defaults).parse_args(args.argv)
+    again.argv = args.argv
+    return again, {"config": args.config, **source}
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from molpred.tune import TuneSettings, export_best, redact, run_study, write_report
+
+    settings = TuneSettings(
+        smiles_column=args.smiles_column, target_columns=tuple(args.target_columns),
+        task_types=(args.task,) * len(args.target_columns) if args.task else None,
+        split=args.split, cv=args.cv, splits_file=args.splits_file, replicate=args.replicate,
+        epochs=args.epochs, seed=args.seed, pruner=args.pruner,
+    )  # fmt: skip
+    study = run_study(args.data, settings, n_trials=args.n_trials, timeout=args.timeout,
+                      storage=args.storage, study_name=args.study_name, workers=args.workers,
+                      device=args.device, progress=not args.quiet)  # fmt: skip
+    storage = args.storage or f"sqlite:///{study.study_name}.db"
+    states = [t.state.name for t in study.trials]
+    print(f"study {study.study_name} on {redact(storage)}: {len(states)} trials "
+          f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+          f"{states.count('FAIL')} failed)")  # fmt: skip
+    if states.count("COMPLETE"):
+        print(f"best: trial {study.best_trial.number} {study.user_attrs.get('metric')}="
+              f"{study.best_value:.4f} {study.best_params}")  # fmt: skip
+        if args.export:
+            export_best(study, args.export, storage)
+            print(f"best configuration written to {args.export}")
+    if args.report:
+        print(f"report written to {write_report(study, args.report)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from molpred.tune import load_study, write_report
+
+    try:
+        study = load_study(args.storage, args.study_name)
+    except KeyError:
+        raise ValueError(f"no study named {args.study_name!r} in that storage") from None
+    print(f"report written to {write_report(study, args.output)}")
     return 0
 
 
@@ -261,11 +367,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "predict": _predict, "evaluate": _evaluate}
+COMMANDS = {"train": _train, "predict": _predict, "evaluate": _evaluate, "tune": _tune,
+            "report": _report}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # --config parses again
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # DataError, ModelFileError, bad options

@@ -77,7 +77,8 @@ def knn_distance(queries: torch.Tensor, reference: torch.Tensor, k: int = 5) -> 
 def choose_threshold(similarity: np.ndarray, error: np.ndarray) -> dict[str, float | str]:
     """Similarity below which predictions are flagged out of domain, from validation data.
 
-    Candidate thresholds are the 5th..50th percentiles of the validation similarities. For each,
+    Candidate thresholds are the 5th..25th percentiles of the validation similarities (so at
+    most about a quarter of molecules like the validation set are flagged). For each,
     the mean error of the molecules below it is compared with the error of those above; the
     threshold with the largest ratio wins if that ratio is at least 1.2 (error clearly rises as
     similarity falls). Otherwise the 5th percentile is used: a query is flagged when it is less
@@ -88,7 +89,7 @@ def choose_threshold(similarity: np.ndarray, error: np.ndarray) -> dict[str, flo
     fallback = float(np.percentile(sim, 5)) if len(sim) else 0.0
     best: tuple[float, float] = (0.0, fallback)
     min_group = max(10, int(0.05 * len(sim)))
-    for pct in range(5, 55, 5):
+    for pct in range(5, 30, 5):
         t = float(np.percentile(sim, pct)) if len(sim) else 0.0
         low, high = err[sim < t], err[sim >= t]
         if len(low) < min_group or len(high) < min_group or high.mean() <= 0:
@@ -104,13 +105,19 @@ def choose_threshold(similarity: np.ndarray, error: np.ndarray) -> dict[str, flo
 
 @dataclass
 class Domain:
-    """What a model file stores to place new molecules relative to its training set."""
+    """What a model file stores to place new molecules relative to its training set.
+
+    ``smiles`` and ``targets`` (``[N_train, T]``, NaN = unmeasured) let the app show a query's
+    nearest training molecules with their measured values.
+    """
 
     fingerprints: torch.Tensor  # [N_train, 256] uint8
     embeddings: torch.Tensor  # [K, D] float16, a sample of training representations
     latent_scale: float  # median validation k-NN distance
     threshold: float
     rule: str = ""
+    smiles: list[str] | None = None
+    targets: torch.Tensor | None = None
 
     def similarity(self, fps: np.ndarray) -> np.ndarray:
         return max_similarity(fps, self.fingerprints)
@@ -118,8 +125,21 @@ class Domain:
     def latent(self, embeddings: torch.Tensor) -> np.ndarray:
         return knn_distance(embeddings, self.embeddings) / max(self.latent_scale, 1e-12)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {"domain_fingerprints": self.fingerprints, "domain_embeddings": self.embeddings}
+    def neighbors(self, fp: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` most similar training molecules: ``(index, Tanimoto)``, best first."""
+        q, ref = _bits(fp.reshape(1, -1)), _bits(self.fingerprints)
+        inter = (q @ ref.T)[0]
+        union = q.sum() + ref.sum(1) - inter
+        sim = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+        top = sim.topk(min(k, len(sim)))
+        return [(int(i), float(v)) for v, i in zip(top.values, top.indices, strict=True)]
 
-    def meta(self) -> dict[str, float | str]:
-        return {"latent_scale": self.latent_scale, "threshold": self.threshold, "rule": self.rule}
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"domain_fingerprints": self.fingerprints, "domain_embeddings": self.embeddings}
+        if self.targets is not None:
+            out["domain_targets"] = self.targets
+        return out
+
+    def meta(self) -> dict:
+        return {"latent_scale": self.latent_scale, "threshold": self.threshold, "rule": self.rule,
+                "smiles": self.smiles}  # fmt: skip

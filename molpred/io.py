@@ -24,7 +24,8 @@ from rdkit import Chem
 from molpred.chem import InvalidMoleculeError, mol_from_block
 from molpred.data import DataError
 
-__all__ = ["read_table", "iter_table", "table_format", "TableWriter", "atomic_path"]
+__all__ = ["read_table", "iter_table", "table_format", "TableWriter", "atomic_path",
+           "InMemoryFile"]  # fmt: skip
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
 _CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
@@ -44,7 +45,28 @@ def table_format(path: str | Path) -> str:
     return suffix
 
 
-def _check_file(path: str | Path) -> Path:
+class InMemoryFile:
+    """An uploaded file that must never touch the disk: its name (for the format) and bytes.
+
+    Every reader accepts one wherever it accepts a path.
+    """
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self.data = Path(name).name, data
+
+    def __str__(self) -> str:
+        return self.name
+
+    def binary(self) -> io.BytesIO:
+        data = gzip.decompress(self.data) if self.name.lower().endswith(".gz") else self.data
+        return io.BytesIO(data)
+
+
+def _check_file(path: str | Path | InMemoryFile) -> Path | InMemoryFile:
+    if isinstance(path, InMemoryFile):
+        if not path.data:
+            raise DataError(f"file is empty: {path.name}")
+        return path
     p = Path(path)
     if not p.is_file():
         raise DataError(f"file not found: {p}")
@@ -53,19 +75,26 @@ def _check_file(path: str | Path) -> Path:
     return p
 
 
-def _open_text(path: Path):
+def _open_text(path: Path | InMemoryFile):
+    if isinstance(path, InMemoryFile):
+        return io.TextIOWrapper(path.binary(), encoding="utf-8-sig", errors="replace", newline="")
     opener = gzip.open if str(path).lower().endswith(".gz") else open
     return opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
 
 
-def read_table(path: str | Path, *, as_text: bool = False) -> pd.DataFrame:
+def _source(path: Path | InMemoryFile):
+    """What pandas/pyarrow read: the path, or the (decompressed) bytes of an upload."""
+    return path.binary() if isinstance(path, InMemoryFile) else path
+
+
+def read_table(path: str | Path | InMemoryFile, *, as_text: bool = False) -> pd.DataFrame:
     """Read a whole table. ``as_text`` keeps every cell as a string (no type inference)."""
     chunks = list(iter_table(path, chunk_size=1 << 20, as_text=as_text))
     return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def iter_table(
-    path: str | Path, chunk_size: int = 10_000, *, as_text: bool = True
+    path: str | Path | InMemoryFile, chunk_size: int = 10_000, *, as_text: bool = True
 ) -> Iterator[pd.DataFrame]:
     """Yield the rows of ``path`` in chunks, in file order. Raises :class:`DataError` for an
     unreadable or empty file; yields at least one (possibly empty) chunk for a header-only file.
@@ -75,8 +104,9 @@ def iter_table(
     try:
         if fmt in ("csv", "tsv"):
             text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
-            reader = pd.read_csv(p, sep="," if fmt == "csv" else "\t", chunksize=chunk_size,
-                                 **text_opts, **_CSV_OPTS)  # fmt: skip
+            sep = "," if fmt == "csv" else "\t"
+            reader = pd.read_csv(_source(p), sep=sep, chunksize=chunk_size, **text_opts,
+                                 **_CSV_OPTS)  # fmt: skip
             yield from _at_least_one(reader)
         elif fmt == "smi":
             yield from _at_least_one(_iter_smi(p, chunk_size))
@@ -89,6 +119,8 @@ def iter_table(
     except pd.errors.ParserError as exc:
         first = str(exc).strip().splitlines()[0]
         raise DataError(f"cannot parse {p.name}: {first}") from None
+    except (OSError, EOFError) as exc:  # e.g. a broken gzip or Parquet upload
+        raise DataError(f"cannot read {p.name}: {exc}") from None
 
 
 def _at_least_one(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -176,7 +208,7 @@ def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
 def _iter_parquet(path: Path, chunk_size: int, as_text: bool) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+    for batch in pq.ParquetFile(_source(path)).iter_batches(batch_size=chunk_size):
         df = batch.to_pandas()
         yield df.astype(str) if as_text else df
 

@@ -134,16 +134,18 @@ def _score_frame(
 
 
 def predict(
-    model: MolpredModel,
+    models: MolpredModel | Sequence[MolpredModel],
     smiles: Sequence[object],
     *,
+    model_names: Sequence[str] | None = None,
     batch_size: int = 512,
     workers: int | None = None,
     device: str = "cpu",
     confidence: float = 0.9,
     domain: bool = True,
 ) -> pd.DataFrame:
-    """Score molecules.
+    """Score molecules with one model or a panel (featurized once); the CLI's file scoring and
+    the web app call this same code.
 
     Returns
     -------
@@ -151,15 +153,17 @@ def predict(
         One row per input, in order: ``smiles`` (as given); per task its value (in the training
         data's units; calibrated probability for classification), ``<task>_std`` (predicted
         spread), conformal ``<task>_lower``/``<task>_upper`` bounds at ``confidence``
-        (regression) or the prediction set ``<task>_set`` (classification); per row
+        (regression) or the prediction set ``<task>_set`` (classification); per model
         ``domain_similarity`` (max Tanimoto to the training set), ``latent_distance`` and
-        ``in_domain`` when ``domain`` and the model carries its domain; and ``error`` (``""``
+        ``in_domain`` when ``domain`` and the model carries its domain (prefixed
+        ``<model name>.`` for a panel; task names too where they clash); and ``error`` (``""``
         when scored).
     """
+    models = [models] if isinstance(models, MolpredModel) else list(models)
     smiles = list(smiles)
     feats = featurize_smiles(smiles, workers=workers)
-    plan = output_plan([model], confidence=confidence, domain=domain)
-    frame = _score_frame([model], plan, feats, feats.errors, batch_size, device)
+    plan = output_plan(models, model_names, confidence=confidence, domain=domain)
+    frame = _score_frame(models, plan, feats, feats.errors, batch_size, device)
     frame.insert(0, "smiles", smiles)
     return frame
 

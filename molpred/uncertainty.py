@@ -250,6 +250,7 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
     latent_scale = float(np.median(np.concatenate(val_emb_dist))) if val_emb_dist else 1.0
     domain = Domain(torch.from_numpy(np.ascontiguousarray(ref_fps)),
                     ref_emb_t.to(torch.float16), latent_scale, float(choice["threshold"]),
-                    str(choice["rule"]))  # fmt: skip
+                    str(choice["rule"]), [dataset.smiles[i] for i in reference],
+                    torch.from_numpy(np.ascontiguousarray(dataset.targets[reference])))  # fmt: skip
     calibration["domain_threshold"] = choice
     return calibration, domain

@@ -28,3 +28,12 @@ def esol() -> pd.DataFrame:
 ESOL_TARGET = "measured log solubility in mols per litre"
 SMALL = ModelConfig(hidden_size=48, head_hidden_size=48, depth=2)
 FAST = TrainConfig(epochs=3, batch_size=32, patience=10)
+
+
+def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,)):
+    """A tiny, fast model on ``df`` (3 epochs, hidden size 48): for tests that need any model."""
+    from molpred.train import train
+
+    model, _ = train(df, "smiles", list(targets), model_config=SMALL, train_config=FAST,
+                     progress=False, cache_dir=None)  # fmt: skip
+    return model

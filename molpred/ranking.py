@@ -1,0 +1,91 @@
+"""Rank candidates by what the project needs: desirability per property, combined by weight.
+
+Each :class:`Objective` maps one column to a desirability in [0, 1]:
+
+- ``higher`` / ``lower``: linear between the 5th and 95th percentiles of the candidates (so one
+  outlier does not flatten everyone else), clipped to [0, 1];
+- ``range``: 1 inside ``[low, high]``, falling linearly to 0 over one range-width outside it.
+
+The score is the weighted mean of the desirabilities (an MPO-style sum, as in CNS MPO): a
+molecule missing a value (failed row) gets no score and ranks last. :func:`pareto_front` marks
+the candidates no other candidate beats on every objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Objective", "desirability", "score", "pareto_front"]
+
+DIRECTIONS = ("higher", "lower", "range")
+
+
+@dataclass(frozen=True)
+class Objective:
+    column: str
+    direction: str = "higher"
+    weight: float = 1.0
+    low: float | None = None  # for "range"
+    high: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.weight < 0:
+            raise ValueError("weights must be >= 0")
+        if self.direction == "range" and (self.low is None or self.high is None
+                                          or self.low > self.high):  # fmt: skip
+            raise ValueError(f"{self.column}: a range needs low <= high")
+
+
+def desirability(values: pd.Series | np.ndarray, objective: Objective) -> np.ndarray:
+    """Desirability in [0, 1] (NaN where the value is missing)."""
+    x = np.asarray(values, dtype=np.float64)
+    if objective.direction == "range":
+        lo, hi = float(objective.low), float(objective.high)  # type: ignore[arg-type]
+        width = max(hi - lo, 1e-12)
+        below, above = (lo - x) / width, (x - hi) / width
+        return np.clip(1.0 - np.maximum(np.maximum(below, above), 0.0), 0.0, 1.0)
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return np.full_like(x, np.nan)
+    lo, hi = np.percentile(finite, [5, 95])
+    if hi - lo < 1e-12:
+        d = np.where(np.isfinite(x), 1.0, np.nan)
+    else:
+        d = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return d if objective.direction == "higher" else 1.0 - d
+
+
+def score(table: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """Weighted mean desirability per row (NaN if any objective's value is missing)."""
+    active = [o for o in objectives if o.weight > 0]
+    if not active:
+        return np.full(len(table), np.nan)
+    missing = [o.column for o in active if o.column not in table.columns]
+    if missing:
+        raise KeyError(f"no column(s) {missing} to rank by")
+    total = sum(o.weight for o in active)
+    parts = [o.weight * desirability(table[o.column], o) for o in active]
+    return np.sum(parts, axis=0) / total
+
+
+def pareto_front(table: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """Boolean mask of rows not dominated by any other row (rows with missing values: False).
+
+    A row dominates another if it is at least as desirable on every objective and strictly more
+    on one. Desirabilities, not raw values, are compared, so ``range`` objectives work too.
+    """
+    d = np.column_stack([desirability(table[o.column], o) for o in objectives])
+    ok = np.isfinite(d).all(axis=1)
+    front = np.zeros(len(table), dtype=bool)
+    idx = np.flatnonzero(ok)
+    pts = d[idx]
+    for k, i in enumerate(idx):
+        dominated = ((pts >= pts[k]).all(axis=1) & (pts > pts[k]).any(axis=1)).any()
+        front[i] = not dominated
+    return front

@@ -1,0 +1,87 @@
+"""The Streamlit page through Streamlit's own AppTest: paste -> score -> rank, invalid input,
+model selection, uploaded models, downloads and the detail view."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from .conftest import ESOL_TARGET, ROOT, train_small
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, esol):
+    d = tmp_path_factory.mktemp("models")
+    train_small(esol.head(200)).save(d / "tiny.pt")
+    return d
+
+
+@pytest.fixture
+def app(models_dir, monkeypatch):
+    monkeypatch.setenv("MOLPRED_MODELS_DIR", str(models_dir))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    at.sidebar.multiselect[0].set_value([])  # bundled models off: fast and independent of them
+    at.sidebar.multiselect[1].set_value(["tiny.pt"])
+    at.run()
+    return at
+
+
+def _table(at, column):
+    """The dataframe on the page that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def _score(at, text):
+    at.text_area(key="pasted").input(text)
+    at.button(key="score_paste").click()
+    at.run()
+    assert not at.exception, at.exception
+    return at.session_state["results"]
+
+
+def test_paste_score_rank(app):
+    results = _score(app, "CCO ethanol\nC1CC broken\nc1ccccc1O phenol\nCCCCCCCCCCCC dodecane")
+    assert results["name"].tolist() == ["ethanol", "broken", "phenol", "dodecane"]
+    assert results["error"].ne("").tolist() == [False, True, False, False]
+    assert "unparseable SMILES" in results.loc[1, "error"]
+    app.selectbox(key="dir_QED").set_value("ignore")  # on by default
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("higher")
+    app.run()
+    ranked = _table(app, "rank")
+    assert ranked["rank"].tolist() == [1, 2, 3, 4]
+    values = ranked[ESOL_TARGET].tolist()
+    assert values[:3] == sorted(values[:3], reverse=True) and np.isnan(values[3])  # error last
+    assert ranked["error"].iloc[-1] != ""
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("lower")
+    app.run()
+    lowered = _table(app, "rank")[ESOL_TARGET].tolist()
+    assert lowered[:3] == sorted(values[:3])
+    assert len(app.get("download_button")) == 2
+    assert any("Private by design" in m.value for m in app.sidebar.info)
+
+
+def test_invalid_only_and_empty_input(app):
+    results = _score(app, "not_a_smiles\nC1CC")
+    assert (results["error"] != "").all()
+    app.text_area(key="pasted").input("   \n")
+    app.button(key="score_paste").click()
+    app.run()
+    assert any("Paste at least one SMILES" in w.value for w in app.warning)
+
+
+def test_no_model_selected_is_explained(app):
+    app.sidebar.multiselect[1].set_value([])
+    app.run()
+    app.text_area(key="pasted").input("CCO")
+    app.button(key="score_paste").click()
+    app.run()
+    assert any("Choose at least one model" in e.value for e in app.error)
+
+
+def test_detail_view_explains_and_shows_neighbours(app):
+    _score(app, "CCO ethanol\nc1ccccc1O phenol")
+    assert app.selectbox(key="detail_task").value == ("tiny", ESOL_TARGET)
+    neighbours = _table(app, "similarity")
+    assert len(neighbours) == 5 and neighbours["similarity"].is_monotonic_decreasing
+    assert f"measured {ESOL_TARGET}" in neighbours.columns

@@ -1,0 +1,98 @@
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from rdkit import Chem
+
+from molpred.io import InMemoryFile, read_table
+from molpred.medchem import medchem_table
+from molpred.ranking import Objective, desirability, pareto_front, score
+from molpred.screen import parse_pasted, screen, structure_svg, svg_data_uri, to_sdf
+
+from .conftest import ESOL_TARGET, train_small
+
+
+@pytest.fixture(scope="module")
+def model(esol):
+    return train_small(esol.head(100))
+
+
+def test_parse_pasted_keeps_bad_lines_and_names():
+    t = parse_pasted("CCO ethanol\n\n  C1CC broken ring \nc1ccccc1\n")
+    assert t["smiles"].tolist() == ["CCO", "C1CC", "c1ccccc1"]
+    assert t["name"].tolist() == ["ethanol", "broken ring", "line 4"]
+    assert parse_pasted("\n \n").empty
+
+
+def test_medchem_properties_rules_and_alerts():
+    mols = [Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"), None,
+            Chem.MolFromSmiles("O=C(C=Cc1ccccc1)c1ccccc1O")]  # chalcone: a Brenk alert
+    t = medchem_table(mols)
+    assert t.loc[0, "MW"] == pytest.approx(180.042, abs=1e-3) and t.loc[0, "HBD"] == 1
+    assert bool(t.loc[0, "Lipinski"]) and bool(t.loc[0, "Veber"]) and t.loc[0, "PAINS"] == ""
+    assert np.isnan(t.loc[1, "MW"]) and len(t) == 3
+    assert t.loc[2, "Brenk"] != "" and 0 < t.loc[2, "QED"] < 1
+
+
+def test_desirability_directions_and_ranges():
+    x = np.array([0.0, 5.0, 10.0, np.nan])
+    up = desirability(x, Objective("a", "higher"))
+    assert up[0] == 0 and up[2] == 1 and 0 < up[1] < 1 and np.isnan(up[3])
+    np.testing.assert_allclose(desirability(x, Objective("a", "lower"))[:3], 1 - up[:3])
+    rng = desirability(np.array([1.0, 2.0, 3.5, 6.0]), Objective("a", "range", low=1, high=3))
+    np.testing.assert_allclose(rng, [1.0, 1.0, 0.75, 0.0])
+    with pytest.raises(ValueError):
+        Objective("a", "sideways")
+
+
+def test_score_and_pareto_front():
+    t = pd.DataFrame({"a": [1.0, 2.0, 3.0, 2.0, np.nan], "b": [3.0, 2.0, 1.0, 1.0, 1.0]})
+    objs = [Objective("a", "higher"), Objective("b", "higher")]
+    s = score(t, objs)
+    assert np.isnan(s[4]) and s[3] < s[1]  # (2, 1) is worse than (2, 2)
+    assert pareto_front(t, objs).tolist() == [True, True, True, False, False]
+    weighted = score(t, [Objective("a", "higher", 3.0), Objective("b", "higher", 1.0)])
+    assert np.nanargmax(weighted) == 2
+    with pytest.raises(KeyError):
+        score(t, [Objective("zzz")])
+
+
+def test_screen_aligns_rows_and_reports_errors(model):
+    out = screen({"sol": model}, ["CCO", "C1CC", "c1ccccc1O"], ["a", "b", "c"], chunk_size=2)
+    assert out["name"].tolist() == ["a", "b", "c"] and out.columns[-1] == "error"
+    assert out["error"].ne("").tolist() == [False, True, False]
+    assert {ESOL_TARGET, f"{ESOL_TARGET}_lower", "in_domain", "QED", "PAINS"} <= set(out.columns)
+    assert np.isnan(out.loc[1, ESOL_TARGET]) and not np.isnan(out.loc[2, "MW"])
+
+
+def test_depiction_and_sdf_export(model):
+    assert structure_svg("C1CC") is None and svg_data_uri(None) is None
+    assert svg_data_uri(structure_svg("CCO")).startswith("data:image/svg+xml;base64,")
+    table = screen({"sol": model}, ["CCO", "bad", "c1ccccc1O"], ["e", "x", "p"])
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(to_sdf(table).decode())
+    mols = list(supplier)
+    assert [m.GetProp("_Name") for m in mols] == ["e", "p"]  # the invalid row has no structure
+    assert float(mols[0].GetProp(ESOL_TARGET)) == pytest.approx(table.loc[0, ESOL_TARGET], 1e-4)
+    assert mols[1].GetProp("input_smiles") == "c1ccccc1O"
+
+
+def test_uploads_are_read_in_memory():
+    raw = b"\xef\xbb\xbfsmiles,id\r\nCCO,1\r\nC1CC,2\r\n"  # BOM, CRLF, gzip
+    csv = InMemoryFile("cands.csv.gz", gzip.compress(raw))
+    t = read_table(csv, as_text=True)
+    assert t["smiles"].tolist() == ["CCO", "C1CC"] and t["id"].tolist() == ["1", "2"]
+    smi = read_table(InMemoryFile("x.smi", b"CCO ethanol\nc1ccccc1\n"), as_text=True)
+    assert smi["name"].tolist() == ["ethanol", ""]
+    mol = Chem.MolFromSmiles("CCO")
+    mol.SetProp("_Name", "eth")
+    block = Chem.MolToMolBlock(mol) + "$$$$\n"
+    sdf = read_table(InMemoryFile("x.sdf", block.encode()), as_text=True)
+    assert sdf["name"].tolist() == ["eth"]
+    from molpred.data import DataError
+
+    with pytest.raises(DataError):
+        read_table(InMemoryFile("x.csv", b""))
+    with pytest.raises(DataError):
+        read_table(InMemoryFile("x.csv.gz", b"not gzip"))

@@ -1,0 +1,178 @@
+"""Hyperparameter studies: search space, pruning, persistence, export, reports, and several
+workers on one real PostgreSQL server (started by .ci/postgres.sh; see .ci/run)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from molpred import tune
+from molpred.artifact import load_model
+from molpred.tune import TuneSettings, export_best, load_config, run_study, suggest, write_report
+
+from .conftest import ESOL_TARGET, ROOT
+
+SETTINGS = TuneSettings("smiles", (ESOL_TARGET,), epochs=3, patience=3)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, esol):
+    path = tmp_path_factory.mktemp("tune") / "esol.csv"
+    esol.head(120).to_csv(path, index=False)
+    return path
+
+
+def _shrink(monkeypatch):
+    """Trials small enough for the test suite: the real space with tiny sizes."""
+
+    def small_space(trial):
+        model, train = suggest(trial)
+        model.update(hidden_size=32, head_hidden_size=32, depth=2)
+        return model, train
+
+    monkeypatch.setattr(tune, "suggest", small_space)
+
+
+def test_search_space_lives_in_one_function():
+    params = {"encoder": "gine", "depth": 4, "hidden_size": 250, "dropout": 0.1, "pooling": "mean",
+              "descriptors": False, "head_layers": 1, "lr": 5e-4, "batch_size": 64,
+              "weight_decay": 1e-3}  # fmt: skip
+    model, train = suggest(optuna.trial.FixedTrial(params))
+    assert model["encoder"] == "gine" and model["hidden_size"] == model["head_hidden_size"] == 250
+    assert train == {"lr": 5e-4, "batch_size": 64, "weight_decay": 1e-3}
+    study = optuna.create_study()
+    trial = study.ask()
+    m, t = suggest(trial)
+    assert set(trial.params) == set(params) and 2 <= m["depth"] <= 6 and 1e-4 <= t["lr"] <= 3e-3
+
+
+def test_study_persists_resumes_exports_and_reports(small, tmp_path, monkeypatch, capsys):
+    _shrink(monkeypatch)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = run_study(small, SETTINGS, n_trials=3, storage=storage, study_name="s")
+    assert len(study.trials) == 3 and study.best_value > 0
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("trial ")]
+    assert len(lines) == 3 and all("best so far" in l and "lr=" in l for l in lines)
+    again = run_study(small, SETTINGS, n_trials=3, storage=storage, study_name="s")
+    assert len(again.trials) == 3  # resumed: nothing left to do
+    more = run_study(small, SETTINGS, n_trials=4, storage=storage, study_name="s")
+    assert len(more.trials) == 4 and len({t.number for t in more.trials}) == 4
+
+    cfg = export_best(more, tmp_path / "best.json", storage)
+    model_cfg, train_cfg, source = load_config(tmp_path / "best.json")
+    assert source["trial"] == more.best_trial.number and source["study"] == "s"
+    assert model_cfg.encoder == more.best_params["encoder"]
+    assert train_cfg.lr == pytest.approx(more.best_params["lr"])
+    assert cfg["train_config"]["epochs"] == 3
+
+    html = write_report(more, tmp_path / "report.html").read_text()
+    for section in ("Optimization history", "Parameter importances", "Parallel coordinates",
+                    "Slice plots", "<table"):  # fmt: skip
+        assert section in html
+    assert 'src="http' not in html  # plotly.js embedded: the report opens offline
+
+
+def test_weak_trials_are_pruned(small, tmp_path, monkeypatch, capsys):
+    _shrink(monkeypatch)
+    monkeypatch.setattr(tune, "_pruner", lambda name, epochs: optuna.pruners.ThresholdPruner(
+        upper=0.0))  # every RMSE is above 0: prune at the first report  # fmt: skip
+    study = run_study(small, SETTINGS, n_trials=2, storage=f"sqlite:///{tmp_path / 'p.db'}")
+    states = {t.state for t in study.trials}
+    assert states == {optuna.trial.TrialState.PRUNED}
+    assert all(t.user_attrs["pruned_at_epoch"] == 1 for t in study.trials)
+    assert "pruned (at epoch 1)" in capsys.readouterr().err
+
+
+def test_unknown_config_keys_are_an_error(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"model_config": {"hiden_size": 3}}))
+    with pytest.raises(ValueError, match="hiden_size"):
+        load_config(tmp_path / "c.json")
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "molpred.cli", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_cli_tune_then_train_from_the_best_configuration(small, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'cli.db'}"
+    proc = _cli("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "2", "--epochs",
+                "2", "--storage", storage, "--study-name", "cli", "--export",
+                tmp_path / "best.json", "--report", tmp_path / "r.html")  # fmt: skip
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "best: trial" in out and err.count("trial ") >= 2
+    best = json.loads((tmp_path / "best.json").read_text())
+    proc = _cli("train", small, "--target-columns", ESOL_TARGET, "--config", tmp_path / "best.json",
+                "--hidden-size", "32", "--epochs", "2", "--output", tmp_path / "m.pt", "--quiet")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    meta = load_model(tmp_path / "m.pt").metadata
+    assert meta["provenance"]["study"] == "cli"
+    assert meta["provenance"]["trial"] == best["source"]["trial"]
+    assert meta["model_config"]["hidden_size"] == 32  # an explicit flag beats the config
+    assert meta["model_config"]["encoder"] == best["model_config"]["encoder"]
+    assert meta["train_config"]["lr"] == pytest.approx(best["train_config"]["lr"])
+
+
+def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):
+    """kill -9 a worker mid-trial: its trial turns stale (no heartbeat), is failed and re-queued
+    by the next worker, and the study completes."""
+    storage = f"sqlite:///{tmp_path / 'k.db'}"
+    proc = _cli("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "50", "--epochs",
+                "60", "--storage", storage, "--study-name", "k", "--pruner", "none")  # fmt: skip
+    deadline = time.time() + 120
+    running = []
+    while time.time() < deadline and not running:
+        time.sleep(1)
+        try:
+            s = optuna.load_study(study_name="k", storage=storage)
+            running = s.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        except KeyError:
+            continue
+    assert running, "the worker never started a trial"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    _shrink(monkeypatch)
+    monkeypatch.setattr(tune, "_storage", lambda url: optuna.storages.RDBStorage(
+        url, heartbeat_interval=1, grace_period=2,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1)))
+    time.sleep(3)
+    n_before = len(optuna.load_study(study_name="k", storage=storage).trials)
+    study = run_study(small, SETTINGS, n_trials=2 + n_before, storage=storage, study_name="k")
+    killed = study.trials[running[0].number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert any(t.system_attrs.get("failed_trial") == killed.number for t in study.trials)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("MOLPRED_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide MOLPRED_TEST_POSTGRES (see .ci/run)")
+        pytest.skip("no PostgreSQL: export MOLPRED_TEST_POSTGRES=$(bash .ci/postgres.sh)")
+    return url
+
+
+def test_two_workers_share_one_study_on_postgresql(small, tmp_path):
+    url = _postgres_url()
+    name = f"two-workers-{os.getpid()}-{time.time_ns()}"
+    args = ("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "6", "--epochs", "2",
+            "--storage", url, "--study-name", name)  # fmt: skip
+    workers = [_cli(*args) for _ in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1] for o in outputs]
+    study = optuna.load_study(study_name=name, storage=url)
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,
+                                        optuna.trial.TrialState.PRUNED))  # fmt: skip
+    assert len(finished) >= 6 and len({t.number for t in study.trials}) == len(study.trials)
+    per_worker = [sum(1 for l in err.splitlines() if l.startswith("trial ")) for _, err in outputs]
+    assert all(n >= 1 for n in per_worker), per_worker  # both really ran trials
+    assert "molpred:***@" in outputs[0][0] and "molpred:molpred@" not in outputs[0][0]
+    optuna.delete_study(study_name=name, storage=url)
