@@ -1,16 +1,20 @@
-# molpred developer entry points. `make demo` and `make test` are the README's Quick start.
+# molpred developer entry points. `make app` and `make test` are the README's Quick start.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench-quick clean
+.PHONY: app demo test lint bench-quick screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
+
+# The screening page with the bundled models, on http://127.0.0.1:8501 (Ctrl-C to stop).
+app: $(STAMP)
+	$(BIN)/streamlit run app.py --server.headless true --server.address 127.0.0.1
 
 # Train a solubility model on bundled ESOL (scaffold split) and rank bundled candidates.
 demo: $(STAMP)
@@ -21,8 +25,12 @@ demo: $(STAMP)
 		--top 15 --quiet
 
 test: $(STAMP)
-	$(BIN)/ruff check molpred tests benchmarks
+	$(BIN)/ruff check molpred tests benchmarks app.py
 	$(BIN)/pytest -q
+
+# README's screenshot, taken by the real-browser test (needs /usr/bin/chromium).
+screenshot: $(STAMP)
+	MOLPRED_SCREENSHOT=docs/app.png $(BIN)/pytest -q tests/test_browser.py -k paste
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/featurize_speed.py --n 5000

@@ -69,7 +69,9 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
     chosen = st.sidebar.multiselect("Bundled models", bundled, default=bundled,
                                     format_func=lambda n: CARDS[n].title)  # fmt: skip
     own = sorted(MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
-    own_chosen = st.sidebar.multiselect(f"Your models (`{MODELS_DIR}/`)", [p.name for p in own])
+    own_names = [p.name for p in own]
+    own_chosen = st.sidebar.multiselect(f"Your models (`{MODELS_DIR}/`)", own_names,
+                                        default=own_names if not bundled else [])  # fmt: skip
     upload = st.sidebar.file_uploader("…or upload a model file", type=["pt"], key="model_file")
     models: dict[str, molpred.MolpredModel] = {n: _bundled(n) for n in chosen}
     for p in own:
@@ -246,7 +248,7 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
     st.subheader(f"{len(table):,} candidates ({len(table) - failed:,} scored, {failed:,} "
                  "with errors)")  # fmt: skip
     shown = table.copy()
-    shown.insert(1, "structure", [svg_data_uri(structure_svg(s)) for s in shown["smiles"]])
+    shown.insert(1, "structure", _depictions(tuple(shown["smiles"])))
     config = {"structure": st.column_config.ImageColumn("structure", width="medium"),
               "score": st.column_config.NumberColumn("score", format="%.3f"),
               "error": st.column_config.TextColumn("error", width="large")}  # fmt: skip
@@ -261,6 +263,11 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
                       key="dl_sdf")  # fmt: skip
     scatter(table, columns)
     detail(table, models)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _depictions(smiles: tuple[str, ...]) -> list[str | None]:
+    return [svg_data_uri(structure_svg(s)) for s in smiles]
 
 
 def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:

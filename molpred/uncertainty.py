@@ -15,6 +15,7 @@ Shapes: ``values, variances [N, T, M]`` (molecules, tasks, ensemble members).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -236,7 +237,8 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
             per_task[t].extend(scores)
         scale = np.array([float(members[0].y_scale[t]) if k == "regression" else 1.0
                           for t, k in enumerate(task_types)])  # fmt: skip
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a molecule unlabeled in every task: NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
             errs.append(np.nanmean(np.abs(val.targets - mean) / scale, axis=1))
         sims.append(max_similarity(val.fingerprints, ref_fps))
         if emb is not None:

@@ -1,0 +1,63 @@
+"""How long the screening page takes to score and rank 1,000 pasted molecules (issue #6).
+
+Drives the real page with Streamlit's AppTest (bundled models, default settings): paste 1,000
+MOSES molecules, press Score, and time the run until the ranked table is built — scoring with
+every bundled model, computed properties, alerts, depictions and ranking included. Also times
+the library call alone (:func:`molpred.screen.screen`) to show where the time goes.
+
+Usage::
+
+    python benchmarks/app_speed.py [--n 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+import molpred
+from molpred.pretrained import available, model_path
+from molpred.screen import screen
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARY = ROOT.parent / "shared" / "data" / "moses_test.csv.gz"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    args = ap.parse_args()
+    smiles = pd.read_csv(LIBRARY, nrows=args.n).iloc[:, 0].tolist()
+    models = {n: molpred.load_model(model_path(n)) for n in available()}
+    screen(models, smiles[:20])  # warm-up: imports, first-call overheads
+    start = time.perf_counter()
+    table = screen(models, smiles)
+    library_s = time.perf_counter() - start
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.run()
+    at.text_area(key="pasted").input("\n".join(smiles))
+    at.button(key="score_paste").click()
+    start = time.perf_counter()
+    at.run()
+    page_s = time.perf_counter() - start
+    assert not at.exception and len(at.session_state["results"]) == len(smiles)
+    result = {
+        "date": time.strftime("%Y-%m-%d"), "cores": 2, "molecules": len(smiles),
+        "models": list(models), "tasks": sum(len(m.task_names) for m in models.values()),
+        "scored": int((table["error"] == "").sum()),
+        "library_screen_seconds": round(library_s, 2),
+        "page_score_and_rank_seconds": round(page_s, 2),
+    }  # fmt: skip
+    out = ROOT / "benchmarks" / "results" / "app_speed.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

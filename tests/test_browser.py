@@ -1,0 +1,115 @@
+"""End to end in a real browser: the app served headless on 127.0.0.1, driven by Debian's
+Chromium through Playwright. Paste molecules (one invalid), score, check the ranked table and the
+error row through the CSV download, upload a file, and save a screenshot.
+
+Needs ``/usr/bin/chromium`` (``apt-get install chromium``; .ci/run installs it). Set
+``MOLPRED_SCREENSHOT=path.png`` to keep the screenshot (README's image is made this way).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import ROOT, train_small
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, esol):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium (see .ci/run)")
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    models = tmp_path_factory.mktemp("models")
+    train_small(esol.head(200)).save(models / "tiny.pt")
+    port = _free_port()
+    env = {**os.environ, "MOLPRED_MODELS_DIR": str(models)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
+         "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stderr.read().decode()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(url)
+    page.get_by_text("molpred · screen candidates").wait_for(timeout=120_000)
+    return page
+
+
+def _download_csv(page) -> pd.DataFrame:
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="Download CSV").click()
+    return pd.read_csv(info.value.path(), keep_default_na=False)
+
+
+def test_paste_score_rank_in_chromium(server, browser, tmp_path):
+    page = _open(browser, server)
+    page.get_by_label("SMILES, one per line").fill(
+        "CC(=O)Oc1ccccc1C(=O)O aspirin\nC1CC broken\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\n"
+        "c1ccccc1O phenol")
+    page.get_by_role("button", name="Score", exact=True).click()
+    page.get_by_text("4 candidates (3 scored, 1 with errors)").wait_for(timeout=180_000)
+    ranked = _download_csv(page)
+    assert sorted(ranked["name"]) == ["aspirin", "broken", "caffeine", "phenol"]
+    assert ranked["rank"].tolist() == [1, 2, 3, 4]
+    assert ranked.iloc[-1]["name"] == "broken" and "unparseable SMILES" in ranked.iloc[-1]["error"]
+    assert (ranked["error"].iloc[:3] == "").all()
+    shot = Path(os.environ.get("MOLPRED_SCREENSHOT", tmp_path / "app.png"))
+    page.screenshot(path=str(shot), full_page=False)
+    assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def test_upload_in_chromium(server, browser, tmp_path):
+    page = _open(browser, server)
+    page.get_by_role("tab", name="Upload").click()
+    csv = tmp_path / "cands.csv"
+    pd.DataFrame({"smiles": ["CCO", "xyz", "c1ccccc1N"], "name": ["eth", "junk", "anil"]}).to_csv(
+        csv, index=False)  # fmt: skip
+    page.locator("input[type=file]").first.set_input_files(str(csv))
+    page.get_by_role("button", name="Score file").click()
+    page.get_by_text("3 candidates (2 scored, 1 with errors)").wait_for(timeout=180_000)
+    ranked = _download_csv(page)
+    assert set(ranked["name"]) == {"eth", "junk", "anil"}
+    page.close()
