@@ -278,6 +278,9 @@ def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:
     a, b = st.columns(2)
     x = a.selectbox("x", numeric, index=0, format_func=columns.get, key="sx")
     y = b.selectbox("y", numeric, index=1, format_func=columns.get, key="sy")
+    if x == y:
+        st.info("Choose two different properties to plot.")
+        return
     data = table[["name", "smiles", x, y, "score", "pareto"]].dropna(subset=[x, y])
     data = data.rename(columns={x: "x", y: "y"})
     chart = alt.Chart(data).mark_circle().encode(

@@ -186,6 +186,11 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
         p = source = Path(path)
         if not p.is_file():
             raise ModelFileError(f"model file not found: {p}")
+    if not zipfile.is_zipfile(source):  # torch.save writes a zip archive; anything else is not ours
+        raise ModelFileError(f"{p.name} is not a readable molpred model file (not a PyTorch "
+                             "archive)")  # fmt: skip
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
     try:
         payload = torch.load(source, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:

@@ -85,3 +85,41 @@ def test_detail_view_explains_and_shows_neighbours(app):
     neighbours = _table(app, "similarity")
     assert len(neighbours) == 5 and neighbours["similarity"].is_monotonic_decreasing
     assert f"measured {ESOL_TARGET}" in neighbours.columns
+
+
+def test_upload_sdf_and_csv(app):
+    from rdkit import Chem
+
+    blocks = []
+    for smi, name in [("CCO", "ethanol"), ("c1ccccc1N", "aniline")]:
+        mol = Chem.MolFromSmiles(smi)
+        mol.SetProp("_Name", name)
+        blocks.append(Chem.MolToMolBlock(mol) + "$$$$\n")
+    sdf = "".join(blocks) + "garbage record\n\n\n  9  9  0  0\n$$$$\n"
+    app.file_uploader(key="candidates_file").set_value(("c.sdf", sdf.encode(), "chemical/x-mdl"))
+    app.run()
+    assert app.selectbox[0].value == "smiles"  # detected
+    app.button(key="score_upload").click()
+    app.run()
+    results = app.session_state["results"]
+    assert results["name"].tolist() == ["ethanol", "aniline", "garbage record"]
+    assert results["error"].ne("").tolist() == [False, False, True]
+    csv = b"id,SMILES\n1,CCO\n2,xyz\n"
+    app.file_uploader(key="candidates_file").set_value(("c.csv", csv, "text/csv"))
+    app.run()
+    app.button(key="score_upload").click()
+    app.run()
+    assert app.session_state["results"]["error"].ne("").tolist() == [False, True]
+
+
+def test_uploaded_model_file_is_used(app, models_dir):
+    app.sidebar.multiselect[1].set_value([])
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("mine.pt", (models_dir / "tiny.pt").read_bytes(), "application/octet-stream"))
+    app.run()
+    results = _score(app, "CCO")
+    assert ESOL_TARGET in results and app.session_state["result_models"] == ["mine"]
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("bad.pt", b"not a model", "application/octet-stream"))
+    app.run()
+    assert any("not a readable molpred model" in e.value for e in app.sidebar.error)
