@@ -117,7 +117,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     u.add_argument("--cv", type=int, default=0, help="K-fold cross-validation instead")
     u.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
     u.add_argument("--replicate", type=int, default=None, help="entry of --splits-file")
-    u.add_argument("--epochs", type=int, default=50, help="maximum epochs per trial")
+    u.add_argument("--epochs", type=int, default=40, help="maximum epochs per trial")
     u.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--device", default="auto")

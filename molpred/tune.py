@@ -42,7 +42,7 @@ def suggest(trial: optuna.Trial) -> tuple[dict[str, Any], dict[str, Any]]:
     model = {
         "encoder": trial.suggest_categorical("encoder", ["dmpnn", "gine"]),
         "depth": trial.suggest_int("depth", 2, 5),
-        "hidden_size": trial.suggest_int("hidden_size", 100, 500, step=50),
+        "hidden_size": trial.suggest_int("hidden_size", 100, 400, step=50),
         "dropout": trial.suggest_float("dropout", 0.0, 0.4, step=0.05),
         "pooling": trial.suggest_categorical("pooling", ["sum", "mean", "attention"]),
         "descriptors": trial.suggest_categorical("descriptors", [True, False]),
@@ -51,7 +51,7 @@ def suggest(trial: optuna.Trial) -> tuple[dict[str, Any], dict[str, Any]]:
     model["head_hidden_size"] = model["hidden_size"]
     train = {
         "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 50, 64, 100]),
+        "batch_size": trial.suggest_categorical("batch_size", [50, 64, 100]),
         "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
     }
     return model, train
@@ -68,8 +68,8 @@ class TuneSettings:
     cv: int = 0  # folds; 0 = one train/val/test split
     splits_file: str | None = None
     replicate: int | None = None
-    epochs: int = 50
-    patience: int = 10
+    epochs: int = 40
+    patience: int = 8
     seed: int = 0
     pruner: str = "median"  # median | hyperband | none
 
@@ -102,7 +102,7 @@ def _storage(url: str) -> optuna.storages.RDBStorage:
 
 def _pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=8)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=4)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=5, max_resource=epochs)
     if name == "none":
@@ -201,7 +201,7 @@ def run_study(
     study = optuna.create_study(
         study_name=name, storage=_storage(storage), load_if_exists=True,
         direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=None, multivariate=True, n_startup_trials=8),
+        sampler=optuna.samplers.TPESampler(seed=None, multivariate=True, n_startup_trials=6),
         pruner=_pruner(settings.pruner, settings.epochs),
     )  # fmt: skip
     study.set_user_attr("metric", metric)
