@@ -25,7 +25,7 @@ from molpred.io import InMemoryFile, read_table
 from molpred.medchem import PROPERTY_UNITS
 from molpred.pretrained import CARDS, available, model_path
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
-from molpred.screen import parse_pasted, screen, structure_svg, svg_data_uri, to_sdf
+from molpred.screen import parse_pasted, png_data_uri, screen, structure_png, to_sdf
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
@@ -255,6 +255,13 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
     for col, label in columns.items():
         if col in shown:
             config[col] = st.column_config.NumberColumn(label, format="%.3g")
+        short = label.split(" (")[0]
+        for suffix, what in (("_std", "sd"), ("_lower", "lower"), ("_upper", "upper")):
+            if f"{col}{suffix}" in shown:
+                config[f"{col}{suffix}"] = st.column_config.NumberColumn(f"{short} {what}",
+                                                                        format="%.3g")
+        if f"{col}_set" in shown:
+            config[f"{col}_set"] = st.column_config.TextColumn(f"{short} set")
     st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
     a, b = st.columns(2)
     a.download_button("Download CSV", table.to_csv(index=False).encode(), "molpred_ranked.csv",
@@ -266,8 +273,8 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _depictions(smiles: tuple[str, ...]) -> list[str | None]:
-    return [svg_data_uri(structure_svg(s)) for s in smiles]
+def _depictions(smiles: tuple[str, ...]) -> list[str | None]:  # cached: reruns are instant
+    return [png_data_uri(structure_png(s)) for s in smiles]
 
 
 def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:
@@ -303,7 +310,7 @@ def detail(table: pd.DataFrame, models) -> None:
                         format_func=lambda i: f"#{scored.at[i, 'rank']} {scored.at[i, 'name']}")
     smiles = scored.at[pick, "smiles"]
     left, right = st.columns(2)
-    left.image(structure_svg(smiles, (420, 320)), caption=smiles)
+    left.image(structure_png(smiles, (420, 320)), caption=smiles)
     tasks = [(n, t) for n, m in models.items() for t in m.task_names]
     name, task = right.selectbox("Explain", tasks, key="detail_task",
                                  format_func=lambda p: f"{p[0]}: {p[1]}")  # fmt: skip

@@ -16,7 +16,7 @@ from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
 from molpred.medchem import medchem_table
 from molpred.predict import predict
 
-__all__ = ["parse_pasted", "screen", "structure_svg", "svg_data_uri", "to_sdf"]
+__all__ = ["parse_pasted", "screen", "structure_png", "png_data_uri", "to_sdf"]
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
@@ -69,25 +69,24 @@ def screen(
     return pd.concat(parts, ignore_index=True)
 
 
-def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None:
-    """SVG depiction of the standardized molecule (None if it cannot be parsed)."""
+def structure_png(smiles: str, size: tuple[int, int] = (220, 160)) -> bytes | None:
+    """PNG depiction of the standardized molecule (None if it cannot be parsed)."""
     try:
         mol = standardize(smiles)
     except InvalidMoleculeError:
         return None
-    drawer = rdMolDraw2D.MolDraw2DSVG(*size)
-    drawer.drawOptions().clearBackground = False
+    drawer = rdMolDraw2D.MolDraw2DCairo(*size)
     with rdkit_log_silenced():
         rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
 
 
-def svg_data_uri(svg: str | None) -> str | None:
-    """A ``data:`` URI for an SVG (images inline in the page: nothing is fetched)."""
-    if svg is None:
+def png_data_uri(png: bytes | None) -> str | None:
+    """A ``data:`` URI for a PNG (images inline in the page: nothing is fetched)."""
+    if png is None:
         return None
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def to_sdf(table: pd.DataFrame, smiles_column: str = "smiles", name_column: str = "name") -> bytes:

@@ -71,7 +71,7 @@ def browser():
 
 
 def _open(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
     page.goto(url)
     page.get_by_text("molpred · screen candidates").wait_for(timeout=120_000)
     return page
@@ -96,6 +96,9 @@ def test_paste_score_rank_in_chromium(server, browser, tmp_path):
     assert ranked.iloc[-1]["name"] == "broken" and "unparseable SMILES" in ranked.iloc[-1]["error"]
     assert (ranked["error"].iloc[:3] == "").all()
     shot = Path(os.environ.get("MOLPRED_SCREENSHOT", tmp_path / "app.png"))
+    page.get_by_role("img").first.wait_for(timeout=30_000)  # structure images drawn
+    page.mouse.wheel(0, -10_000)
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(shot), full_page=False)
     assert shot.stat().st_size > 10_000
     page.close()
@@ -107,7 +110,8 @@ def test_upload_in_chromium(server, browser, tmp_path):
     csv = tmp_path / "cands.csv"
     pd.DataFrame({"smiles": ["CCO", "xyz", "c1ccccc1N"], "name": ["eth", "junk", "anil"]}).to_csv(
         csv, index=False)  # fmt: skip
-    page.locator("input[type=file]").first.set_input_files(str(csv))
+    uploader = page.locator('[data-testid="stFileUploader"]', has_text="CSV, TSV")
+    uploader.locator("input[type=file]").set_input_files(str(csv))
     page.get_by_role("button", name="Score file").click()
     page.get_by_text("3 candidates (2 scored, 1 with errors)").wait_for(timeout=180_000)
     ranked = _download_csv(page)

@@ -8,7 +8,7 @@ from rdkit import Chem
 from molpred.io import InMemoryFile, read_table
 from molpred.medchem import medchem_table
 from molpred.ranking import Objective, desirability, pareto_front, score
-from molpred.screen import parse_pasted, screen, structure_svg, svg_data_uri, to_sdf
+from molpred.screen import parse_pasted, png_data_uri, screen, structure_png, to_sdf
 
 from .conftest import ESOL_TARGET, train_small
 
@@ -67,8 +67,9 @@ def test_screen_aligns_rows_and_reports_errors(model):
 
 
 def test_depiction_and_sdf_export(model):
-    assert structure_svg("C1CC") is None and svg_data_uri(None) is None
-    assert svg_data_uri(structure_svg("CCO")).startswith("data:image/svg+xml;base64,")
+    assert structure_png("C1CC") is None and png_data_uri(None) is None
+    assert structure_png("CCO")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_data_uri(structure_png("CCO")).startswith("data:image/png;base64,")
     table = screen({"sol": model}, ["CCO", "bad", "c1ccccc1O"], ["e", "x", "p"])
     supplier = Chem.SDMolSupplier()
     supplier.SetData(to_sdf(table).decode())
