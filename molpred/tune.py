@@ -154,6 +154,7 @@ def _objective(ds: MoleculeDataset, splits, s: TuneSettings, device: str) -> Cal
                          on_epoch=report)  # fmt: skip
             scores.append(result.best_score)
             trial.set_user_attr(f"fold{fold}_best_epoch", result.best_epoch)
+            trial.set_user_attr(f"fold{fold}_{metric}", result.best_score)
         return float(np.mean(scores))
 
     return objective

@@ -176,3 +176,16 @@ def test_two_workers_share_one_study_on_postgresql(small, tmp_path):
     assert all(n >= 1 for n in per_worker), per_worker  # both really ran trials
     assert "molpred:***@" in outputs[0][0] and "molpred:molpred@" not in outputs[0][0]
     optuna.delete_study(study_name=name, storage=url)
+
+
+def test_cross_validation_objective_is_the_mean_over_folds(small, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    _shrink(monkeypatch)
+    study = run_study(small, replace(SETTINGS, cv=3), n_trials=1,
+                      storage=f"sqlite:///{tmp_path / 'cv.db'}")  # fmt: skip
+    trial = study.trials[0]
+    assert {f"fold{i}_best_epoch" for i in range(3)} <= set(trial.user_attrs)
+    folds = [trial.user_attrs[f"fold{i}_rmse"] for i in range(3)]
+    assert trial.value == pytest.approx(sum(folds) / 3) and len(set(folds)) == 3
+    assert len(trial.intermediate_values) >= 1  # fold 0's learning curve, for pruning
