@@ -18,14 +18,14 @@ import streamlit as st
 
 import molpred
 from molpred.chem import InvalidMoleculeError, standardize
-from molpred.data import DataError
+from molpred.data import DataError, default_workers
 from molpred.domain import fingerprint
 from molpred.explain import atom_contributions, draw_contributions
 from molpred.io import InMemoryFile, read_table
 from molpred.medchem import PROPERTY_UNITS
 from molpred.pretrained import CARDS, available, model_path
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
-from molpred.screen import parse_pasted, png_data_uri, screen, structure_png, to_sdf
+from molpred.screen import parse_pasted, screen, structure_svg, to_sdf
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
@@ -165,7 +165,8 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         return
     bar = st.progress(0.0, text=f"Scoring {len(candidates):,} molecules…")
     table = screen(models, candidates["smiles"].tolist(), candidates["name"].tolist(),
-                   confidence=confidence, progress=lambda f: bar.progress(f))  # fmt: skip
+                   confidence=confidence, depict=True, workers=default_workers(),
+                   progress=lambda f: bar.progress(f))  # fmt: skip
     bar.empty()
     st.session_state["results"] = table
     st.session_state["result_models"] = list(models)
@@ -243,38 +244,33 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
     table["pareto"] = pareto_front(table, objectives) if len(objectives) >= 2 else False
     table = table[keep.reindex(table.index, fill_value=True)]
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
+    table.insert(0, "structure", table.pop("structure"))
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     failed = int((table["error"] != "").sum())
     st.subheader(f"{len(table):,} candidates ({len(table) - failed:,} scored, {failed:,} "
                  "with errors)")  # fmt: skip
-    shown = table.copy()
-    shown.insert(1, "structure", _depictions(tuple(shown["smiles"])))
     config = {"structure": st.column_config.ImageColumn("structure", width="medium"),
               "score": st.column_config.NumberColumn("score", format="%.3f"),
               "error": st.column_config.TextColumn("error", width="large")}  # fmt: skip
     for col, label in columns.items():
-        if col in shown:
+        if col in table:
             config[col] = st.column_config.NumberColumn(label, format="%.3g")
         short = label.split(" (")[0]
         for suffix, what in (("_std", "sd"), ("_lower", "lower"), ("_upper", "upper")):
-            if f"{col}{suffix}" in shown:
+            if f"{col}{suffix}" in table:
                 config[f"{col}{suffix}"] = st.column_config.NumberColumn(f"{short} {what}",
                                                                         format="%.3g")
-        if f"{col}_set" in shown:
+        if f"{col}_set" in table:
             config[f"{col}_set"] = st.column_config.TextColumn(f"{short} set")
-    st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
-    a, b = st.columns(2)
-    a.download_button("Download CSV", table.to_csv(index=False).encode(), "molpred_ranked.csv",
-                      "text/csv", key="dl_csv")  # fmt: skip
-    b.download_button("Download SDF", to_sdf(table), "molpred_ranked.sdf", "chemical/x-mdl-sdfile",
-                      key="dl_sdf")  # fmt: skip
+    st.dataframe(table, column_config=config, hide_index=True, row_height=90, key="ranked")
+    plain = table.drop(columns="structure")
+    a, b = st.columns(2)  # files are made when clicked, not on every rerun
+    a.download_button("Download CSV", lambda: plain.to_csv(index=False).encode(),
+                      "molpred_ranked.csv", "text/csv", key="dl_csv")  # fmt: skip
+    b.download_button("Download SDF", lambda: to_sdf(plain), "molpred_ranked.sdf",
+                      "chemical/x-mdl-sdfile", key="dl_sdf")  # fmt: skip
     scatter(table, columns)
     detail(table, models)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _depictions(smiles: tuple[str, ...]) -> list[str | None]:  # cached: reruns are instant
-    return [png_data_uri(structure_png(s)) for s in smiles]
 
 
 def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:
@@ -310,7 +306,7 @@ def detail(table: pd.DataFrame, models) -> None:
                         format_func=lambda i: f"#{scored.at[i, 'rank']} {scored.at[i, 'name']}")
     smiles = scored.at[pick, "smiles"]
     left, right = st.columns(2)
-    left.image(structure_png(smiles, (420, 320)), caption=smiles)
+    left.image(structure_svg(smiles, (420, 320)), caption=smiles, width=420)
     tasks = [(n, t) for n, m in models.items() for t in m.task_names]
     name, task = right.selectbox("Explain", tasks, key="detail_task",
                                  format_func=lambda p: f"{p[0]}: {p[1]}")  # fmt: skip

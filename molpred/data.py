@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from rdkit import Chem
 from torch_geometric.data import Data
 
 from molpred.chem import InvalidMoleculeError, canonical_smiles, mol_from_block, standardize
@@ -39,6 +40,9 @@ __all__ = [
     "MoleculeDataset",
     "featurize_smiles",
     "featurize_chunk",
+    "featurize_parsed",
+    "parse_all",
+    "concat_featurized",
     "worker_pool",
     "prepare_dataset",
     "collate",
@@ -91,16 +95,37 @@ def featurize_chunk(
     ``items`` are SMILES, or MDL molblocks with ``molblock=True``. ``fingerprints`` adds the
     Morgan fingerprints the applicability domain needs (~40 us per molecule).
     """
+    parsed = parse_all(items, molblock=molblock)
+    return featurize_parsed(parsed, canonical=canonical, fingerprints=fingerprints)
+
+
+def parse_all(items: Sequence[object], molblock: bool = False) -> list[Chem.Mol | str]:
+    """Standardized molecule for every SMILES (or molblock), or the reason it failed."""
     parse = mol_from_block if molblock else standardize
+    parsed: list[Chem.Mol | str] = []
+    for item in items:
+        try:
+            parsed.append(parse(item))  # type: ignore[arg-type]
+        except InvalidMoleculeError as exc:
+            parsed.append(str(exc))
+    return parsed
+
+
+def featurize_parsed(
+    mols: Sequence[Chem.Mol | str], canonical: bool = False, fingerprints: bool = True
+) -> Featurized:
+    """Featurize molecules that are already standardized; a string in ``mols`` is the reason
+    that row could not be parsed and becomes its error."""
     n_desc = len(DESCRIPTOR_NAMES)
     graphs: list[MolGraph | None] = []
-    desc = np.zeros((len(items), n_desc), dtype=np.float32)
-    fps = np.zeros((len(items), FP_BITS // 8), dtype=np.uint8)
+    desc = np.zeros((len(mols), n_desc), dtype=np.float32)
+    fps = np.zeros((len(mols), FP_BITS // 8), dtype=np.uint8)
     canon: list[str] = []
     errors: list[str] = []
-    for i, item in enumerate(items):
+    for i, mol in enumerate(mols):
         try:
-            mol = parse(item)  # type: ignore[arg-type]
+            if isinstance(mol, str):
+                raise InvalidMoleculeError(mol)
             graph = featurize_mol(mol)
         except InvalidMoleculeError as exc:
             graphs.append(None)
@@ -116,7 +141,7 @@ def featurize_chunk(
     return Featurized(graphs, desc, canon, errors, fps)
 
 
-def _concat(parts: Sequence[Featurized]) -> Featurized:
+def concat_featurized(parts: Sequence[Featurized]) -> Featurized:
     if len(parts) == 1:
         return parts[0]
     return Featurized(
@@ -165,10 +190,10 @@ def featurize_smiles(
     chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)] or [[]]
     work = partial(featurize_chunk, canonical=canonical)
     if workers <= 1 or len(chunks) <= 1:
-        result = _concat([work(c) for c in chunks])
+        result = concat_featurized([work(c) for c in chunks])
     else:
         with worker_pool(workers) as pool:
-            result = _concat(pool.map(work, chunks, chunksize=1))
+            result = concat_featurized(pool.map(work, chunks, chunksize=1))
     if cache_file is not None:
         _save_cache(cache_file, result)
     return result

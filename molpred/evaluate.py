@@ -14,7 +14,7 @@ from molpred.artifact import MolpredModel
 from molpred.data import DataError, prepare_dataset
 from molpred.io import read_table
 from molpred.metrics import compute_metrics
-from molpred.predict import _score_frame, output_plan
+from molpred.predict import output_plan, score_features
 from molpred.uncertainty import uncertainty_metrics
 
 __all__ = ["evaluate_model", "SIMILARITY_BINS", "plot_error_by_similarity"]
@@ -45,7 +45,7 @@ def evaluate_model(
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     ds = prepare_dataset(df, smiles_column, targets, model.task_types)
     plan = output_plan([model], confidence=confidence)
-    frame = _score_frame([model], plan, ds.featurized(), [""] * len(ds), 512, "cpu")
+    frame = score_features([model], plan, ds.featurized(), [""] * len(ds), 512, "cpu")
     names = plan.tasks[0]
     preds = frame[names].to_numpy(dtype=np.float64)
     y = ds.targets.astype(np.float64)

@@ -42,8 +42,8 @@ from molpred.io import TableWriter, atomic_path, iter_table, table_format
 from molpred.train import resolve_device
 from molpred.uncertainty import combine, member_outputs, prediction_set, regression_interval
 
-__all__ = ["predict", "predict_file", "score_chunk", "prediction_columns", "output_plan",
-           "OutputPlan", "PredictSummary"]  # fmt: skip
+__all__ = ["predict", "predict_file", "score_chunk", "score_features", "prediction_columns",
+           "output_plan", "OutputPlan", "PredictSummary"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,16 @@ def output_plan(
     return OutputPlan(prediction_columns(models, names), prefixes, confidence, domain)
 
 
-def _score_frame(
+def score_features(
     models: Sequence[MolpredModel], plan: OutputPlan, feats: Featurized,
-    errors: Sequence[str], batch_size: int, device: str,
+    errors: Sequence[str] | None = None, batch_size: int = 512, device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
-    """Per task: value, ``_std``, conformal ``_lower``/``_upper`` (regression) or ``_set``
+    """Score molecules featurized once with every model of the panel, one row each.
+
+    Per task: value, ``_std``, conformal ``_lower``/``_upper`` (regression) or ``_set``
     (classification); per model: ``domain_similarity``, ``latent_distance``, ``in_domain``;
-    then ``error``."""
+    then ``error`` (``errors``, default ``feats.errors``)."""
+    errors = feats.errors if errors is None else errors
     dev = resolve_device(device)
     failed = np.array([g is None for g in feats.graphs], dtype=bool)
     cols: dict[str, object] = {}
@@ -163,7 +166,7 @@ def predict(
     smiles = list(smiles)
     feats = featurize_smiles(smiles, workers=workers)
     plan = output_plan(models, model_names, confidence=confidence, domain=domain)
-    frame = _score_frame(models, plan, feats, feats.errors, batch_size, device)
+    frame = score_features(models, plan, feats, feats.errors, batch_size, device)
     frame.insert(0, "smiles", smiles)
     return frame
 
@@ -375,7 +378,7 @@ def _assemble(
     feats: Featurized, batch_size: int, device: str,
 ) -> pd.DataFrame:  # fmt: skip
     """Input columns (renamed ``input_<name>`` on a clash), prediction columns, ``error``."""
-    result = _score_frame(models, plan, feats, _merge_errors(df, feats.errors), batch_size,
+    result = score_features(models, plan, feats, _merge_errors(df, feats.errors), batch_size,
                           device)  # fmt: skip
     out = df.drop(columns=["error"], errors="ignore").reset_index(drop=True)
     out = out.rename(columns={c: f"input_{c}" for c in result.columns if c in out.columns})

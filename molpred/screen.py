@@ -5,7 +5,9 @@ checks and alerts, structure depictions, and SDF export. The web app renders wha
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import pandas as pd
 from rdkit import Chem
@@ -13,10 +15,11 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
+from molpred.data import Featurized, featurize_parsed, parse_all, worker_pool
 from molpred.medchem import medchem_table
-from molpred.predict import predict
+from molpred.predict import output_plan, score_features
 
-__all__ = ["parse_pasted", "screen", "structure_png", "png_data_uri", "to_sdf"]
+__all__ = ["parse_pasted", "screen", "structure_svg", "svg_data_uri", "to_sdf"]
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
@@ -36,57 +39,95 @@ def screen(
     names: Sequence[str] | None = None,
     *,
     confidence: float = 0.9,
-    chunk_size: int = 1000,
+    depict: bool = False,
+    workers: int = 1,
+    chunk_size: int = 200,
     progress: Callable[[float], None] | None = None,
 ) -> pd.DataFrame:
     """Score and annotate candidates, one row per input in input order.
 
-    Columns: ``name``, ``smiles``, the prediction columns of :func:`molpred.predict.predict` for
-    the whole panel, the properties/rules/alerts of :func:`molpred.medchem.medchem_table`, and
-    ``error``. ``progress(fraction)`` is called after every chunk.
+    Columns: ``name``, ``smiles``, ``structure`` (SVG data URI, with ``depict``), the prediction
+    columns of :func:`molpred.predict.predict` for the whole panel, the properties/rules/alerts
+    of :func:`molpred.medchem.medchem_table`, and ``error``.
+
+    Each molecule is standardized once; featurization, properties, alerts and the depiction are
+    per-molecule RDKit work done in ``workers`` processes, chunk by chunk, while this process
+    scores the chunks already done with every model. ``progress(fraction)`` is called after
+    every chunk.
     """
     smiles = list(smiles)
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
-    parts = []
-    for start in range(0, len(smiles), chunk_size):
-        chunk = smiles[start : start + chunk_size]
-        frame = predict(list(models.values()), chunk, model_names=list(models),
-                        confidence=confidence, workers=1)  # fmt: skip
-        mols = []
-        for s in chunk:
-            try:
-                mols.append(standardize(s))  # type: ignore[arg-type]
-            except InvalidMoleculeError:
-                mols.append(None)
-        med = medchem_table(mols)
-        error = frame.pop("error")
-        frame.insert(0, "name", names[start : start + chunk_size])
-        parts.append(pd.concat([frame, med, error], axis=1))
-        if progress is not None:
-            progress(min(1.0, (start + len(chunk)) / max(1, len(smiles))))
-    if not parts:
+    if not smiles:
         return pd.DataFrame(columns=["name", "smiles", "error"])
+    plan = output_plan(list(models.values()), list(models), confidence=confidence)
+    chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
+    work = partial(_annotate, depict=depict)
+    pool = worker_pool(workers) if workers > 1 and len(chunks) > 1 else None
+    try:
+        done = pool.imap(work, chunks) if pool is not None else map(work, chunks)
+        parts, scored = [], 0
+        for chunk, (feats, med, svgs) in zip(chunks, done, strict=True):
+            frame = score_features(list(models.values()), plan, feats)
+            error = frame.pop("error")
+            frame.insert(0, "smiles", chunk)
+            frame.insert(0, "name", names[scored : scored + len(chunk)])
+            if depict:
+                frame.insert(2, "structure", [svg_data_uri(p) for p in svgs])
+            parts.append(pd.concat([frame, med, error], axis=1))
+            scored += len(chunk)
+            if progress is not None:
+                progress(scored / len(smiles))
+    finally:
+        if pool is not None:
+            pool.terminate()
     return pd.concat(parts, ignore_index=True)
 
 
-def structure_png(smiles: str, size: tuple[int, int] = (220, 160)) -> bytes | None:
-    """PNG depiction of the standardized molecule (None if it cannot be parsed)."""
+def _annotate(
+    chunk: Sequence[object], depict: bool
+) -> tuple[Featurized, pd.DataFrame, list[str | None]]:
+    """The per-molecule RDKit work of one chunk (runs in a worker process)."""
+    parsed = parse_all(chunk)
+    mols = [m if isinstance(m, Chem.Mol) else None for m in parsed]
+    svgs = [_draw_svg(m) if m is not None else None for m in mols] if depict else []
+    return featurize_parsed(parsed), medchem_table(mols), svgs
+
+
+def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None:
+    """SVG depiction of the standardized molecule (None if it cannot be parsed)."""
     try:
         mol = standardize(smiles)
     except InvalidMoleculeError:
         return None
-    drawer = rdMolDraw2D.MolDraw2DCairo(*size)
+    return _draw_svg(mol, size)
+
+
+def _draw_svg(mol: Chem.Mol, size: tuple[int, int] = (220, 160)) -> str:
+    """SVG with labels as ``<text>`` (no FreeType glyph outlines) and without the attributes
+    that only repeat SVG defaults: 4x cheaper than a Cairo PNG, half the bytes of RDKit's
+    default SVG, and sharp at any zoom."""
+    drawer = rdMolDraw2D.MolDraw2DSVG(*size, -1, -1, True)
     with rdkit_log_silenced():
         rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
     drawer.FinishDrawing()
-    return drawer.GetDrawingText()
+    svg = _SVG_CLASS.sub("", drawer.GetDrawingText())
+    for default in _SVG_DEFAULTS:
+        svg = svg.replace(default, "")
+    return svg
 
 
-def png_data_uri(png: bytes | None) -> str | None:
-    """A ``data:`` URI for a PNG (images inline in the page: nothing is fetched)."""
-    if png is None:
+_SVG_CLASS = re.compile(r" class='[^']*'")
+_SVG_DEFAULTS = (";fill-rule:evenodd", ";stroke-linecap:butt", ";stroke-linejoin:miter",
+                 ";stroke-opacity:1", ";font-style:normal", ";font-weight:normal",
+                 ";fill-opacity:1")  # fmt: skip
+
+
+def svg_data_uri(svg: str | None) -> str | None:
+    """A base64 ``data:`` URI for an SVG (images inline in the page: nothing is fetched; the
+    data grid shows base64 SVG URIs but not ``utf8,`` ones)."""
+    if svg is None:
         return None
-    return "data:image/png;base64," + base64.b64encode(png).decode()
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 def to_sdf(table: pd.DataFrame, smiles_column: str = "smiles", name_column: str = "name") -> bytes:

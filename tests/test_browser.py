@@ -105,15 +105,19 @@ def test_paste_score_rank_in_chromium(server, browser, tmp_path):
 
 
 def test_upload_in_chromium(server, browser, tmp_path):
+    """450 rows: enough chunks that the page scores them in worker processes of the server."""
     page = _open(browser, server)
     page.get_by_role("tab", name="Upload").click()
     csv = tmp_path / "cands.csv"
-    pd.DataFrame({"smiles": ["CCO", "xyz", "c1ccccc1N"], "name": ["eth", "junk", "anil"]}).to_csv(
+    esol = pd.read_csv(ROOT / "data" / "esol.csv").head(447)
+    names = ["eth", "junk", "anil", *(f"esol{i}" for i in range(len(esol)))]
+    pd.DataFrame({"smiles": ["CCO", "xyz", "c1ccccc1N", *esol["smiles"]], "name": names}).to_csv(
         csv, index=False)  # fmt: skip
     uploader = page.locator('[data-testid="stFileUploader"]', has_text="CSV, TSV")
     uploader.locator("input[type=file]").set_input_files(str(csv))
     page.get_by_role("button", name="Score file").click()
-    page.get_by_text("3 candidates (2 scored, 1 with errors)").wait_for(timeout=180_000)
+    page.get_by_text("450 candidates (449 scored, 1 with errors)").wait_for(timeout=180_000)
     ranked = _download_csv(page)
-    assert set(ranked["name"]) == {"eth", "junk", "anil"}
+    assert sorted(ranked["name"]) == sorted(names)
+    assert ranked.set_index("name").loc["junk", "error"] != ""
     page.close()

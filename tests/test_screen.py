@@ -6,11 +6,11 @@ import pytest
 from rdkit import Chem
 
 from molpred.io import InMemoryFile, read_table
-from molpred.medchem import medchem_table
+from molpred.medchem import ScreenedCatalog, medchem_table
 from molpred.ranking import Objective, desirability, pareto_front, score
-from molpred.screen import parse_pasted, png_data_uri, screen, structure_png, to_sdf
+from molpred.screen import parse_pasted, screen, structure_svg, svg_data_uri, to_sdf
 
-from .conftest import ESOL_TARGET, train_small
+from .conftest import ESOL_TARGET, ROOT, train_small
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_medchem_properties_rules_and_alerts():
     mols = [Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"), None,
             Chem.MolFromSmiles("O=C(C=Cc1ccccc1)c1ccccc1O")]  # chalcone: a Brenk alert
     t = medchem_table(mols)
-    assert t.loc[0, "MW"] == pytest.approx(180.042, abs=1e-3) and t.loc[0, "HBD"] == 1
+    assert t.loc[0, "MW"] == pytest.approx(180.159, abs=1e-3) and t.loc[0, "HBD"] == 1
     assert bool(t.loc[0, "Lipinski"]) and bool(t.loc[0, "Veber"]) and t.loc[0, "PAINS"] == ""
     assert np.isnan(t.loc[1, "MW"]) and len(t) == 3
     assert t.loc[2, "Brenk"] != "" and 0 < t.loc[2, "QED"] < 1
@@ -58,8 +58,10 @@ def test_score_and_pareto_front():
         score(t, [Objective("zzz")])
 
 
-def test_screen_aligns_rows_and_reports_errors(model):
-    out = screen({"sol": model}, ["CCO", "C1CC", "c1ccccc1O"], ["a", "b", "c"], chunk_size=2)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_screen_aligns_rows_and_reports_errors(model, workers):
+    out = screen({"sol": model}, ["CCO", "C1CC", "c1ccccc1O"], ["a", "b", "c"], chunk_size=2,
+                 workers=workers)  # fmt: skip
     assert out["name"].tolist() == ["a", "b", "c"] and out.columns[-1] == "error"
     assert out["error"].ne("").tolist() == [False, True, False]
     assert {ESOL_TARGET, f"{ESOL_TARGET}_lower", "in_domain", "QED", "PAINS"} <= set(out.columns)
@@ -67,10 +69,12 @@ def test_screen_aligns_rows_and_reports_errors(model):
 
 
 def test_depiction_and_sdf_export(model):
-    assert structure_png("C1CC") is None and png_data_uri(None) is None
-    assert structure_png("CCO")[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png_data_uri(structure_png("CCO")).startswith("data:image/png;base64,")
-    table = screen({"sol": model}, ["CCO", "bad", "c1ccccc1O"], ["e", "x", "p"])
+    assert structure_svg("C1CC") is None and svg_data_uri(None) is None
+    assert "<svg" in structure_svg("CCO")
+    assert svg_data_uri(structure_svg("CCO")).startswith("data:image/svg+xml;base64,")
+    table = screen({"sol": model}, ["CCO", "bad", "c1ccccc1O"], ["e", "x", "p"], depict=True)
+    assert table["structure"].isna().tolist() == [False, True, False]
+    table = table.drop(columns="structure")
     supplier = Chem.SDMolSupplier()
     supplier.SetData(to_sdf(table).decode())
     mols = list(supplier)
@@ -97,3 +101,17 @@ def test_uploads_are_read_in_memory():
         read_table(InMemoryFile("x.csv", b""))
     with pytest.raises(DataError):
         read_table(InMemoryFile("x.csv.gz", b"not gzip"))
+
+
+def test_screened_alert_catalogs_match_rdkit_filter_catalog():
+    """The pattern-fingerprint screen must never hide a match RDKit's own catalog finds."""
+    smiles = pd.read_csv(ROOT / "data" / "tox21.csv")["smiles"].head(700).tolist()
+    mols = [m for m in map(Chem.MolFromSmiles, smiles) if m is not None]
+    hits = 0
+    for name in ("PAINS", "BRENK"):
+        screened = ScreenedCatalog(name)
+        for mol in mols:
+            full = {e.GetDescription() for e in screened.catalog.GetMatches(mol)}
+            assert screened.descriptions(mol) == full, Chem.MolToSmiles(mol)
+            hits += bool(full)
+    assert hits > 100  # the check saw real matches, not only empty sets
