@@ -312,11 +312,11 @@ def detail(table: pd.DataFrame, models) -> None:
                                  format_func=lambda p: f"{p[0]}: {p[1]}")  # fmt: skip
     model = models[name]
     weights = atom_contributions(model, smiles, task)
-    right.image(draw_contributions(smiles, weights, 420),
+    right.image(draw_contributions(smiles, weights, 420, model.standardization),
                 caption="Atom contributions (green raises the prediction, red lowers it)")
     if model.domain is not None and model.domain.smiles:
         try:
-            fp = fingerprint(standardize(smiles))
+            fp = fingerprint(standardize(smiles, model.standardization))
         except InvalidMoleculeError:
             return
         rows = []

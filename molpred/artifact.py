@@ -2,16 +2,19 @@
 
 The file is written with ``torch.save`` and holds only tensors, strings and numbers::
 
-    {"format": "molpred-model", "format_version": 2,
+    {"format": "molpred-model", "format_version": 3,
      "metadata": "<JSON: configs, task names/types, featurizer spec, metrics, calibration, ...>",
+     "metadata_sha256": "<hex>",
      "members": [state_dict, ...],
      "extras": {"domain_fingerprints": uint8 tensor, "domain_embeddings": float16 tensor}}
 
 It is read with ``torch.load(weights_only=True)``, which refuses pickled code. A SHA-256 of all
-tensors is stored in the metadata and verified on load, so a truncated or edited file fails loudly.
+tensors is stored in the metadata, and a SHA-256 of the metadata beside it; both are verified on
+load, so a truncated or edited file (a weight, a task name, a calibration threshold) fails loudly.
 
 Older files are upgraded on load rather than refused: version 1 (no variance head, temperatures
-or applicability domain) loads with those parts absent, and predicts exactly as before.
+or applicability domain) loads with those parts absent, and predicts exactly as before; version 2
+has no metadata checksum.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from molpred.models import ModelConfig, MolModel, build_model
 __all__ = ["MolpredModel", "ModelFileError", "load_model", "FORMAT_VERSION"]
 
 FORMAT = "molpred-model"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class ModelFileError(ValueError):
@@ -99,13 +102,21 @@ class MolpredModel:
         return scores[task] if scores and scores[task] else None
 
     @property
+    def standardization(self) -> str:
+        """How input structures are prepared (see :func:`molpred.chem.standardize`); files
+        from before the choice existed were all trained on parent structures."""
+        return self.metadata.get("standardization", "parent")
+
+    @property
     def config(self) -> ModelConfig:
         return self.members[0].config
 
     @classmethod
     def from_training(cls, members, dataset, *, model_config, train_config, metrics, split,
-                      provenance=None, calibration=None, domain=None) -> MolpredModel:  # fmt: skip
+                      provenance=None, calibration=None, domain=None,
+                      standardization="none") -> MolpredModel:  # fmt: skip
         meta = {
+            "standardization": standardization,
             "model_config": model_config,
             "train_config": train_config,
             "metrics": metrics,
@@ -142,10 +153,14 @@ class MolpredModel:
             n_members=len(states),
             weights_sha256=weights_digest([*states, extras]),
         )
+        metadata = json.dumps(meta, default=_json_default)
         payload = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "metadata": json.dumps(meta, default=_json_default),
+            "metadata": metadata,
+            # covers tasks, calibration, conformal scores and thresholds, and through
+            # weights_sha256 every tensor
+            "metadata_sha256": hashlib.sha256(metadata.encode()).hexdigest(),
             "members": states,
             "extras": extras,
         }
@@ -206,6 +221,11 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
         raise ModelFileError(f"{p.name} has model-file format version {version}; this molpred "
                              f"({__version__}) reads versions {READABLE_VERSIONS}. Upgrade "
                              "molpred or retrain the model.")  # fmt: skip
+    if version >= 3 and payload.get("metadata_sha256") != hashlib.sha256(
+        payload["metadata"].encode()
+    ).hexdigest():
+        raise ModelFileError(f"{p.name} failed its checksum: the metadata (tasks, calibration, "
+                             "thresholds) were altered or damaged")  # fmt: skip
     meta = json.loads(payload["metadata"])
     states = payload["members"]
     extras = payload.get("extras", {})
@@ -213,8 +233,8 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
     if digest != meta.get("weights_sha256"):
         raise ModelFileError(f"{p.name} failed its checksum: the weights were altered or damaged")
     if meta["featurizer"] != featurizer_spec():
-        version = meta["featurizer"]["version"]
-        raise ModelFileError(f"{p.name} was trained with featurizer version {version}, "
+        trained_with = meta["featurizer"]["version"]
+        raise ModelFileError(f"{p.name} was trained with featurizer version {trained_with}, "
                              "incompatible with this molpred")  # fmt: skip
     if version == 1:  # no variance head or temperatures yet
         meta["model_config"] = {"variance_head": False, **meta["model_config"]}

@@ -1,12 +1,16 @@
-"""SMILES in, standardized RDKit molecule out.
+"""SMILES in, sanitized RDKit molecule out.
 
 Every structure that enters molpred passes through :func:`standardize`:
 
 1. parse without sanitization (so a syntax error and a chemistry error give different reasons),
 2. sanitize, keeping RDKit's own message as the reason when it fails,
-3. disconnect covalently drawn metals, then keep the largest organic fragment (strips
-   counter-ions, salts and solvents),
-4. neutralize charges where a neutral form exists.
+3. only with ``standardization="parent"``: disconnect covalently drawn metals, keep the largest
+   organic fragment (strips counter-ions, salts and solvents) and neutralize charges where a
+   neutral form exists.
+
+The default, ``"none"``, keeps the structure as drawn, as chemprop does: salts and charges can
+carry signal (on ClinTox, reducing to the parent cost 0.2 ROC-AUC). A model records which one
+it was trained with, and prediction uses the same.
 
 A single bad molecule raises :class:`InvalidMoleculeError`; table-level functions turn that
 exception into a per-row reason instead of failing the whole table.
@@ -22,6 +26,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 __all__ = [
+    "STANDARDIZATIONS",
     "InvalidMoleculeError",
     "rdkit_log_silenced",
     "standardize",
@@ -29,6 +34,9 @@ __all__ = [
     "canonical_smiles",
     "mol_from_block",
 ]
+
+
+STANDARDIZATIONS = ("none", "parent")
 
 
 class InvalidMoleculeError(ValueError):
@@ -74,14 +82,19 @@ def _check_text(smiles: object) -> str:
     return text
 
 
-def _finish(mol: Chem.Mol, multi_fragment: bool) -> Chem.Mol:
-    """Sanitize, keep the largest organic fragment and neutralize; raise with a reason."""
+def _finish(mol: Chem.Mol, multi_fragment: bool, standardization: str) -> Chem.Mol:
+    """Sanitize (and reduce to the parent structure); raise with a reason."""
+    if standardization not in STANDARDIZATIONS:
+        raise ValueError(f"standardization must be one of {STANDARDIZATIONS}, got "
+                         f"{standardization!r}")  # fmt: skip
     try:
         Chem.SanitizeMol(mol)
     except Exception as exc:  # RDKit raises several unrelated types (valence, kekulize...)
         raise InvalidMoleculeError(f"invalid chemistry: {exc}".strip()) from None
     if mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError("molecule has no atoms")
+    if standardization == "none":
+        return mol
     if mol.HasSubstructMatch(_METAL):  # covalently drawn salts: C(=O)O[Na] -> C(=O)[O-].[Na+]
         mol = _METAL_DISCONNECTOR.Disconnect(mol)
         multi_fragment = True
@@ -92,18 +105,20 @@ def _finish(mol: Chem.Mol, multi_fragment: bool) -> Chem.Mol:
     return mol
 
 
-def standardize(smiles: str) -> Chem.Mol:
-    """Parse and standardize one SMILES string.
+def standardize(smiles: str, standardization: str = "none") -> Chem.Mol:
+    """Parse, sanitize and optionally standardize one SMILES string.
 
     Parameters
     ----------
     smiles
         A SMILES string; surrounding whitespace is ignored.
+    standardization
+        ``"none"`` (as drawn) or ``"parent"`` (largest organic fragment, neutralized).
 
     Returns
     -------
     rdkit.Chem.Mol
-        Sanitized molecule: largest organic fragment, charges neutralized.
+        Sanitized molecule.
 
     Raises
     ------
@@ -115,11 +130,12 @@ def standardize(smiles: str) -> Chem.Mol:
         mol = Chem.MolFromSmiles(text, sanitize=False)
         if mol is None:
             raise InvalidMoleculeError(f"unparseable SMILES: {text[:80]!r}")
-        return _finish(mol, "." in text)
+        return _finish(mol, "." in text, standardization)
 
 
-def mol_from_block(molblock: str) -> Chem.Mol:
-    """Parse and standardize one MDL molfile block (an SDF record without ``$$$$``)."""
+def mol_from_block(molblock: str, standardization: str = "none") -> Chem.Mol:
+    """Parse and sanitize one MDL molfile block (an SDF record without ``$$$$``); see
+    :func:`standardize`."""
     if not isinstance(molblock, str) or not molblock.strip():
         raise InvalidMoleculeError("empty molblock")
     with rdkit_log_silenced():
@@ -130,7 +146,7 @@ def mol_from_block(molblock: str) -> Chem.Mol:
             mol = Chem.RemoveHs(mol, sanitize=False)
         except Exception as exc:
             raise InvalidMoleculeError(f"invalid molblock: {exc}") from None
-        return _finish(mol, len(Chem.GetMolFrags(mol)) > 1)
+        return _finish(mol, len(Chem.GetMolFrags(mol)) > 1, standardization)
 
 
 def canonical_smiles(mol: Chem.Mol) -> str:
@@ -138,7 +154,9 @@ def canonical_smiles(mol: Chem.Mol) -> str:
     return Chem.MolToSmiles(mol)
 
 
-def standardize_many(smiles: Iterable[object]) -> tuple[list[Chem.Mol | None], list[str]]:
+def standardize_many(
+    smiles: Iterable[object], standardization: str = "none"
+) -> tuple[list[Chem.Mol | None], list[str]]:
     """Standardize a sequence, never raising for a bad entry.
 
     Returns
@@ -150,7 +168,7 @@ def standardize_many(smiles: Iterable[object]) -> tuple[list[Chem.Mol | None], l
     errors: list[str] = []
     for item in smiles:
         try:
-            mols.append(standardize(item))  # type: ignore[arg-type]
+            mols.append(standardize(item, standardization))  # type: ignore[arg-type]
             errors.append("")
         except InvalidMoleculeError as exc:
             mols.append(None)

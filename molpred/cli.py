@@ -89,6 +89,10 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     t.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
     t.add_argument("--replicate", type=int, help="use only this entry of --splits-file")
     t.add_argument("--ensemble-size", type=int, default=1, help="models per split (seeds)")
+    t.add_argument("--standardize", choices=["none", "parent"], default="none",
+                   help="none: structures as drawn (salts and charges kept, like chemprop); "
+                        "parent: largest organic fragment, neutralized. Prediction repeats the "
+                        "model's choice")  # fmt: skip
     t.add_argument("--workers", type=int, help="featurization processes (default: all cores)")
     t.add_argument("--no-cache", action="store_true", help="do not cache featurized data")
     t.add_argument("--metrics-out", help="write the metrics JSON here")
@@ -190,7 +194,8 @@ def _train(args: argparse.Namespace) -> int:
         model_config=model_config, train_config=train_config, split=args.split,
         split_sizes=args.split_sizes, folds=args.folds, split_column=args.split_column,
         splits_file=args.splits_file, replicate=args.replicate,
-        ensemble_size=args.ensemble_size, workers=args.workers,
+        ensemble_size=args.ensemble_size, standardization=args.standardize,
+        workers=args.workers,
         cache_dir=None if args.no_cache else "default", progress=not args.quiet,
         provenance=provenance,
     )  # fmt: skip

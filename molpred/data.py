@@ -24,7 +24,13 @@ import torch
 from rdkit import Chem
 from torch_geometric.data import Data
 
-from molpred.chem import InvalidMoleculeError, canonical_smiles, mol_from_block, standardize
+from molpred.chem import (
+    STANDARDIZATIONS,
+    InvalidMoleculeError,
+    canonical_smiles,
+    mol_from_block,
+    standardize,
+)
 from molpred.domain import FP_BITS, fingerprint
 from molpred.featurize import (
     DESCRIPTOR_NAMES,
@@ -89,23 +95,27 @@ def featurize_chunk(
     canonical: bool = False,
     molblock: bool = False,
     fingerprints: bool = True,
+    standardization: str = "none",
 ) -> Featurized:
     """Featurize one chunk in this process (the unit of work of the worker pool).
 
     ``items`` are SMILES, or MDL molblocks with ``molblock=True``. ``fingerprints`` adds the
     Morgan fingerprints the applicability domain needs (~40 us per molecule).
+    ``standardization``: see :func:`molpred.chem.standardize`.
     """
-    parsed = parse_all(items, molblock=molblock)
+    parsed = parse_all(items, molblock=molblock, standardization=standardization)
     return featurize_parsed(parsed, canonical=canonical, fingerprints=fingerprints)
 
 
-def parse_all(items: Sequence[object], molblock: bool = False) -> list[Chem.Mol | str]:
-    """Standardized molecule for every SMILES (or molblock), or the reason it failed."""
+def parse_all(
+    items: Sequence[object], molblock: bool = False, standardization: str = "none"
+) -> list[Chem.Mol | str]:
+    """Molecule for every SMILES (or molblock), or the reason it failed."""
     parse = mol_from_block if molblock else standardize
     parsed: list[Chem.Mol | str] = []
     for item in items:
         try:
-            parsed.append(parse(item))  # type: ignore[arg-type]
+            parsed.append(parse(item, standardization))  # type: ignore[arg-type]
         except InvalidMoleculeError as exc:
             parsed.append(str(exc))
     return parsed
@@ -163,8 +173,9 @@ def featurize_smiles(
     canonical: bool = False,
     workers: int | None = None,
     cache_dir: str | Path | None = None,
+    standardization: str = "none",
 ) -> Featurized:
-    """Standardize and featurize SMILES; bad entries get a reason, never an exception.
+    """Parse and featurize SMILES; bad entries get a reason, never an exception.
 
     Parameters
     ----------
@@ -176,11 +187,13 @@ def featurize_smiles(
         Worker processes; default all available cores for inputs above a few thousand rows.
     cache_dir
         Directory of the on-disk feature cache; ``None`` disables caching.
+    standardization
+        ``"none"`` or ``"parent"`` (see :func:`molpred.chem.standardize`).
     """
     smiles = list(smiles)
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"{_cache_key(smiles, canonical)}.npz"
+        cache_file = Path(cache_dir) / f"{_cache_key(smiles, canonical, standardization)}.npz"
         if cache_file.exists():
             try:
                 return _load_cache(cache_file)
@@ -188,7 +201,7 @@ def featurize_smiles(
                 log.warning("ignoring unreadable feature cache %s: %s", cache_file, exc)
     workers = workers or (default_workers() if len(smiles) >= PARALLEL_THRESHOLD else 1)
     chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)] or [[]]
-    work = partial(featurize_chunk, canonical=canonical)
+    work = partial(featurize_chunk, canonical=canonical, standardization=standardization)
     if workers <= 1 or len(chunks) <= 1:
         result = concat_featurized([work(c) for c in chunks])
     else:
@@ -206,8 +219,9 @@ def worker_pool(workers: int):
     return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
 
 
-def _cache_key(smiles: Sequence[object], canonical: bool) -> str:
-    spec = f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}"
+def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
+    spec = (f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
+            f"{standardization}")  # fmt: skip
     h = hashlib.sha256(spec.encode())
     for s in smiles:
         h.update(b"\x00" + str(s).encode("utf-8", "surrogatepass"))
@@ -389,8 +403,10 @@ def prepare_dataset(
     *,
     workers: int | None = None,
     cache_dir: str | Path | None = None,
+    standardization: str = "none",
 ) -> MoleculeDataset:
-    """Standardize, featurize and deduplicate a labeled table.
+    """Parse, featurize and deduplicate a labeled table (``standardization``: see
+    :func:`molpred.chem.standardize`).
 
     Invalid SMILES, unusable labels and rows without any label are reported in
     ``dataset.problems`` (never silently dropped). Duplicates (same canonical SMILES) are merged:
@@ -420,8 +436,11 @@ def prepare_dataset(
                 raise DataError(f"classification column {col!r} must hold 0/1 labels, "
                                 f"found {sorted(values)[:5]}")  # fmt: skip
 
+    if standardization not in STANDARDIZATIONS:
+        raise DataError(f"standardization must be one of {STANDARDIZATIONS}, got "
+                        f"{standardization!r}")  # fmt: skip
     feats = featurize_smiles(df[smiles_column].tolist(), canonical=True, workers=workers,
-                             cache_dir=cache_dir)  # fmt: skip
+                             cache_dir=cache_dir, standardization=standardization)  # fmt: skip
     y = labels.to_numpy(dtype=np.float64)
     groups: dict[str, list[int]] = {}
     for row, (err, canon) in enumerate(zip(feats.errors, feats.canonical, strict=True)):

@@ -43,7 +43,8 @@ def evaluate_model(
         raise DataError(f"the model predicts {len(model.task_names)} task(s), "
                         f"got {len(targets)} target column(s)")  # fmt: skip
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
-    ds = prepare_dataset(df, smiles_column, targets, model.task_types)
+    ds = prepare_dataset(df, smiles_column, targets, model.task_types,
+                         standardization=model.standardization)  # fmt: skip
     plan = output_plan([model], confidence=confidence)
     frame = score_features([model], plan, ds.featurized(), [""] * len(ds), 512, "cpu")
     names = plan.tasks[0]

@@ -25,7 +25,7 @@ __all__ = ["atom_contributions", "draw_contributions"]
 def atom_contributions(
     model: MolpredModel, smiles: str, task: int | str = 0, steps: int = 32
 ) -> np.ndarray:
-    """Contribution of every atom of the standardized molecule to one task's prediction.
+    """Contribution of every atom of the molecule, as the model sees it, to one task's prediction.
 
     Parameters
     ----------
@@ -41,10 +41,11 @@ def atom_contributions(
     Returns
     -------
     numpy.ndarray
-        ``[n_atoms]`` float, in the atom order of ``molpred.standardize(smiles)``.
+        ``[n_atoms]`` float, in the atom order of
+        ``molpred.standardize(smiles, model.standardization)``.
     """
     t = model.task_names.index(task) if isinstance(task, str) else int(task)
-    mol = standardize(smiles)
+    mol = standardize(smiles, model.standardization)
     graph = featurize_mol(mol)
 
     batch = collate([graph] * steps, np.repeat(descriptors(mol)[None], steps, axis=0))
@@ -62,12 +63,14 @@ def atom_contributions(
     return total / len(model.members)
 
 
-def draw_contributions(smiles: str, weights: np.ndarray, size: int = 400) -> bytes:
-    """PNG of the standardized molecule with ``weights`` as a red (negative) / green (positive)
-    heat map over its atoms."""
+def draw_contributions(
+    smiles: str, weights: np.ndarray, size: int = 400, standardization: str = "none"
+) -> bytes:
+    """PNG of the molecule with ``weights`` as a red (negative) / green (positive) heat map over
+    its atoms (``standardization`` as the model's, so the atoms line up)."""
     from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D
 
-    mol = standardize(smiles)
+    mol = standardize(smiles, standardization)
     if len(weights) != mol.GetNumAtoms():
         raise ValueError(f"{len(weights)} weights for {mol.GetNumAtoms()} atoms")
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)

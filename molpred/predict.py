@@ -51,13 +51,15 @@ class OutputPlan:
     """The columns every model contributes and the trust options.
 
     ``tasks[m]`` are model ``m``'s task column names and ``prefixes[m]`` the prefix of its
-    per-row domain columns (empty for a single model).
+    per-row domain columns (empty for a single model). ``standardization`` is how the panel's
+    models prepare structures, so inputs are featurized once the same way.
     """
 
     tasks: list[list[str]]
     prefixes: list[str]
     confidence: float = 0.9
     domain: bool = True
+    standardization: str = "none"
 
 
 def prediction_columns(
@@ -89,7 +91,13 @@ def output_plan(
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     unique = _unique_names(models, names)
     prefixes = [""] if len(models) == 1 else [f"{n}." for n in unique]
-    return OutputPlan(prediction_columns(models, names), prefixes, confidence, domain)
+    modes = {m.standardization for m in models}
+    if len(modes) > 1:
+        used = ", ".join(f"{n}: {m.standardization}" for n, m in zip(unique, models, strict=True))
+        raise DataError(f"these models prepare structures differently ({used}); score them in "
+                        "separate runs")  # fmt: skip
+    return OutputPlan(prediction_columns(models, names), prefixes, confidence, domain,
+                      modes.pop() if modes else "none")  # fmt: skip
 
 
 def score_features(
@@ -164,8 +172,8 @@ def predict(
     """
     models = [models] if isinstance(models, MolpredModel) else list(models)
     smiles = list(smiles)
-    feats = featurize_smiles(smiles, workers=workers)
     plan = output_plan(models, model_names, confidence=confidence, domain=domain)
+    feats = featurize_smiles(smiles, workers=workers, standardization=plan.standardization)
     frame = score_features(models, plan, feats, feats.errors, batch_size, device)
     frame.insert(0, "smiles", smiles)
     return frame
@@ -315,11 +323,12 @@ def predict_file(
         else _pick_column(list(first.columns), smiles_column, "SMILES")  # fmt: skip
     options = {"column": col, "molblock": molblock_column is not None, "chunk_size": chunk_size,
                "batch_size": batch_size, "columns": plan.tasks, "confidence": confidence,
-               "domain": domain,
+               "domain": domain, "standardization": plan.standardization,
                "output": output_path.name}  # fmt: skip
     parts = _Parts(output_path, _identity(input_path, models, options), resume)
     needs_fps = domain and any(m.domain is not None for m in models)
-    work = partial(featurize_chunk, molblock=molblock_column is not None, fingerprints=needs_fps)
+    work = partial(featurize_chunk, molblock=molblock_column is not None, fingerprints=needs_fps,
+                   standardization=plan.standardization)  # fmt: skip
     pool = worker_pool(workers) if workers > 1 else None
     pending: deque = deque()
     totals = {"rows": 0, "scored": 0, "resumed": 0}
@@ -391,7 +400,8 @@ def score_chunk(
 ) -> pd.DataFrame:  # fmt: skip
     """Featurize and score one chunk of an input table in this process (the unit of work of
     the Ray engine); same output as a chunk of :func:`predict_file`."""
-    feats = featurize_chunk(df[column].tolist(), molblock=molblock, fingerprints=plan.domain)
+    feats = featurize_chunk(df[column].tolist(), molblock=molblock, fingerprints=plan.domain,
+                            standardization=plan.standardization)  # fmt: skip
     return _assemble(models, plan, df, feats, batch_size, device)
 
 

@@ -61,7 +61,7 @@ def screen(
         return pd.DataFrame(columns=["name", "smiles", "error"])
     plan = output_plan(list(models.values()), list(models), confidence=confidence)
     chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
-    work = partial(_annotate, depict=depict)
+    work = partial(_annotate, depict=depict, standardization=plan.standardization)
     pool = worker_pool(workers) if workers > 1 and len(chunks) > 1 else None
     try:
         done = pool.imap(work, chunks) if pool is not None else map(work, chunks)
@@ -84,10 +84,11 @@ def screen(
 
 
 def _annotate(
-    chunk: Sequence[object], depict: bool
+    chunk: Sequence[object], depict: bool, standardization: str
 ) -> tuple[Featurized, pd.DataFrame, list[str | None]]:
-    """The per-molecule RDKit work of one chunk (runs in a worker process)."""
-    parsed = parse_all(chunk)
+    """The per-molecule RDKit work of one chunk (runs in a worker process): properties, alerts
+    and depictions are of the structure the models see."""
+    parsed = parse_all(chunk, standardization=standardization)
     mols = [m if isinstance(m, Chem.Mol) else None for m in parsed]
     svgs = [_draw_svg(m) if m is not None else None for m in mols] if depict else []
     return featurize_parsed(parsed), medchem_table(mols), svgs

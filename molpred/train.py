@@ -262,6 +262,7 @@ def train(
     splits_file: str | Path | None = None,
     replicate: int | None = None,
     ensemble_size: int = 1,
+    standardization: str = "none",
     workers: int | None = None,
     cache_dir: str | Path | None = "default",
     progress: bool = True,
@@ -286,7 +287,7 @@ def train(
     if cache_dir == "default":
         cache_dir = default_cache_dir()
     ds = prepare_dataset(df, smiles_column, target_columns, task_types, workers=workers,
-                         cache_dir=cache_dir)  # fmt: skip
+                         cache_dir=cache_dir, standardization=standardization)  # fmt: skip
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
     model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
@@ -328,5 +329,6 @@ def train(
         members, ds, model_config=asdict(model_config), train_config=asdict(train_config),
         metrics=metrics, split=split if split_column is None and splits_file is None else "user",
         provenance=provenance, calibration=calibration, domain=domain,
+        standardization=standardization,
     )  # fmt: skip
     return model, metrics

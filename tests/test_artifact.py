@@ -109,3 +109,14 @@ def test_domain_tensors_are_covered_by_the_checksum(trained, tmp_path):
     torch.save(payload, tmp_path / "tampered.pt")
     with pytest.raises(ModelFileError, match="checksum"):
         load_model(tmp_path / "tampered.pt")
+
+
+def test_metadata_is_covered_by_the_checksum(trained, tmp_path):
+    """Editing the JSON (a task name, a conformal threshold) is caught, not silently used."""
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    meta = json.loads(payload["metadata"])
+    meta["task_names"] = ["something else"]
+    payload["metadata"] = json.dumps(meta)
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(ModelFileError, match="metadata"):
+        load_model(tmp_path / "edited.pt")

@@ -13,17 +13,24 @@ from molpred.chem import (
 )
 
 
-def test_strips_salts_and_solvents_keeping_largest_organic_fragment():
-    mol = standardize("CCN(CC)CC.Cl")
+def test_default_keeps_the_structure_as_drawn():
+    assert canonical_smiles(standardize("CCN(CC)CC.Cl")) == "CCN(CC)CC.Cl"
+    assert canonical_smiles(standardize("CC(=O)[O-].[Na+]")) == "CC(=O)[O-].[Na+]"
+
+
+def test_parent_strips_salts_and_solvents_keeping_largest_organic_fragment():
+    mol = standardize("CCN(CC)CC.Cl", "parent")
     assert canonical_smiles(mol) == "CCN(CC)CC"
-    assert canonical_smiles(standardize("O.O.CC(=O)O[Na]")) in {"CC(=O)O", "CC(=O)[O-]"}
+    assert canonical_smiles(standardize("O.O.CC(=O)O[Na]", "parent")) in {"CC(=O)O", "CC(=O)[O-]"}
+    with pytest.raises(ValueError, match="standardization"):
+        standardize("CCO", "tautomer")
 
 
-def test_neutralizes_charges():
-    assert canonical_smiles(standardize("CC(=O)[O-]")) == "CC(=O)O"
-    assert canonical_smiles(standardize("C[NH3+]")) == "CN"
+def test_parent_neutralizes_charges():
+    assert canonical_smiles(standardize("CC(=O)[O-]", "parent")) == "CC(=O)O"
+    assert canonical_smiles(standardize("C[NH3+]", "parent")) == "CN"
     # a quaternary ammonium has no neutral form and keeps its charge
-    assert "+" in canonical_smiles(standardize("C[N+](C)(C)C"))
+    assert "+" in canonical_smiles(standardize("C[N+](C)(C)C", "parent"))
 
 
 def test_canonical_smiles_is_order_independent():

@@ -18,10 +18,13 @@ def test_prepare_reports_every_unusable_row(tiny_csv):
     assert ds.source_rows[i] == [0, 12]
     assert ds.targets[i, 0] == pytest.approx(0.6)
     assert ds.targets[i, 1] == 1
-    # the salt was stripped; its missing class label stays NaN
-    j = ds.smiles.index("CCN(CC)CC")
+    # the salt is kept as drawn by default; its missing class label stays NaN
+    j = ds.smiles.index("CCN(CC)CC.Cl")
     assert np.isnan(ds.targets[j, 1])
     assert len(ds) == 16 - 3 - 1  # 3 invalid SMILES, 1 duplicate
+    parent = prepare_dataset(df, "smiles", ["logS", "active"], ["regression", "classification"],
+                             standardization="parent")  # fmt: skip
+    assert "CCN(CC)CC" in parent.smiles and "CCN(CC)CC.Cl" not in parent.smiles
 
 
 def test_conflicting_class_labels_are_reported():

@@ -107,3 +107,21 @@ def test_unusable_inputs(model, tmp_path):
     (tmp_path / "nosmi.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="no SMILES column"):
         predict_file(model, tmp_path / "nosmi.csv", tmp_path / "o.csv", progress=False)
+
+
+def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tmp_path):
+    """A 'parent' model scores a salt as its parent (after a save/load round trip); an
+    as-drawn model sees the counter-ion; a panel mixing the two is refused with the reason."""
+    parent, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL,
+                      train_config=FAST, standardization="parent", progress=False,
+                      cache_dir=None)  # fmt: skip
+    from molpred import load_model
+
+    parent = load_model(parent.save(tmp_path / "parent.pt"))
+    assert parent.standardization == "parent" and model.standardization == "none"
+    salt, free = predict(parent, ["CCN(CC)CC.Cl", "CCN(CC)CC"])[ESOL_TARGET]
+    assert salt == pytest.approx(free, abs=1e-6)
+    salt, free = predict(model, ["CCN(CC)CC.Cl", "CCN(CC)CC"])[ESOL_TARGET]
+    assert salt != pytest.approx(free, abs=1e-6)
+    with pytest.raises(DataError, match="prepare structures differently"):
+        predict([model, parent], ["CCO"])
