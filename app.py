@@ -264,11 +264,13 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
             config[f"{col}_set"] = st.column_config.TextColumn(f"{short} set")
     st.dataframe(table, column_config=config, hide_index=True, row_height=90, key="ranked")
     plain = table.drop(columns="structure")
-    a, b = st.columns(2)  # files are made when clicked, not on every rerun
-    a.download_button("Download CSV", lambda: plain.to_csv(index=False).encode(),
-                      "molpred_ranked.csv", "text/csv", key="dl_csv")  # fmt: skip
+    a, b = st.columns(2)
+    # on_click="ignore": no rerun on click, which could replace the file mid-download
+    a.download_button("Download CSV", plain.to_csv(index=False).encode(), "molpred_ranked.csv",
+                      "text/csv", key="dl_csv", on_click="ignore")  # fmt: skip
+    # the SDF (~2 ms a molecule) is made when clicked, not on every rerun
     b.download_button("Download SDF", lambda: to_sdf(plain), "molpred_ranked.sdf",
-                      "chemical/x-mdl-sdfile", key="dl_sdf")  # fmt: skip
+                      "chemical/x-mdl-sdfile", key="dl_sdf", on_click="ignore")  # fmt: skip
     scatter(table, columns)
     detail(table, models)
 

@@ -113,13 +113,14 @@ def main() -> None:
                     help="the harness's smoke test: FreeSolv, replicate 0, 3 epochs, both tools")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
     ap.add_argument("--reuse", nargs="*", default=[], metavar="JSON",
-                    help="earlier result files: a (data set, replicate, tool) found there is not "
-                         "run again (chemprop's results do not change when molpred does)")
+                    help="earlier result files: chemprop's result for a (data set, replicate) "
+                         "found there is reused (it does not change when molpred does)")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.replicates, args.epochs = ["freesolv"], [0], args.epochs or 3
     earlier = {(r["dataset"], r["replicate"], r["tool"]): r
-               for f in args.reuse for r in json.loads(Path(f).read_text())}  # fmt: skip
+               for f in args.reuse for r in json.loads(Path(f).read_text())
+               if r["tool"] == "chemprop"}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -379,13 +379,17 @@ def infer_task_types(targets: pd.DataFrame) -> list[str]:
     return types
 
 
+_LABEL_LIMIT = 1e30
+
+
 def _numeric_labels(df: pd.DataFrame, columns: Sequence[str], problems: list) -> pd.DataFrame:
     out = {}
     for col in columns:
         raw = df[col]
         num = pd.to_numeric(raw, errors="coerce").astype(float)
         bad_text = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-        bad_inf = ~np.isfinite(num) & num.notna()
+        # inf, and finite values float32 (the training precision) cannot hold
+        bad_inf = num.notna() & ~(num.abs() <= _LABEL_LIMIT)
         for row in np.flatnonzero(bad_text | bad_inf):
             problems.append((row, None, f"unusable label {raw.iloc[row]!r} in {col!r}"))
         num[bad_inf] = np.nan

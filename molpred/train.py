@@ -168,6 +168,18 @@ def fit(
     """
     if len(train) == 0:
         raise DataError("the training split is empty")
+    # Same data, config and seed give byte-identical weights: without this, the threaded CPU
+    # scatter/index kernels sum in a varying order and runs drift apart (tests/test_train.py).
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _fit(model, train, val, config, progress, on_epoch)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)

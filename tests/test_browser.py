@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from .conftest import ROOT, train_small
+from .load import check_no_cross_talk, concurrent_sessions
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -121,3 +122,14 @@ def test_upload_in_chromium(server, browser, tmp_path):
     assert sorted(ranked["name"]) == sorted(names)
     assert ranked.set_index("name").loc["junk", "error"] != ""
     page.close()
+
+
+def test_ten_concurrent_sessions_without_cross_talk(server):
+    """Issue #8's load check: 10 sessions at once, 200 different molecules each (the time is
+    recorded by benchmarks/app_load.py)."""
+    smiles = pd.read_csv(ROOT / "data" / "lipophilicity.csv")["smiles"].tolist()
+    batches = [smiles[k * 200 : (k + 1) * 200] for k in range(10)]
+    seconds, tables = concurrent_sessions(server, batches)
+    check_no_cross_talk(batches, tables)
+    assert all((t["error"] == "").sum() >= 190 for t in tables)
+    print(f"10 sessions x 200 molecules: {seconds:.1f} s")

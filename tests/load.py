@@ -1,0 +1,80 @@
+"""Many chemists on one page at once: ``sessions`` real Chromium sessions (Playwright, on
+loopback), each pasting its own ``per_session`` molecules, pressing Score and downloading the
+ranked CSV. Used by ``tests/test_browser.py`` and ``benchmarks/app_load.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pandas as pd
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000},
+                                        accept_downloads=True)  # fmt: skip
+    context.set_default_timeout(300_000)  # ten sessions share two cores
+    page = await context.new_page()
+    await page.goto(url)
+    await page.get_by_text("molpred · screen candidates").wait_for(timeout=300_000)
+    lines = "\n".join(f"{s} s{k}_{i}" for i, s in enumerate(smiles))
+    await page.get_by_label("SMILES, one per line").fill(lines)
+    await page.get_by_role("button", name="Score", exact=True).click()
+    await page.get_by_text(f"{len(smiles)} candidates (").wait_for(timeout=600_000)
+    async with page.expect_download(timeout=300_000) as info:
+        await page.get_by_role("button", name="Download CSV").click()
+    download = await info.value
+    table = pd.read_csv(await download.path(), keep_default_na=False)
+    await context.close()
+    return table
+
+
+async def _all(url: str, batches: list[list[str]]) -> list[pd.DataFrame]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            return await asyncio.gather(*(_session(browser, url, k, b)
+                                          for k, b in enumerate(batches)))  # fmt: skip
+        finally:
+            await browser.close()
+
+
+def concurrent_sessions(url: str, batches: list[list[str]]) -> tuple[float, list[pd.DataFrame]]:
+    """Run one browser session per batch, all at once; returns (seconds, ranked tables).
+
+    Runs in its own thread, so it works beside Playwright's sync API in the caller's thread.
+    """
+    result: dict = {}
+
+    def run() -> None:
+        start = time.perf_counter()
+        try:
+            result["tables"] = asyncio.run(_all(url, batches))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = exc
+        result["seconds"] = time.perf_counter() - start
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["seconds"], result["tables"]
+
+
+def check_no_cross_talk(batches: list[list[str]], tables: list[pd.DataFrame]) -> None:
+    """Every session got back exactly its own molecules, each scored or with a reason."""
+    for k, (batch, table) in enumerate(zip(batches, tables, strict=True)):
+        expected = {f"s{k}_{i}" for i in range(len(batch))}
+        assert set(table["name"]) == expected, f"session {k} got someone else's rows"
+        assert len(table) == len(batch)
+        by_name = table.set_index("name")
+        for i, s in enumerate(batch):
+            assert by_name.loc[f"s{k}_{i}", "smiles"] == s
