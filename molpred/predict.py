@@ -20,7 +20,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -51,15 +51,20 @@ class OutputPlan:
     """The columns every model contributes and the trust options.
 
     ``tasks[m]`` are model ``m``'s task column names and ``prefixes[m]`` the prefix of its
-    per-row domain columns (empty for a single model). ``standardization`` is how the panel's
-    models prepare structures, so inputs are featurized once the same way.
+    per-row domain columns (empty for a single model). ``standardizations[m]`` is how model
+    ``m`` prepares structures: inputs are featurized once per distinct one (usually one).
     """
 
     tasks: list[list[str]]
     prefixes: list[str]
     confidence: float = 0.9
     domain: bool = True
-    standardization: str = "none"
+    standardizations: list[str] = field(default_factory=lambda: ["none"])
+
+    @property
+    def modes(self) -> list[str]:
+        """The distinct standardizations, in panel order."""
+        return list(dict.fromkeys(self.standardizations))
 
 
 def prediction_columns(
@@ -91,29 +96,42 @@ def output_plan(
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     unique = _unique_names(models, names)
     prefixes = [""] if len(models) == 1 else [f"{n}." for n in unique]
-    modes = {m.standardization for m in models}
-    if len(modes) > 1:
-        used = ", ".join(f"{n}: {m.standardization}" for n, m in zip(unique, models, strict=True))
-        raise DataError(f"these models prepare structures differently ({used}); score them in "
-                        "separate runs")  # fmt: skip
     return OutputPlan(prediction_columns(models, names), prefixes, confidence, domain,
-                      modes.pop() if modes else "none")  # fmt: skip
+                      [m.standardization for m in models])  # fmt: skip
+
+
+def featurize_for(
+    plan: OutputPlan, items: Sequence[object], molblock: bool = False
+) -> dict[str, Featurized]:
+    """Featurize one chunk once per standardization the panel uses (in this process)."""
+    return {mode: featurize_chunk(items, molblock=molblock, fingerprints=plan.domain,
+                                  standardization=mode) for mode in plan.modes}  # fmt: skip
+
+
+def combined_errors(feats: dict[str, Featurized]) -> list[str]:
+    """Per row, the first reason any of the featurizations gave (``""`` if none failed)."""
+    columns = [f.errors for f in feats.values()]
+    return [next((e for e in row if e), "") for row in zip(*columns, strict=True)]
 
 
 def score_features(
-    models: Sequence[MolpredModel], plan: OutputPlan, feats: Featurized,
+    models: Sequence[MolpredModel], plan: OutputPlan, feats: Featurized | dict[str, Featurized],
     errors: Sequence[str] | None = None, batch_size: int = 512, device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
-    """Score molecules featurized once with every model of the panel, one row each.
+    """Score molecules featurized once (per standardization) with every model of the panel.
 
-    Per task: value, ``_std``, conformal ``_lower``/``_upper`` (regression) or ``_set``
-    (classification); per model: ``domain_similarity``, ``latent_distance``, ``in_domain``;
-    then ``error`` (``errors``, default ``feats.errors``)."""
-    errors = feats.errors if errors is None else errors
+    One row per molecule. Per task: value, ``_std``, conformal ``_lower``/``_upper``
+    (regression) or ``_set`` (classification); per model: ``domain_similarity``,
+    ``latent_distance``, ``in_domain``; then ``error`` (``errors``, default the featurization's
+    reasons)."""
+    by_mode = feats if isinstance(feats, dict) else {mode: feats for mode in plan.modes}
+    errors = combined_errors(by_mode) if errors is None else errors
     dev = resolve_device(device)
-    failed = np.array([g is None for g in feats.graphs], dtype=bool)
     cols: dict[str, object] = {}
-    for model, names, prefix in zip(models, plan.tasks, plan.prefixes, strict=True):
+    for model, names, prefix, mode in zip(models, plan.tasks, plan.prefixes,
+                                          plan.standardizations, strict=True):  # fmt: skip
+        feats = by_mode[mode]
+        failed = np.array([g is None for g in feats.graphs], dtype=bool)
         use_domain = plan.domain and model.domain is not None
         values, variances, emb, _ = member_outputs(model.members, feats, batch_size, dev,
                                                    embeddings=use_domain)  # fmt: skip
@@ -173,8 +191,9 @@ def predict(
     models = [models] if isinstance(models, MolpredModel) else list(models)
     smiles = list(smiles)
     plan = output_plan(models, model_names, confidence=confidence, domain=domain)
-    feats = featurize_smiles(smiles, workers=workers, standardization=plan.standardization)
-    frame = score_features(models, plan, feats, feats.errors, batch_size, device)
+    feats = {mode: featurize_smiles(smiles, workers=workers, standardization=mode)
+             for mode in plan.modes}  # fmt: skip
+    frame = score_features(models, plan, feats, None, batch_size, device)
     frame.insert(0, "smiles", smiles)
     return frame
 
@@ -323,12 +342,12 @@ def predict_file(
         else _pick_column(list(first.columns), smiles_column, "SMILES")  # fmt: skip
     options = {"column": col, "molblock": molblock_column is not None, "chunk_size": chunk_size,
                "batch_size": batch_size, "columns": plan.tasks, "confidence": confidence,
-               "domain": domain, "standardization": plan.standardization,
+               "domain": domain, "standardizations": plan.standardizations,
                "output": output_path.name}  # fmt: skip
     parts = _Parts(output_path, _identity(input_path, models, options), resume)
     needs_fps = domain and any(m.domain is not None for m in models)
-    work = partial(featurize_chunk, molblock=molblock_column is not None, fingerprints=needs_fps,
-                   standardization=plan.standardization)  # fmt: skip
+    work = partial(featurize_for, replace(plan, domain=needs_fps),
+                   molblock=molblock_column is not None)  # fmt: skip
     pool = worker_pool(workers) if workers > 1 else None
     pending: deque = deque()
     totals = {"rows": 0, "scored": 0, "resumed": 0}
@@ -384,11 +403,11 @@ def predict_file(
 
 def _assemble(
     models: Sequence[MolpredModel], plan: OutputPlan, df: pd.DataFrame,
-    feats: Featurized, batch_size: int, device: str,
+    feats: dict[str, Featurized], batch_size: int, device: str,
 ) -> pd.DataFrame:  # fmt: skip
     """Input columns (renamed ``input_<name>`` on a clash), prediction columns, ``error``."""
-    result = score_features(models, plan, feats, _merge_errors(df, feats.errors), batch_size,
-                          device)  # fmt: skip
+    errors = _merge_errors(df, combined_errors(feats))
+    result = score_features(models, plan, feats, errors, batch_size, device)
     out = df.drop(columns=["error"], errors="ignore").reset_index(drop=True)
     out = out.rename(columns={c: f"input_{c}" for c in result.columns if c in out.columns})
     return pd.concat([out, result], axis=1)
@@ -400,8 +419,7 @@ def score_chunk(
 ) -> pd.DataFrame:  # fmt: skip
     """Featurize and score one chunk of an input table in this process (the unit of work of
     the Ray engine); same output as a chunk of :func:`predict_file`."""
-    feats = featurize_chunk(df[column].tolist(), molblock=molblock, fingerprints=plan.domain,
-                            standardization=plan.standardization)  # fmt: skip
+    feats = featurize_for(plan, df[column].tolist(), molblock=molblock)
     return _assemble(models, plan, df, feats, batch_size, device)
 
 

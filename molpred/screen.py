@@ -61,7 +61,7 @@ def screen(
         return pd.DataFrame(columns=["name", "smiles", "error"])
     plan = output_plan(list(models.values()), list(models), confidence=confidence)
     chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
-    work = partial(_annotate, depict=depict, standardization=plan.standardization)
+    work = partial(_annotate, depict=depict, modes=plan.modes)
     pool = worker_pool(workers) if workers > 1 and len(chunks) > 1 else None
     try:
         done = pool.imap(work, chunks) if pool is not None else map(work, chunks)
@@ -84,14 +84,15 @@ def screen(
 
 
 def _annotate(
-    chunk: Sequence[object], depict: bool, standardization: str
-) -> tuple[Featurized, pd.DataFrame, list[str | None]]:
-    """The per-molecule RDKit work of one chunk (runs in a worker process): properties, alerts
-    and depictions are of the structure the models see."""
-    parsed = parse_all(chunk, standardization=standardization)
-    mols = [m if isinstance(m, Chem.Mol) else None for m in parsed]
+    chunk: Sequence[object], depict: bool, modes: Sequence[str]
+) -> tuple[dict[str, Featurized], pd.DataFrame, list[str | None]]:
+    """The per-molecule RDKit work of one chunk (runs in a worker process). Properties, alerts
+    and depictions are of the structure the panel's first model sees."""
+    parsed = {mode: parse_all(chunk, standardization=mode) for mode in modes}
+    mols = [m if isinstance(m, Chem.Mol) else None for m in parsed[modes[0]]]
     svgs = [_draw_svg(m) if m is not None else None for m in mols] if depict else []
-    return featurize_parsed(parsed), medchem_table(mols), svgs
+    feats = {mode: featurize_parsed(p) for mode, p in parsed.items()}
+    return feats, medchem_table(mols), svgs
 
 
 def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None:

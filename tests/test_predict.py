@@ -111,7 +111,7 @@ def test_unusable_inputs(model, tmp_path):
 
 def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tmp_path):
     """A 'parent' model scores a salt as its parent (after a save/load round trip); an
-    as-drawn model sees the counter-ion; a panel mixing the two is refused with the reason."""
+    as-drawn model sees the counter-ion; a panel mixing the two scores each model its way."""
     parent, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL,
                       train_config=FAST, standardization="parent", progress=False,
                       cache_dir=None)  # fmt: skip
@@ -123,5 +123,15 @@ def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tm
     assert salt == pytest.approx(free, abs=1e-6)
     salt, free = predict(model, ["CCN(CC)CC.Cl", "CCN(CC)CC"])[ESOL_TARGET]
     assert salt != pytest.approx(free, abs=1e-6)
-    with pytest.raises(DataError, match="prepare structures differently"):
-        predict([model, parent], ["CCO"])
+    panel = predict([model, parent], ["CCN(CC)CC.Cl", "C1CC"], model_names=["drawn", "parent"])
+    alone = predict(parent, ["CCN(CC)CC.Cl"])
+    assert panel.loc[0, f"parent.{ESOL_TARGET}"] == pytest.approx(alone.loc[0, ESOL_TARGET])
+    assert panel.loc[0, f"drawn.{ESOL_TARGET}"] == pytest.approx(salt)
+    assert panel.loc[0, "error"] == "" and "unparseable" in panel.loc[1, "error"]
+    src = tmp_path / "salts.csv"
+    src.write_text("smiles\nCCN(CC)CC.Cl\nC1CC\n")
+    predict_file([model, parent], src, tmp_path / "out.csv", model_names=["drawn", "parent"],
+                 progress=False)  # fmt: skip
+    written = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert float(written.loc[0, f"parent.{ESOL_TARGET}"]) == pytest.approx(
+        alone.loc[0, ESOL_TARGET], abs=1e-5)  # fmt: skip
