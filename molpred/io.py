@@ -11,6 +11,7 @@ with its reason in an ``error`` column.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import os
@@ -228,6 +229,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _has_carriage_return(df: pd.DataFrame) -> bool:
+    return any(df[c].astype(str).str.contains("\r", regex=False).any()
+               for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]))  # fmt: skip
+
+
 class TableWriter:
     """Append DataFrame chunks to a CSV/TSV (optionally .gz) or Parquet file, written atomically
     on :meth:`close`. Use as a context manager."""
@@ -265,8 +271,11 @@ class TableWriter:
                 self._fh = io.TextIOWrapper(gz, encoding="utf-8", newline="")
             else:
                 self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        # a bare carriage return in a text field (an SDF title, a quoted CSV cell) is not quoted
+        # by QUOTE_MINIMAL with "\n" line ends, and a reader would split the row in two
+        quoting = csv.QUOTE_NONNUMERIC if _has_carriage_return(df) else csv.QUOTE_MINIMAL
         df.to_csv(self._fh, sep="," if self.format == "csv" else "\t", index=False,
-                  header=header, lineterminator="\n")  # fmt: skip
+                  header=header, lineterminator="\n", quoting=quoting)  # fmt: skip
 
     def close(self) -> None:
         if self._parquet is None and self._fh is None:
