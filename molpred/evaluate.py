@@ -12,7 +12,7 @@ import pandas as pd
 
 from molpred.artifact import MolpredModel
 from molpred.data import DataError, prepare_dataset
-from molpred.io import read_table
+from molpred.io import atomic_path, read_table
 from molpred.metrics import compute_metrics
 from molpred.predict import output_plan, score_features
 from molpred.uncertainty import uncertainty_metrics
@@ -128,6 +128,7 @@ def plot_error_by_similarity(report: dict, path: str | Path) -> Path:
     ax.set_ylabel("mean absolute error")
     ax.set_title("Error by similarity to the training set")
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:  # a crash never leaves a half-written image
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return Path(path)

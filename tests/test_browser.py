@@ -7,26 +7,13 @@ Needs ``/usr/bin/chromium`` (``apt-get install chromium``; .ci/run installs it).
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from .conftest import ROOT, train_small
-from .load import check_no_cross_talk, concurrent_sessions
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .load import CHROMIUM, check_no_cross_talk, concurrent_sessions, serve
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +24,8 @@ def server(tmp_path_factory, esol):
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     models = tmp_path_factory.mktemp("models")
     train_small(esol.head(200)).save(models / "tiny.pt")
-    port = _free_port()
-    env = {**os.environ, "MOLPRED_MODELS_DIR": str(models)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-         "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stderr.read().decode()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve({"MOLPRED_MODELS_DIR": str(models)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,25 @@ def test_kill_9_then_resume_is_byte_identical(setup, suffix, kill_points):
     assert (df["error"].fillna("") != "").sum() == 1
 
 
+def test_kill_9_at_random_moments_then_resume_is_byte_identical(setup):
+    """Kills at random times (seeded), wherever the run is: importing, featurizing, writing a
+    part, joining. Every restart resumes; the end result equals an uninterrupted run."""
+    import random
+
+    d = setup
+    ref, out = d / "ref_random.csv.gz", d / "out_random.csv.gz"
+    subprocess.run(_cmd(d, ref), cwd=ROOT, check=True)
+    rng = random.Random(8)
+    for _ in range(4):
+        proc = subprocess.Popen(_cmd(d, out, "--resume"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        time.sleep(rng.uniform(1.0, 6.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    subprocess.run(_cmd(d, out, "--resume"), cwd=ROOT, check=True)
+    assert out.read_bytes() == ref.read_bytes()
+
+
 def test_resume_refuses_a_changed_run(setup):
     d = setup
     out = d / "changed.csv"
