@@ -39,6 +39,8 @@ def compute_metrics(
     """
     out: dict[str, float] = {}
     per_metric: dict[str, list[float]] = {}
+    targets = np.asarray(targets, dtype=np.float64)  # float32 squares of large errors overflow
+    preds = np.asarray(preds, dtype=np.float64)
     for t, (name, kind) in enumerate(zip(task_names, task_types, strict=True)):
         mask = ~np.isnan(targets[:, t])
         if mask.sum() == 0:

@@ -134,7 +134,7 @@ def _fit_scalers(model: MolModel, train: MoleculeDataset) -> None:
     model.desc_scale.copy_(torch.from_numpy(np.where(desc.std(0) > 1e-6, desc.std(0), 1.0)))
     y = train.targets
     for t, kind in enumerate(train.task_types):
-        col = y[:, t][~np.isnan(y[:, t])]
+        col = y[:, t][~np.isnan(y[:, t])].astype(np.float64)  # float32 squares overflow
         if kind == "regression" and len(col):
             model.y_mean[t] = float(col.mean())
             model.y_scale[t] = float(col.std()) if col.std() > 1e-8 else 1.0

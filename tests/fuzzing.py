@@ -155,5 +155,7 @@ def check_train(values: list[object], train_fn) -> str:
     bad = set(range(len(df))) - set(usable.index)
     listed = set(model.problems["row"]) if model.problems is not None else set()
     assert bad <= listed, f"unusable labels in rows {sorted(bad - listed)} were not reported"
-    assert bool(model.members[0].y_mean.isfinite().all()), "label scaling overflowed"
+    member = model.members[0]
+    assert bool(member.y_mean.isfinite().all() and member.y_scale.isfinite().all()), \
+        "label scaling overflowed"
     return "trained"

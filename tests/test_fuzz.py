@@ -42,9 +42,11 @@ def test_every_reader_keeps_every_row_or_refuses_clearly(model, file):
         check_file(model, Path(tmp), *file)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no overflow anywhere, however large
 @settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(values=st.lists(labels(), min_size=1, max_size=24))
+@example(values=[1e29, -1e29, 3e28, 1.0, 5e29, 2e29, 0.0, 1e20])  # from the long campaign
 def test_train_rejects_unusable_labels_in_one_line(values):
     def fit(df):
         model, _ = train(df, "smiles", ["y"], model_config=SMALL,
