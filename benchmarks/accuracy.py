@@ -115,7 +115,15 @@ def main() -> None:
     ap.add_argument("--reuse", nargs="*", default=[], metavar="JSON",
                     help="earlier result files: chemprop's result for a (data set, replicate) "
                          "found there is reused (it does not change when molpred does)")
+    ap.add_argument("--summarize", action="store_true",
+                    help="only write --out's Markdown table from its JSON (e.g. after a stopped "
+                         "run: rows are saved as they finish)")
     args = ap.parse_args()
+    if args.summarize:
+        out = Path(args.out)
+        out.with_suffix(".md").write_text(summary_table(pd.DataFrame(json.loads(out.read_text()))))
+        print(out.with_suffix(".md").read_text())
+        return
     if args.quick:
         args.datasets, args.replicates, args.epochs = ["freesolv"], [0], args.epochs or 3
     earlier = {(r["dataset"], r["replicate"], r["tool"]): r

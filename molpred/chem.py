@@ -9,7 +9,7 @@ Every structure that enters molpred passes through :func:`standardize`:
    neutral form exists.
 
 The default, ``"none"``, keeps the structure as drawn, as chemprop does: salts and charges can
-carry signal (on ClinTox, reducing to the parent cost 0.2 ROC-AUC). A model records which one
+carry signal (on ClinTox, reducing to the parent cost 0.3 ROC-AUC). A model records which one
 it was trained with, and prediction uses the same.
 
 A single bad molecule raises :class:`InvalidMoleculeError`; table-level functions turn that
