@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from molpred.metrics import compute_metrics, primary_metric
+from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,15 +158,39 @@ def main() -> None:
 
 
 def summary_table(df: pd.DataFrame) -> str:
-    """Markdown: per data set and tool, test metric mean ± sd over replicates, train seconds."""
+    """Markdown: per data set and tool, test metric mean ± sd over replicates, train seconds,
+    seconds per epoch and to the best epoch; then one verdict row per data set."""
     lines = ["| data set | metric | tool | test (mean ± sd) | replicates | train s (mean) "
-             "| s to best epoch (mean) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| s per epoch | s to best epoch (mean) |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (name, tool), g in df.groupby(["dataset", "tool"], sort=False):
         sd = g["value"].std(ddof=0)
         to_best = g["seconds_to_best"].mean() if "seconds_to_best" in g else float("nan")
+        per_epoch = (g["seconds"] / g["epochs"]).mean()
         lines.append(f"| {name} | {g['metric'].iloc[0]} | {tool} | {g['value'].mean():.3f} ± "
-                     f"{sd:.3f} | {len(g)} | {g['seconds'].mean():.0f} | "
+                     f"{sd:.3f} | {len(g)} | {g['seconds'].mean():.0f} | {per_epoch:.2f} | "
                      f"{to_best:.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n\n" + verdicts(df)
+
+
+def verdicts(df: pd.DataFrame) -> str:
+    """Per data set: does molpred's mean beat chemprop's, is a loss within chemprop's sd, and
+    the ratio of the times to the best epoch (chemprop / molpred)."""
+    lines = ["| data set | molpred | chemprop | verdict | time to best, chemprop / molpred |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, g in df.groupby("dataset", sort=False):
+        tools = {t: gg for t, gg in g.groupby("tool")}
+        if set(tools) != {"molpred", "chemprop"}:
+            continue
+        mine, ref = tools["molpred"]["value"], tools["chemprop"]["value"]
+        higher = HIGHER_IS_BETTER[g["metric"].iloc[0]]
+        better = mine.mean() > ref.mean() if higher else mine.mean() < ref.mean()
+        within = abs(mine.mean() - ref.mean()) <= max(ref.std(ddof=0), mine.std(ddof=0))
+        verdict = "win" if better else ("loss within 1 sd" if within else "loss")
+        ratio = tools["chemprop"]["seconds_to_best"].mean() / tools["molpred"][
+            "seconds_to_best"].mean()  # fmt: skip
+        lines.append(f"| {name} | {mine.mean():.3f} | {ref.mean():.3f} | {verdict} | "
+                     f"{ratio:.1f}x |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

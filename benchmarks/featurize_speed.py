@@ -2,7 +2,9 @@
 
 - Featurization (one core): molpred's standardize + graph + descriptors rate, next to RDKit's
   parse-only rate (``Chem.MolFromSmiles``) on the same molecules: the ratio is the number to
-  compare across machines.
+  compare across machines. chemprop's own SMILES -> graph rate (``make_mol`` + its default
+  featurizer) is timed on the same molecules in its environment when ``accuracy.py`` has
+  built it.
 - Training: the default model (``molpred train`` with no tuning flags) on bundled ESOL with a
   random 80/10/10 split: seconds per epoch, epochs run, and the test RMSE (chemprop's published
   range for this setting is 0.55-0.6).
@@ -20,6 +22,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -49,6 +53,42 @@ def rate(fn, items) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
+# chemprop's own path from SMILES to graph (make_mol + its default featurizer), timed inside
+# its virtual environment (see accuracy.py) on the same molecules.
+_CHEMPROP_RATE = """
+import sys, time
+from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer
+from chemprop.utils import make_mol
+from rdkit import RDLogger
+RDLogger.DisableLog("rdApp.*")
+smiles = open(sys.argv[1]).read().split()
+featurize = SimpleMoleculeMolGraphFeaturizer()
+best = 0.0
+for _ in range(2):
+    start = time.perf_counter()
+    for s in smiles:
+        featurize(make_mol(s))
+    best = max(best, len(smiles) / (time.perf_counter() - start))
+print(round(best))
+"""
+
+
+def chemprop_featurize_rate(smiles: list[str]) -> int | None:
+    """chemprop's SMILES -> graph rate on one core, or None without its environment."""
+    python = ROOT / "benchmarks" / "runs" / "chemprop-venv" / "bin" / "python"
+    if not python.exists():
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".smi", delete=False) as fh:
+        fh.write("\n".join(smiles))
+    try:
+        out = subprocess.run([str(python), "-c", _CHEMPROP_RATE, fh.name], check=True,
+                             capture_output=True, text=True, env={**os.environ,
+                             "OMP_NUM_THREADS": "1"})  # fmt: skip
+    finally:
+        os.unlink(fh.name)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000, help="molecules to featurize")
@@ -69,6 +109,7 @@ def main() -> None:
         feat_rates.append(rate(lambda s: featurize_smiles(s, workers=1), smiles))
     parse_rate, feat_rate = max(parse_rates), max(feat_rates)
     multi = rate(lambda s: featurize_smiles(s, workers=None), smiles * 2)
+    chemprop = chemprop_featurize_rate(smiles)
 
     esol = pd.read_csv(ROOT / "data" / "esol.csv")
     _, metrics = train(esol, "smiles", ["measured log solubility in mols per litre"],
@@ -84,6 +125,8 @@ def main() -> None:
         "molpred_featurize_per_s_1core": round(feat_rate),
         "featurize_vs_parse_ratio": round(feat_rate / parse_rate, 3),
         "molpred_featurize_per_s_all_cores": round(multi),
+        "chemprop_featurize_per_s_1core": chemprop,
+        "molpred_vs_chemprop_featurize": round(feat_rate / chemprop, 2) if chemprop else None,
         "esol_train_seconds_per_epoch": round(member["seconds"] / member["epochs_run"], 3),
         "esol_train_molecules": member["n_train"],
         "esol_epochs_run": member["epochs_run"],

@@ -47,7 +47,7 @@ EVALUATE_EXAMPLE = """example:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--encoder", choices=["dmpnn", "gine"], default="dmpnn")
-    g.add_argument("--hidden-size", type=int, default=300)
+    g.add_argument("--hidden-size", type=int, default=200)
     g.add_argument("--depth", type=int, default=3, help="message-passing steps")
     g.add_argument("--dropout", type=float, default=0.0)
     g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="sum")
@@ -151,7 +151,8 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     p.add_argument("--actors", type=int, help="Ray scoring actors (default: cluster CPUs - 1)")
     p.add_argument("--chunk-size", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--workers", type=int, default=1, help="featurization processes")
+    p.add_argument("--workers", type=int,
+                   help="featurization processes (default: all cores; 1 = in this process)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--top", type=int, default=0, help="print the N highest-scoring rows")
     p.add_argument("--sort-by", help="task to rank by for --top (default: the first)")

@@ -18,7 +18,8 @@ Shapes: fingerprints ``[N, 256]`` uint8 (2048 packed bits); representations ``[N
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -43,22 +44,39 @@ def _bits(packed: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.unpackbits(np.ascontiguousarray(arr), axis=1).astype(np.float32))
 
 
-def max_similarity(queries: np.ndarray, reference: np.ndarray | torch.Tensor) -> np.ndarray:
+class _Reference:
+    """A reference set prepared once for many :func:`max_similarity` calls: its bits as a
+    ``[2048, N]`` matrix and its bit counts."""
+
+    def __init__(self, packed: np.ndarray | torch.Tensor):
+        bits = _bits(packed)
+        self.bits_t = bits.T.contiguous()
+        self.counts = bits.sum(1)
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+
+def max_similarity(
+    queries: np.ndarray, reference: np.ndarray | torch.Tensor | _Reference
+) -> np.ndarray:
     """Maximum Tanimoto similarity of each query to the reference set, ``[B]`` float32.
 
+    The intersection counts are a sparse (queries, ~50 of 2048 bits set) times dense
+    (reference bits) product: ~2x faster than the dense product for the same exact values.
     An empty query fingerprint (no bits set) has similarity 0 to everything.
     """
-    if len(queries) == 0 or len(reference) == 0:
+    ref = reference if isinstance(reference, _Reference) else _Reference(reference)
+    if len(queries) == 0 or len(ref) == 0:
         return np.zeros(len(queries), dtype=np.float32)
-    ref = _bits(reference)
-    ref_count = ref.sum(1)
     out = np.empty(len(queries), dtype=np.float32)
     for start in range(0, len(queries), _CHUNK):
         q = _bits(queries[start : start + _CHUNK])
-        inter = q @ ref.T
-        union = q.sum(1, keepdim=True) + ref_count[None, :] - inter
-        sim = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-        out[start : start + len(q)] = sim.max(1).values.numpy()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": used as documented
+            warnings.simplefilter("ignore", UserWarning)
+            inter = q.to_sparse_csr() @ ref.bits_t
+        union = (ref.counts[None, :] - inter).add_(q.sum(1, keepdim=True)).clamp_(min=1)
+        out[start : start + len(q)] = inter.div_(union).max(1).values.numpy()
     return out
 
 
@@ -118,9 +136,12 @@ class Domain:
     rule: str = ""
     smiles: list[str] | None = None
     targets: torch.Tensor | None = None
+    _reference: _Reference | None = field(default=None, init=False, repr=False, compare=False)
 
     def similarity(self, fps: np.ndarray) -> np.ndarray:
-        return max_similarity(fps, self.fingerprints)
+        if self._reference is None:  # unpacked once per loaded model, not once per chunk
+            self._reference = _Reference(self.fingerprints)
+        return max_similarity(fps, self._reference)
 
     def latent(self, embeddings: torch.Tensor) -> np.ndarray:
         return knn_distance(embeddings, self.embeddings) / max(self.latent_scale, 1e-12)

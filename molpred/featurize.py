@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from rdkit import Chem
-from rdkit.Chem import rdMolDescriptors
+from rdkit.Chem import rdMolDescriptors, rdqueries
 from torch_geometric.data import Data
 
 __all__ = [
@@ -117,6 +117,11 @@ _BOND_GETTERS: tuple[Callable, ...] = (
     Chem.Bond.IsInRing,
     Chem.Bond.GetStereo,
 )
+# Most library molecules have no chiral tag at all: one C++ query tells, and the per-atom
+# GetChiralTag calls (an enum each, ~6% of featurization) are skipped for them.
+_HAS_CHIRAL_TAG = rdqueries.HasChiralTagQueryAtom()
+_CHIRAL_COLUMN = [f.name for f in ATOM_FIELDS].index("chirality")
+_ACHIRAL_GETTERS = tuple(None if j == _CHIRAL_COLUMN else g for j, g in enumerate(_ATOM_GETTERS))
 _ATOM_LOOKUPS = tuple(f.lookup() for f in ATOM_FIELDS)
 _BOND_LOOKUPS = tuple(f.lookup() for f in BOND_FIELDS)
 _ATOM_UNKNOWN = tuple(f.unknown for f in ATOM_FIELDS)
@@ -147,18 +152,25 @@ class MolGraph:
         return self.x.shape[0]
 
 
-def _codes(objs: Sequence, getters: Sequence[Callable], lookups, unknowns) -> np.ndarray:
+def _codes(
+    objs: Sequence, getters: Sequence[Callable | None], lookups, unknowns
+) -> np.ndarray:
+    """Code of every field of every object; a ``None`` getter means "the field's first choice
+    for all" (e.g. ``CHI_UNSPECIFIED`` when the molecule has no chiral tag)."""
     out = np.empty((len(objs), len(getters)), dtype=np.int16)
     for j, (get, table, unk) in enumerate(zip(getters, lookups, unknowns, strict=True)):
-        out[:, j] = [table.get(get(o), unk) for o in objs]
+        out[:, j] = 0 if get is None else [table.get(v, unk) for v in map(get, objs)]
     return out
 
 
 def featurize_mol(mol: Chem.Mol) -> MolGraph:
     """Featurize one standardized molecule into a :class:`MolGraph`."""
-    atoms = list(mol.GetAtoms())
-    bonds = list(mol.GetBonds())
-    x = _codes(atoms, _ATOM_GETTERS, _ATOM_LOOKUPS, _ATOM_UNKNOWN)
+    # Wrapping each atom and bond for Python is a large part of the cost: do it once each,
+    # without the Python-level iterator of mol.GetAtoms() (~20% faster).
+    atoms = list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))
+    bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
+    getters = _ATOM_GETTERS if mol.GetAtomsMatchingQuery(_HAS_CHIRAL_TAG) else _ACHIRAL_GETTERS
+    x = _codes(atoms, getters, _ATOM_LOOKUPS, _ATOM_UNKNOWN)
     mass = np.fromiter((a.GetMass() for a in atoms), dtype=np.float32, count=len(atoms))
     n_bonds = len(bonds)
     edge_index = np.empty((2, 2 * n_bonds), dtype=np.int64)

@@ -68,3 +68,22 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, tiny_csv):
     proc = run("predict", tmp_path / "m.pt", tiny_csv, "--output", tmp_path / "o.csv",
                check=False)  # fmt: skip
     assert proc.returncode == 2 and "model file not found" in proc.stderr
+
+
+def test_train_flag_defaults_are_the_library_defaults():
+    """The CLI keeps its own literal defaults (so ``--help`` starts without torch); they must
+    equal the dataclasses' so ``molpred train`` and ``train()`` build the same model."""
+    from dataclasses import asdict
+
+    from molpred.cli import build_parser
+    from molpred.models import ModelConfig
+    from molpred.train import TrainConfig
+
+    args = vars(build_parser().parse_args(["train", "x.csv", "--target-columns", "y", "-o", "m"]))
+    model, optim = asdict(ModelConfig()), asdict(TrainConfig())
+    for key in ("encoder", "hidden_size", "depth", "dropout", "pooling", "head_hidden_size",
+                "head_layers"):
+        assert args[key] == model[key], key
+    assert args["no_descriptors"] is not model["descriptors"]
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed"):
+        assert args[key] == optim[key], key

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-from molpred.chem import standardize
+from molpred.chem import mol_from_block, standardize
 from molpred.featurize import (
     ATOM_FIELDS,
     BOND_FIELDS,
@@ -63,3 +63,49 @@ def test_descriptors_are_finite_and_sensible():
 def test_to_data_is_a_pyg_data():
     data = to_data(featurize_mol(standardize("CCO")))
     assert data.num_nodes == 3 and data.edge_index.shape == (2, 4)
+
+
+def _reference_codes(mol):
+    """The featurizer's specification, spelled out one atom and one bond at a time."""
+    atom_values = [(a.GetAtomicNum(), a.GetTotalDegree(), a.GetFormalCharge(), a.GetChiralTag(),
+                    a.GetTotalNumHs(), a.GetHybridization(), a.GetIsAromatic(), a.IsInRing())
+                   for a in mol.GetAtoms()]  # fmt: skip
+    bond_values = [(b.GetBondType(), b.GetIsConjugated(), b.IsInRing(), b.GetStereo())
+                   for b in mol.GetBonds()]  # fmt: skip
+
+    def code(field, value):
+        return field.choices.index(value) if value in field.choices else field.unknown
+
+    x = [[code(f, v) for f, v in zip(ATOM_FIELDS, row, strict=True)] for row in atom_values]
+    e = [[code(f, v) for f, v in zip(BOND_FIELDS, row, strict=True)] for row in bond_values]
+    return np.array(x).reshape(-1, len(ATOM_FIELDS)), np.array(e).reshape(-1, len(BOND_FIELDS))
+
+
+STEREO_AND_ODD = [
+    "C[C@H](N)C(=O)O", "C[C@@H](O)[C@H](N)C", "F/C=C/F", "F/C=C\\F", "C[S@](=O)c1ccccc1",
+    "[NH4+].[Cl-]", "C[N+](C)(C)C", "[O-][N+](=O)c1ccccc1", "C#N", "c1ccc2c(c1)[nH]c1ccccc12",
+    "[2H]C([2H])([2H])O", "C1CC2CCC1C2", "O=S(=O)(O)O", "[Na+].[O-]C(=O)C", "B1OC(C)(C)C(C)(C)O1",
+    "C[Si](C)(C)C", "[Se]=C=[Se]", "CC(C)(C)[C@@]1(O)CC[C@H](C)CC1",
+]
+
+
+@pytest.mark.parametrize("smiles", STEREO_AND_ODD)
+@pytest.mark.parametrize("mode", ["none", "parent"])
+def test_featurizer_matches_its_per_atom_specification(smiles, mode):
+    """Fast paths (e.g. skipping chiral tags when there are none) change nothing."""
+    mol = standardize(smiles, mode)
+    x, e = _reference_codes(mol)
+    g = featurize_mol(mol)
+    np.testing.assert_array_equal(g.x, x)
+    np.testing.assert_array_equal(g.edge_attr[0::2], e)
+    masses = [a.GetMass() / 100 for a in mol.GetAtoms()]
+    np.testing.assert_allclose(g.atom_mass[:, 0], masses, rtol=1e-6)
+
+
+def test_featurizer_matches_its_specification_on_molblocks_with_stereo():
+    mol = mol_from_block(Chem.MolToMolBlock(Chem.MolFromSmiles("C/C=C/[C@H](N)C(=O)O")))
+    x, e = _reference_codes(mol)
+    g = featurize_mol(mol)
+    np.testing.assert_array_equal(g.x, x)
+    np.testing.assert_array_equal(g.edge_attr[0::2], e)
+    assert (x[:, 3] != 0).any()  # the chiral tag survived and is featurized
