@@ -1,8 +1,17 @@
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from molpred.data import DataError, collate, featurize_smiles, infer_task_types, prepare_dataset
+from molpred.data import (
+    DataError,
+    collate,
+    featurize_chunk,
+    featurize_smiles,
+    infer_task_types,
+    prepare_dataset,
+)
 
 
 def test_prepare_reports_every_unusable_row(tiny_csv):
@@ -82,3 +91,21 @@ def test_collate_offsets_edges_per_graph():
     assert batch.batch.tolist() == [0] * 3 + [1] * 6
     assert batch.edge_index[:, 4:].min() >= 3  # benzene edges point into benzene atoms
     assert batch.y.shape == (2, 1) and np.isnan(batch.y[1, 0].item())
+
+
+def test_featurized_survives_pickling_as_flat_arrays():
+    """Worker processes send chunks packed; what arrives equals what was made, failed rows
+    (None graphs) included, and a chunk where nothing parsed."""
+    smiles = ["CCO", "not a smiles", None, "C", "c1ccccc1O", "[Na+].[Cl-]"]
+    sent = featurize_chunk(smiles)
+    got = pickle.loads(pickle.dumps(sent))
+    assert got.errors == sent.errors and got.canonical == sent.canonical
+    assert [g is None for g in got.graphs] == [g is None for g in sent.graphs]
+    for a, b in zip(sent.graphs, got.graphs, strict=True):
+        if a is not None:
+            for key in ("x", "atom_mass", "edge_index", "edge_attr"):
+                np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    np.testing.assert_array_equal(got.descriptors, sent.descriptors)
+    np.testing.assert_array_equal(got.fingerprints, sent.fingerprints)
+    empty = pickle.loads(pickle.dumps(featurize_chunk(["nope"])))
+    assert empty.graphs == [None] and empty.errors[0]
