@@ -4,13 +4,17 @@ Measured in one run, on the same file and cores:
 
 - RDKit parse-only rate on the library (the reference limit of any SMILES-based tool),
 - ``molpred predict`` molecules/s and peak memory (PSS) of its process tree, workers included,
+  with its default output (uncertainty, conformal interval, applicability domain) and with
+  ``--no-domain``; the model is ``molpred train`` with its defaults on bundled ESOL (trained on
+  first use into ``benchmarks/runs/library``; delete it to retrain after changing defaults),
 - ``chemprop predict`` molecules/s and peak memory (chemprop 2.3.1 from ``benchmarks/runs``;
   see ``accuracy.py``), unless ``--no-chemprop``.
 
 Usage::
 
     python benchmarks/library_scoring.py --library ../shared/data/moses_test.csv.gz
-    python benchmarks/library_scoring.py --library ../shared/data/moses_train.csv.gz --no-chemprop
+    python benchmarks/library_scoring.py --library ../shared/data/moses_train.csv.gz \
+        --no-chemprop --runs molpred
 """
 
 from __future__ import annotations
@@ -130,6 +134,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--model", default=str(RUNS / "esol_molpred.pt"))
     ap.add_argument("--no-chemprop", action="store_true")
+    ap.add_argument("--runs", nargs="+", default=["molpred", "molpred_no_domain"],
+                    choices=["molpred", "molpred_no_domain"],
+                    help="molpred's default output, and without the applicability domain")
     ap.add_argument("--out", help="results JSON (default: benchmarks/results/library_<name>.json)")
     args = ap.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -149,7 +156,9 @@ def main() -> None:
          "print(json.dumps(load_model(sys.argv[1]).members[0].config.__dict__, default=list))",
          str(model)], capture_output=True, text=True, check=True).stdout)  # fmt: skip
     # CSV out, like chemprop's: the same formatting work for both tools.
-    for label, extra in (("molpred", []), ("molpred_no_domain", ["--no-domain"])):
+    variants = {"molpred": [], "molpred_no_domain": ["--no-domain"]}
+    for label in args.runs:
+        extra = variants[label]
         out = RUNS / f"{name}_{label}.csv"
         m = run_measured([sys.executable, "-m", "molpred.cli", "predict", str(model),
                           str(library), "--smiles-column", args.smiles_column, "--output",
@@ -174,7 +183,7 @@ def main() -> None:
                           str(cp_model), "--preds-path", str(RUNS / f"{name}_chemprop.csv"),
                           "--num-workers", "0"])  # fmt: skip
         result["chemprop"] = {**c, "molecules_per_s": round(rows / c["seconds"])}
-        for label in ("molpred", "molpred_no_domain"):
+        for label in args.runs:
             mine = result[label]
             mine["speedup_vs_chemprop"] = round(c["seconds"] / mine["seconds"], 2)
             mine["memory_ratio_vs_chemprop"] = round(mine["peak_pss_mb"] / c["peak_pss_mb"], 3)
