@@ -122,10 +122,22 @@ _BOND_GETTERS: tuple[Callable, ...] = (
 _HAS_CHIRAL_TAG = rdqueries.HasChiralTagQueryAtom()
 _CHIRAL_COLUMN = [f.name for f in ATOM_FIELDS].index("chirality")
 _ACHIRAL_GETTERS = tuple(None if j == _CHIRAL_COLUMN else g for j, g in enumerate(_ATOM_GETTERS))
-_ATOM_LOOKUPS = tuple(f.lookup() for f in ATOM_FIELDS)
-_BOND_LOOKUPS = tuple(f.lookup() for f in BOND_FIELDS)
-_ATOM_UNKNOWN = tuple(f.unknown for f in ATOM_FIELDS)
-_BOND_UNKNOWN = tuple(f.unknown for f in BOND_FIELDS)
+
+
+class _Codebook(dict):
+    """Raw value -> code, with the field's ``unknown`` code for anything else (so lookups can
+    run as ``map(book.__getitem__, values)``, without a Python frame per value)."""
+
+    def __init__(self, field: CategoricalField):
+        super().__init__(field.lookup())
+        self.unknown = field.unknown
+
+    def __missing__(self, key: object) -> int:
+        return self.unknown
+
+
+_ATOM_BOOKS = tuple(_Codebook(f) for f in ATOM_FIELDS)
+_BOND_BOOKS = tuple(_Codebook(f) for f in BOND_FIELDS)
 
 
 def atom_field_sizes() -> list[int]:
@@ -152,15 +164,14 @@ class MolGraph:
         return self.x.shape[0]
 
 
-def _codes(
-    objs: Sequence, getters: Sequence[Callable | None], lookups, unknowns
-) -> np.ndarray:
-    """Code of every field of every object; a ``None`` getter means "the field's first choice
-    for all" (e.g. ``CHI_UNSPECIFIED`` when the molecule has no chiral tag)."""
-    out = np.empty((len(objs), len(getters)), dtype=np.int16)
-    for j, (get, table, unk) in enumerate(zip(getters, lookups, unknowns, strict=True)):
-        out[:, j] = 0 if get is None else [table.get(v, unk) for v in map(get, objs)]
-    return out
+def _codes(objs: Sequence, getters: Sequence[Callable | None], books) -> np.ndarray:
+    """Code of every field of every object, ``[len(objs), len(getters)]``; a ``None`` getter
+    means "the field's first choice for all" (``CHI_UNSPECIFIED`` when no atom has a tag)."""
+    n = len(objs)
+    zeros = [0] * n
+    columns = [zeros if get is None else list(map(book.__getitem__, map(get, objs)))
+               for get, book in zip(getters, books, strict=True)]  # fmt: skip
+    return np.array(columns, dtype=np.int16).reshape(len(getters), n).T.copy()
 
 
 def featurize_mol(mol: Chem.Mol) -> MolGraph:
@@ -170,17 +181,16 @@ def featurize_mol(mol: Chem.Mol) -> MolGraph:
     atoms = list(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))
     bonds = list(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
     getters = _ATOM_GETTERS if mol.GetAtomsMatchingQuery(_HAS_CHIRAL_TAG) else _ACHIRAL_GETTERS
-    x = _codes(atoms, getters, _ATOM_LOOKUPS, _ATOM_UNKNOWN)
-    mass = np.fromiter((a.GetMass() for a in atoms), dtype=np.float32, count=len(atoms))
+    x = _codes(atoms, getters, _ATOM_BOOKS)
+    mass = np.fromiter(map(Chem.Atom.GetMass, atoms), dtype=np.float32, count=len(atoms))
     n_bonds = len(bonds)
     edge_index = np.empty((2, 2 * n_bonds), dtype=np.int64)
     if n_bonds:
-        begin = np.fromiter((b.GetBeginAtomIdx() for b in bonds), dtype=np.int64, count=n_bonds)
-        end = np.fromiter((b.GetEndAtomIdx() for b in bonds), dtype=np.int64, count=n_bonds)
+        begin = np.fromiter(map(Chem.Bond.GetBeginAtomIdx, bonds), dtype=np.int64, count=n_bonds)
+        end = np.fromiter(map(Chem.Bond.GetEndAtomIdx, bonds), dtype=np.int64, count=n_bonds)
         edge_index[0, 0::2], edge_index[1, 0::2] = begin, end
         edge_index[0, 1::2], edge_index[1, 1::2] = end, begin
-        bond_codes = _codes(bonds, _BOND_GETTERS, _BOND_LOOKUPS, _BOND_UNKNOWN)
-        edge_attr = np.repeat(bond_codes, 2, axis=0)
+        edge_attr = np.repeat(_codes(bonds, _BOND_GETTERS, _BOND_BOOKS), 2, axis=0)
     else:
         edge_attr = np.empty((0, len(BOND_FIELDS)), dtype=np.int16)
     return MolGraph(x, (mass * 0.01)[:, None], edge_index, edge_attr)

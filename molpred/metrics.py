@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = ["compute_metrics", "primary_metric", "HIGHER_IS_BETTER"]
 
@@ -26,6 +25,9 @@ def _regression(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def _classification(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     if len(np.unique(y)) < 2:  # undefined with one class present
         return {"roc_auc": float("nan"), "pr_auc": float("nan")}
+    # imported here: scikit-learn takes ~1 s to import, which every `molpred predict` paid
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
 
 

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.stats import norm, spearmanr
 
 __all__ = [
     "combine",
@@ -140,6 +139,8 @@ def uncertainty_metrics(
       Gaussian intervals ``mean +- z * spread`` over confidence levels 1%..99% (0 is perfect);
     - ``coverage``: fraction of targets inside ``[lower, upper]`` when bounds are given.
     """
+    from scipy.stats import norm, spearmanr  # here: importing scipy.stats costs ~0.6 s
+
     mask = ~np.isnan(targets) & ~np.isnan(mean)
     y, mu, sd = targets[mask], mean[mask], _floor(spread[mask])
     err = np.abs(y - mu)
