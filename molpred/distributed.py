@@ -85,7 +85,7 @@ def predict_file_ray(
     smiles_column: str | None = None,
     molblock_column: str | None = None,
     chunk_size: int = 10_000,
-    batch_size: int = 512,
+    batch_size: int = 128,
     actors: int | None = None,
     device: str = "cpu",
     address: str | None = None,

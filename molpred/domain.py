@@ -36,7 +36,7 @@ _CHUNK = 1024  # queries per matrix product: bounds the [chunk, N_train] tempora
 
 def fingerprint(mol: Chem.Mol) -> np.ndarray:
     """Packed Morgan fingerprint of one molecule, ``[256]`` uint8."""
-    return np.packbits(_GENERATOR.GetFingerprintAsNumPy(mol).astype(bool))
+    return np.packbits(_GENERATOR.GetFingerprintAsNumPy(mol))  # 0/1 uint8: packs as is
 
 
 def _bits(packed: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ from molpred.data import (
     default_workers,
     featurize_chunk,
     featurize_smiles,
+    release_memory,
     worker_pool,
 )
 from molpred.io import TableWriter, atomic_path, iter_table, table_format
@@ -105,8 +106,10 @@ def featurize_for(
     plan: OutputPlan, items: Sequence[object], molblock: bool = False
 ) -> dict[str, Featurized]:
     """Featurize one chunk once per standardization the panel uses (in this process)."""
-    return {mode: featurize_chunk(items, molblock=molblock, fingerprints=plan.domain,
-                                  standardization=mode) for mode in plan.modes}  # fmt: skip
+    feats = {mode: featurize_chunk(items, molblock=molblock, fingerprints=plan.domain,
+                                   standardization=mode) for mode in plan.modes}  # fmt: skip
+    release_memory()
+    return feats
 
 
 def combined_errors(feats: dict[str, Featurized]) -> list[str]:
@@ -117,7 +120,7 @@ def combined_errors(feats: dict[str, Featurized]) -> list[str]:
 
 def score_features(
     models: Sequence[MolpredModel], plan: OutputPlan, feats: Featurized | dict[str, Featurized],
-    errors: Sequence[str] | None = None, batch_size: int = 512, device: str = "cpu",
+    errors: Sequence[str] | None = None, batch_size: int = 128, device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
     """Score molecules featurized once (per standardization) with every model of the panel.
 
@@ -168,7 +171,7 @@ def predict(
     smiles: Sequence[object],
     *,
     model_names: Sequence[str] | None = None,
-    batch_size: int = 512,
+    batch_size: int = 128,
     workers: int | None = None,
     device: str = "cpu",
     confidence: float = 0.9,
@@ -309,7 +312,7 @@ def predict_file(
     smiles_column: str | None = None,
     molblock_column: str | None = None,
     chunk_size: int = 10_000,
-    batch_size: int = 512,
+    batch_size: int = 128,
     workers: int | None = None,
     device: str = "cpu",
     resume: bool = False,
@@ -387,6 +390,8 @@ def predict_file(
                 out = _assemble(models, plan, df, feats, batch_size, device)
                 counts = {"rows": len(df), "scored": int((out["error"] == "").sum())}
                 parts.write(i, out, counts)
+                del feats, out
+                release_memory()
             else:
                 if nxt is not None:
                     submit(*nxt)
@@ -424,7 +429,7 @@ def _assemble(
 
 def score_chunk(
     models: Sequence[MolpredModel], plan: OutputPlan, df: pd.DataFrame,
-    column: str, molblock: bool = False, batch_size: int = 512, device: str = "cpu",
+    column: str, molblock: bool = False, batch_size: int = 128, device: str = "cpu",
 ) -> pd.DataFrame:  # fmt: skip
     """Featurize and score one chunk of an input table in this process (the unit of work of
     the Ray engine); same output as a chunk of :func:`predict_file`."""

@@ -164,7 +164,7 @@ def uncertainty_metrics(
 
 @torch.no_grad()
 def member_outputs(
-    members: Sequence, feats, batch_size: int = 512, device: str | torch.device = "cpu",
+    members: Sequence, feats, batch_size: int = 128, device: str | torch.device = "cpu",
     embeddings: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:  # fmt: skip
     """Score featurized molecules with every member.
