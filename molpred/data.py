@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import logging
 import multiprocessing as mp
@@ -260,9 +261,19 @@ def featurize_smiles(
 
 def worker_pool(workers: int):
     """A process pool for featurization (fork where available: much faster to start, and the
-    children only run RDKit and numpy)."""
+    children only run RDKit and numpy).
+
+    Before forking, every object the parent holds is frozen out of the garbage collector's
+    reach: otherwise each collection in a child writes to those objects' headers and, page by
+    page, copies the parent's memory into the child (the tree's memory crept up over a long
+    library run; flat with the freeze)."""
     methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+    gc.collect()
+    gc.freeze()
+    try:
+        return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+    finally:
+        gc.unfreeze()
 
 
 def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
