@@ -11,12 +11,12 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
 from rdkit import Chem
+from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced
 from molpred.medchem import ScreenedCatalog, _pattern_bits
@@ -46,9 +46,7 @@ def main() -> None:
             "rdkit_ms_per_molecule": round(full_s / len(mols) * 1e3, 3),
             "screened_ms_per_molecule": round(fast_s / len(mols) * 1e3, 3),
         }  # fmt: skip
-    out = ROOT / "benchmarks" / "results" / "alert_screen.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, ROOT / "benchmarks" / "results" / "alert_screen.json")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from report import save_result  # benchmarks/report.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,9 +39,7 @@ def main() -> None:
               "seconds_all_sessions_done": round(seconds, 1),
               "scored_rows": int(sum((t["error"] == "").sum() for t in tables)),
               "cross_talk": False}  # fmt: skip
-    out = ROOT / "benchmarks" / "results" / "app_load.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, ROOT / "benchmarks" / "results" / "app_load.json")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Reads ``../shared/data/moses_test.csv.gz`` when present (drug-like library), els
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from rdkit import Chem
+from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced
 from molpred.data import featurize_smiles
@@ -60,6 +60,7 @@ import sys, time
 from chemprop.featurizers import SimpleMoleculeMolGraphFeaturizer
 from chemprop.utils import make_mol
 from rdkit import RDLogger
+
 RDLogger.DisableLog("rdApp.*")
 smiles = open(sys.argv[1]).read().split()
 featurize = SimpleMoleculeMolGraphFeaturizer()
@@ -132,10 +133,7 @@ def main() -> None:
         "esol_epochs_run": member["epochs_run"],
         "esol_random_split_test_rmse": round(metrics["test"]["rmse"], 3),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, Path(args.out))
 
 
 if __name__ == "__main__":

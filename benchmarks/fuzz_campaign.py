@@ -13,7 +13,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report import save_result  # benchmarks/report.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -94,9 +94,7 @@ def main() -> None:
                 if k in ("smiles_inputs", "label_values") or k.startswith("files_"))  # fmt: skip
     result = {"date": time.strftime("%Y-%m-%d"), "generated_inputs": total, "failures": 0,
               **counts}  # fmt: skip
-    out = ROOT / "benchmarks" / "results" / "fuzz_campaign.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, ROOT / "benchmarks" / "results" / "fuzz_campaign.json")
 
 
 if __name__ == "__main__":

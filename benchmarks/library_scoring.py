@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 from rdkit import Chem
+from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced
 
@@ -189,10 +190,7 @@ def main() -> None:
             mine["memory_ratio_vs_chemprop"] = round(mine["peak_pss_mb"] / c["peak_pss_mb"], 3)
     result["molpred_vs_parse_1core"] = round(
         result["molpred"]["molecules_per_s"] / result["rdkit_parse_per_s_1core"], 3)  # fmt: skip
-    dest = Path(args.out or ROOT / "benchmarks" / "results" / f"library_{name}.json")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, Path(args.out or ROOT / "benchmarks" / "results" / f"library_{name}.json"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import time
 from datetime import date
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rdkit import Chem
+from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced, standardize
 from molpred.data import collate, featurize_chunk
@@ -108,10 +108,7 @@ def main() -> None:
     result = {"date": date.today().isoformat(), "molecules": n, "threads": 1,
               "cpu_us_per_molecule": stages, "model_cpu_us_per_molecule": model_us,
               "domain_similarity_cpu_us_per_query": domain_us}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    save_result(result, Path(args.out))
 
 
 if __name__ == "__main__":

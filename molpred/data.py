@@ -286,30 +286,25 @@ def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) 
 
 
 def _save_cache(path: Path, feats: Featurized) -> None:
-    ok = [g for g in feats.graphs if g is not None]
-    packed = pack([g for g in ok]) if ok else None
+    """The cache file holds the same flat arrays :class:`Featurized` pickles to."""
+    state = feats.__getstate__()
+    arrays = {**(state.pop("packed") or {}), **state,
+              "canonical": np.array(state["canonical"], dtype=str),
+              "errors": np.array(state["errors"], dtype=str)}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    arrays = dict(
-        descriptors=feats.descriptors,
-        fingerprints=feats.fingerprints,
-        canonical=np.array(feats.canonical, dtype=str),
-        errors=np.array(feats.errors, dtype=str),
-    )
-    if packed is not None:
-        arrays.update({k: v for k, v in packed.items()})
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
 
 def _load_cache(path: Path) -> Featurized:
     with np.load(path, allow_pickle=False) as z:
-        errors = z["errors"].tolist()
-        ok_graphs = unpack({k: z[k] for k in _PACK_KEYS}) if "x" in z.files else []
-        it = iter(ok_graphs)
-        graphs = [None if e else next(it) for e in errors]
-        return Featurized(graphs, z["descriptors"], z["canonical"].tolist(), errors,
-                          z["fingerprints"])  # fmt: skip
+        state = {"ok": z["ok"], "descriptors": z["descriptors"], "fingerprints": z["fingerprints"],
+                 "canonical": z["canonical"].tolist(), "errors": z["errors"].tolist(),
+                 "packed": {k: z[k] for k in _PACK_KEYS} if "x" in z.files else None}  # fmt: skip
+    feats = Featurized.__new__(Featurized)
+    feats.__setstate__(state)
+    return feats
 
 
 # --------------------------------------------------------------------------------------------
