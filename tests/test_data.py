@@ -109,3 +109,22 @@ def test_featurized_survives_pickling_as_flat_arrays():
     np.testing.assert_array_equal(got.fingerprints, sent.fingerprints)
     empty = pickle.loads(pickle.dumps(featurize_chunk(["nope"])))
     assert empty.graphs == [None] and empty.errors[0]
+
+
+def test_chunk_featurized_in_parse_batches_equals_one_batch(monkeypatch):
+    """A chunk is parsed and featurized a batch at a time; the joined result is the same as
+    doing the whole chunk at once, failed rows and their positions included."""
+    import molpred.data as data
+
+    smiles = ["CCO", "not a smiles", "c1ccccc1O", None, "C[C@H](N)C(=O)O", "[Na+].[Cl-]", "CC#N"]
+    whole = featurize_chunk(smiles)
+    monkeypatch.setattr(data, "_PARSE_BATCH", 2)
+    batched = featurize_chunk(smiles)
+    assert batched.errors == whole.errors and batched.canonical == whole.canonical
+    for a, b in zip(whole.graphs, batched.graphs, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a.x, b.x)
+            np.testing.assert_array_equal(a.edge_index, b.edge_index)
+    np.testing.assert_array_equal(batched.descriptors, whole.descriptors)
+    np.testing.assert_array_equal(batched.fingerprints, whole.fingerprints)
