@@ -21,10 +21,8 @@ import argparse
 import json
 import multiprocessing as mp
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
