@@ -50,7 +50,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden-size", type=int, default=200)
     g.add_argument("--depth", type=int, default=3, help="message-passing steps")
     g.add_argument("--dropout", type=float, default=0.0)
-    g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="sum")
+    g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="mean")
     g.add_argument("--head-hidden-size", type=int, default=300)
     g.add_argument("--head-layers", type=int, default=2)
     g.add_argument("--no-descriptors", action="store_true",

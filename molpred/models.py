@@ -33,7 +33,7 @@ class ModelConfig:
     hidden_size: int = 200
     depth: int = 3
     dropout: float = 0.0
-    pooling: str = "sum"
+    pooling: str = "mean"
     head_hidden_size: int = 300
     head_layers: int = 2
     descriptors: bool = True

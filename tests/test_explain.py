@@ -22,7 +22,9 @@ def halogen_model(esol):
     smiles = esol["smiles"].tolist()
     y = [len(standardize(s).GetSubstructMatches(HALOGEN)) for s in smiles]
     df = pd.DataFrame({"smiles": smiles, "halogens": y})
-    config = ModelConfig(hidden_size=64, head_hidden_size=64, depth=2, descriptors=False)
+    # a count is extensive: sum pooling (the default mean needs the size descriptors to count)
+    config = ModelConfig(hidden_size=64, head_hidden_size=64, depth=2, descriptors=False,
+                         pooling="sum")  # fmt: skip
     model, metrics = train(df, "smiles", ["halogens"], model_config=config,
                            train_config=TrainConfig(epochs=25, batch_size=32),
                            progress=False, cache_dir=None)  # fmt: skip
