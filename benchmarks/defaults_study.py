@@ -69,9 +69,10 @@ def run_job(job: tuple[str, str, int]) -> dict:
     ds, splits = _prepared(name)
     model_changes, train_changes = CANDIDATES[candidate]
     sp = splits[rep]
+    config = TrainConfig(**train_changes)
+    torch.manual_seed(config.seed)  # the initial weights too, as train() does
     model = build_model(ModelConfig(**model_changes, task_types=tuple(ds.task_types)))
-    result = fit(model, ds.subset(sp.train), ds.subset(sp.val), TrainConfig(**train_changes),
-                 progress=False)  # fmt: skip
+    result = fit(model, ds.subset(sp.train), ds.subset(sp.val), config, progress=False)
     return {"dataset": name, "candidate": candidate, "replicate": rep, "metric": result.metric,
             "val": result.best_score, "best_epoch": result.best_epoch,
             "epochs_run": len(result.history), "seconds": result.seconds}  # fmt: skip
