@@ -18,14 +18,15 @@ import streamlit as st
 
 import molpred
 from molpred.chem import InvalidMoleculeError, standardize
-from molpred.data import DataError, default_workers
-from molpred.domain import fingerprint
 from molpred.explain import atom_contributions, draw_contributions
-from molpred.io import InMemoryFile, read_table
+from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.medchem import PROPERTY_UNITS
+from molpred.parallel import default_workers
+from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
-from molpred.screen import parse_pasted, screen, structure_svg, to_sdf
+from molpred.screen import mol_svg, parse_pasted, screen, to_sdf
+from molpred.trust.domain import fingerprint
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
@@ -51,16 +52,15 @@ def _from_file(path: str, mtime: float) -> molpred.MolpredModel:
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def _from_upload(data: bytes) -> molpred.MolpredModel:
-    return molpred.load_model(data)
+def _from_upload(data: bytes, file_name: str) -> molpred.MolpredModel:
+    return molpred.load_model(data, name=file_name)
 
 
-def _labels(name: str, model: molpred.MolpredModel) -> dict[str, str]:
-    """Task -> display label (bundled models have short names and units)."""
+def _card(name: str, model: molpred.MolpredModel):
+    """The bundled model card of ``model`` (None for a user's model, even one that shares a
+    bundled model's name)."""
     card = CARDS.get(name)
-    if card is None or model.metadata.get("provenance", {}).get("card") != name:
-        return {t: t for t in model.task_names}
-    return {t: card.display(t) for t in model.task_names}
+    return card if card is not None and model.info.card == name else None
 
 
 def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
@@ -82,7 +82,7 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
                 st.sidebar.error(str(exc))
     if upload is not None:
         try:
-            models[Path(upload.name).stem] = _from_upload(upload.getvalue())
+            models[Path(upload.name).stem] = _from_upload(upload.getvalue(), upload.name)
         except ValueError as exc:
             st.sidebar.error(str(exc))
     confidence = st.sidebar.slider("Confidence of intervals", 0.5, 0.99, 0.9, 0.01,
@@ -95,16 +95,16 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
 
 
 def _model_card(name: str, model: molpred.MolpredModel) -> None:
-    meta = model.metadata
-    card = CARDS.get(name)
+    info = model.info
+    card = _card(name, model)
     st.markdown(f"**{card.title if card else name}**")
     if card:
         st.caption(f"{card.description} Units: {card.units}. Data: {card.source}.")
-    test = {k: round(v, 3) for k, v in meta.get("metrics", {}).get("test", {}).items()
-            if "/" not in k}  # fmt: skip
-    st.caption(f"Split: {meta.get('split')}; test metrics: {test}; trained "
-               f"{meta.get('created', '?')[:10]} with molpred {meta.get('molpred_version')}; "
-               f"{meta.get('n_train_molecules')} molecules.")  # fmt: skip
+    test = {k: round(v, 3) for k, v in info.metrics.get("test", {}).items()
+            if "/" not in k and k != "loss"}  # fmt: skip
+    shown = ", ".join(f"{k} {v}" for k, v in test.items()) or "none"
+    st.caption(f"Split: {info.split}; test metrics: {shown}; trained {info.created[:10] or '?'} "
+               f"with molpred {info.molpred_version}; {info.n_train_molecules} molecules.")
 
 
 # ---------------------------------------------------------------------------------- input
@@ -132,7 +132,7 @@ def inputs() -> pd.DataFrame | None:
             except DataError as exc:
                 st.error(f"Cannot read {file.name}: {exc}")
                 return None
-            cols = list(table.columns)
+            cols = [c for c in table.columns if c != READ_ERROR]
             guess = next((c for c in cols if str(c).lower() in ("smiles", "canonical_smiles")),
                          cols[0])  # fmt: skip
             smi_col = st.selectbox("SMILES column", cols, index=cols.index(guess))
@@ -164,33 +164,47 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         st.error("Choose at least one model in the sidebar.")
         return
     bar = st.progress(0.0, text=f"Scoring {len(candidates):,} molecules…")
-    table = screen(models, candidates["smiles"].tolist(), candidates["name"].tolist(),
-                   confidence=confidence, depict=True, workers=default_workers(),
+    predictor = Predictor(models, confidence=confidence)
+    table = screen(predictor, candidates["smiles"].tolist(), candidates["name"].tolist(),
+                   depict=True, workers=default_workers(),
                    progress=lambda f: bar.progress(f))  # fmt: skip
     bar.empty()
     st.session_state["results"] = table
+    st.session_state["predictor"] = predictor
     st.session_state["result_models"] = list(models)
 
 
 # ---------------------------------------------------------------------------------- results
 
 
-def _value_columns(models) -> dict[str, str]:
-    """Prediction value column -> display label (with units)."""
-    out = {}
-    for name, model in models.items():
-        card = CARDS.get(name)
-        for task, label in _labels(name, model).items():
+def _value_columns(predictor: Predictor) -> dict[str, str]:
+    """Prediction value column -> display label with units, for every (model, task) of the
+    panel (a label two models share names its model), then the computed properties."""
+    found = {}
+    for model, columns in zip(predictor.models, predictor.schema.models, strict=True):
+        card = _card(columns.name, model)
+        for task in columns.tasks:
+            label = card.display(task.task) if card else task.task
             unit = f" ({card.units})" if card and card.units else ""
-            out[task] = f"{label}{unit}"
+            found[task.value] = (columns.name, label, unit)
+    labels = [label for _, label, _ in found.values()]
+    out = {col: (f"{label} · {name}" if labels.count(label) > 1 else label) + unit
+           for col, (name, label, unit) in found.items()}  # fmt: skip
     for prop, unit in PROPERTY_UNITS.items():
         out[prop] = f"{prop} ({unit})" if unit else prop
     return out
 
 
-def ranking_controls(columns: dict[str, str], models) -> list[Objective]:
-    defaults = {t: CARDS[n].preferred for n, m in models.items() if n in CARDS
-                for t in m.task_names if CARDS[n].preferred}  # fmt: skip
+def _preferred(predictor: Predictor) -> dict[str, str]:
+    """Value column -> ranking hint of its bundled model card."""
+    return {task.value: card.preferred
+            for model, columns in zip(predictor.models, predictor.schema.models, strict=True)
+            if (card := _card(columns.name, model)) and card.preferred
+            for task in columns.tasks}  # fmt: skip
+
+
+def ranking_controls(columns: dict[str, str], predictor: Predictor) -> list[Objective]:
+    defaults = _preferred(predictor)
     objectives = []
     with st.expander("Ranking: direction and weight per property", expanded=False):
         for col, label in columns.items():
@@ -220,7 +234,7 @@ def filters(table: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
     with st.expander("Filters", expanded=False):
         a, b, c = st.columns(3)
         if a.checkbox("in every model's domain", key="f_domain"):
-            for col in [c for c in table.columns if c.endswith("in_domain")]:
+            for col in st.session_state["predictor"].schema.in_domain_columns:
                 keep &= table[col].fillna(False).astype(bool)
         if b.checkbox("no PAINS / Brenk alert", key="f_alerts"):
             keep &= (table["PAINS"].fillna("") == "") & (table["Brenk"].fillna("") == "")
@@ -238,7 +252,8 @@ def filters(table: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
     return keep
 
 
-def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[str, str]):
+def results(predictor: Predictor, objectives: list[Objective], keep: pd.Series,
+            columns: dict[str, str]) -> None:  # fmt: skip
     table = st.session_state["results"].copy()
     table["score"] = score(table, objectives) if objectives else np.nan
     table["pareto"] = pareto_front(table, objectives) if len(objectives) >= 2 else False
@@ -255,24 +270,27 @@ def results(models, objectives: list[Objective], keep: pd.Series, columns: dict[
     for col, label in columns.items():
         if col in table:
             config[col] = st.column_config.NumberColumn(label, format="%.3g")
-        short = label.split(" (")[0]
-        for suffix, what in (("_std", "sd"), ("_lower", "lower"), ("_upper", "upper")):
-            if f"{col}{suffix}" in table:
-                config[f"{col}{suffix}"] = st.column_config.NumberColumn(f"{short} {what}",
-                                                                        format="%.3g")
-        if f"{col}_set" in table:
-            config[f"{col}_set"] = st.column_config.TextColumn(f"{short} set")
-    st.dataframe(table, column_config=config, hide_index=True, row_height=90, key="ranked")
-    plain = table.drop(columns="structure")
+    for task in predictor.schema.tasks:
+        short = columns[task.value].split(" (")[0]
+        config[task.std] = st.column_config.NumberColumn(f"{short} sd", format="%.3g")
+        if task.kind == "regression":
+            config[task.lower] = st.column_config.NumberColumn(f"{short} lower", format="%.3g")
+            config[task.upper] = st.column_config.NumberColumn(f"{short} upper", format="%.3g")
+        elif task.set:
+            config[task.set] = st.column_config.TextColumn(f"{short} set")
+    shown = table.drop(columns="molecule")
+    st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
+    plain = shown.drop(columns="structure")
     a, b = st.columns(2)
     # on_click="ignore": no rerun on click, which could replace the file mid-download
     a.download_button("Download CSV", plain.to_csv(index=False).encode(), "molpred_ranked.csv",
                       "text/csv", key="dl_csv", on_click="ignore")  # fmt: skip
     # the SDF (~2 ms a molecule) is made when clicked, not on every rerun
-    b.download_button("Download SDF", lambda: to_sdf(plain), "molpred_ranked.sdf",
+    b.download_button("Download SDF", lambda: to_sdf(table.drop(columns="structure")),
+                      "molpred_ranked.sdf",
                       "chemical/x-mdl-sdfile", key="dl_sdf", on_click="ignore")  # fmt: skip
     scatter(table, columns)
-    detail(table, models)
+    detail(table, predictor)
 
 
 def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:
@@ -299,7 +317,15 @@ def scatter(table: pd.DataFrame, columns: dict[str, str]) -> None:
     st.caption("Red-ringed points are Pareto-optimal on the active ranking objectives.")
 
 
-def detail(table: pd.DataFrame, models) -> None:
+@st.cache_data(max_entries=512, show_spinner="Explaining…")
+def _explained(model_key: str, smiles: str, task: str, _model: molpred.MolpredModel) -> bytes:
+    """The atom-contribution picture of one molecule for one task, computed once per
+    (model, molecule, task) across reruns."""
+    mol = standardize(smiles, _model.standardization)
+    return draw_contributions(mol, atom_contributions(_model, mol, task), 420)
+
+
+def detail(table: pd.DataFrame, predictor: Predictor) -> None:
     scored = table[table["error"] == ""]
     if scored.empty:
         return
@@ -308,22 +334,23 @@ def detail(table: pd.DataFrame, models) -> None:
                         format_func=lambda i: f"#{scored.at[i, 'rank']} {scored.at[i, 'name']}")
     smiles = scored.at[pick, "smiles"]
     left, right = st.columns(2)
-    left.image(structure_svg(smiles, (420, 320)), caption=smiles, width=420)
-    tasks = [(n, t) for n, m in models.items() for t in m.task_names]
+    tasks = [task.key for task in predictor.schema.tasks]
     name, task = right.selectbox("Explain", tasks, key="detail_task",
                                  format_func=lambda p: f"{p[0]}: {p[1]}")  # fmt: skip
-    model = models[name]
-    weights = atom_contributions(model, smiles, task)
-    right.image(draw_contributions(smiles, weights, 420, model.standardization),
+    model = predictor.models[predictor.names.index(name)]
+    try:  # once, the way this model prepares structures
+        mol = standardize(smiles, model.standardization)
+    except InvalidMoleculeError:
+        return
+    left.image(mol_svg(mol, (420, 320)), width=420)
+    left.code(smiles, language=None)  # literal text: never read as Markdown
+    key = f"{name}:{model.info.data_fingerprint}:{model.info.created}"
+    right.image(_explained(key, smiles, task, model),
                 caption="Atom contributions (green raises the prediction, red lowers it)")
     if model.domain is not None and model.domain.smiles:
-        try:
-            fp = fingerprint(standardize(smiles, model.standardization))
-        except InvalidMoleculeError:
-            return
         rows = []
         t = model.task_names.index(task)
-        for idx, sim in model.domain.neighbors(fp, k=5):
+        for idx, sim in model.domain.neighbors(fingerprint(mol), k=5):
             measured = model.domain.targets[idx, t] if model.domain.targets is not None else None
             rows.append({"similarity": round(sim, 3), "smiles": model.domain.smiles[idx],
                          f"measured {task}": None if measured is None or np.isnan(float(measured))
@@ -340,12 +367,16 @@ def main() -> None:
     if candidates is not None:
         run_scoring(candidates, models, confidence)
     if "results" in st.session_state:
-        used = {n: m for n, m in models.items() if n in st.session_state["result_models"]}
-        columns = {c: label for c, label in _value_columns(used).items()
+        predictor = st.session_state["predictor"]
+        if predictor.confidence != confidence:  # intervals follow the slider, no rescoring
+            st.session_state["results"] = predictor.reinterval(st.session_state["results"],
+                                                               confidence)  # fmt: skip
+            st.session_state["predictor"] = predictor = predictor.with_confidence(confidence)
+        columns = {c: label for c, label in _value_columns(predictor).items()
                    if c in st.session_state["results"]}  # fmt: skip
-        objectives = ranking_controls(columns, used)
+        objectives = ranking_controls(columns, predictor)
         keep = filters(st.session_state["results"], columns)
-        results(used, objectives, keep, columns)
+        results(predictor, objectives, keep, columns)
 
 
 main()

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
+from molpred.predict import predict
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +53,8 @@ def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> 
                      splits_file=split_file, progress=False, cache_dir=None)  # fmt: skip
     seconds = time.perf_counter() - start
     test = df.iloc[split["test"]]
-    preds = model.predict(test["smiles"].tolist())[targets].to_numpy(dtype=float)
-    member = model.metadata["metrics"]["members"][0]
+    preds = predict(model, test["smiles"].tolist())[targets].to_numpy(dtype=float)
+    member = model.info.metrics["members"][0]
     return {"preds": preds, "seconds": seconds, "epochs": member["epochs_run"],
             "best_epoch": member["best_epoch"],
             "seconds_to_best": member["seconds_to_best"]}  # fmt: skip

@@ -22,7 +22,7 @@ from report import save_result  # benchmarks/report.py, beside this script
 from streamlit.testing.v1 import AppTest
 
 import molpred
-from molpred.data import default_workers
+from molpred.parallel import default_workers
 from molpred.pretrained import available, model_path
 from molpred.screen import screen
 

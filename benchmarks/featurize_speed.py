@@ -33,7 +33,7 @@ from rdkit import Chem
 from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced
-from molpred.data import featurize_smiles
+from molpred.features import featurize_smiles
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent

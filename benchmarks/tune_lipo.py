@@ -26,6 +26,7 @@ import optuna
 import pandas as pd
 
 from molpred.metrics import compute_metrics
+from molpred.predict import predict
 from molpred.train import train
 from molpred.tune import export_best, load_config, write_report
 
@@ -41,7 +42,7 @@ def test_rmse(df: pd.DataFrame, split: dict, target: str, split_file: Path, **kw
                      cache_dir=None, **kw)  # fmt: skip
     seconds = time.perf_counter() - start
     test = df.iloc[split["test"]]
-    preds = model.predict(test["smiles"].tolist())[[target]].to_numpy(dtype=float)
+    preds = predict(model, test["smiles"].tolist())[[target]].to_numpy(dtype=float)
     m = compute_metrics(test[[target]].to_numpy(dtype=float), preds, [target], ["regression"])
     return {"rmse": m["rmse"], "mae": m["mae"], "r2": m["r2"], "train_seconds": seconds}
 

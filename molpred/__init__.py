@@ -5,7 +5,7 @@ Python API (the CLI and the web app call the same functions)::
     import molpred
     model, metrics = molpred.train("data/delaney.csv", "smiles", ["logS"])
     model.save("esol.pt")
-    molpred.load_model("esol.pt").predict(["CCO", "c1ccccc1"])  # -> pandas.DataFrame
+    molpred.predict(molpred.load_model("esol.pt"), ["CCO", "c1ccccc1"])  # -> pandas.DataFrame
 """
 
 __version__ = "0.1.0"
@@ -19,9 +19,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from molpred.artifact import ModelFileError, MolpredModel, load_model  # noqa: E402
 from molpred.chem import InvalidMoleculeError, standardize  # noqa: E402
-from molpred.data import DataError  # noqa: E402
+from molpred.io import DataError  # noqa: E402
 from molpred.models import ModelConfig  # noqa: E402
 from molpred.predict import predict, predict_file  # noqa: E402
+from molpred.predictor import Predictor  # noqa: E402
 from molpred.train import TrainConfig, train  # noqa: E402
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "train",
     "predict",
     "predict_file",
+    "Predictor",
     "load_model",
     "MolpredModel",
     "ModelConfig",

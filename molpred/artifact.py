@@ -24,7 +24,7 @@ import io
 import json
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 
 from molpred import __version__
-from molpred.domain import Domain
 from molpred.featurize import (
     ATOM_FIELDS,
     BOND_FIELDS,
@@ -43,8 +42,9 @@ from molpred.featurize import (
 )
 from molpred.io import atomic_path
 from molpred.models import ModelConfig, MolModel, build_model
+from molpred.trust.domain import Domain
 
-__all__ = ["MolpredModel", "ModelFileError", "load_model", "FORMAT_VERSION"]
+__all__ = ["MolpredModel", "ModelInfo", "ModelFileError", "load_model", "FORMAT_VERSION"]
 
 FORMAT = "molpred-model"
 FORMAT_VERSION = 3
@@ -85,27 +85,96 @@ def data_fingerprint(smiles: Sequence[str], targets: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file says about its model: read in one place (:meth:`from_dict`, which
+    also fills in what older files lack) and written back in the same JSON form."""
+
+    task_names: tuple[str, ...]
+    task_types: tuple[str, ...]
+    # How input structures are prepared (see :func:`molpred.chem.standardize`); files from
+    # before the choice existed were all trained on parent structures.
+    standardization: str = "parent"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None
+    n_train_molecules: int | None = None
+    data_fingerprint: str = ""
+    created: str = ""
+    molpred_version: str = __version__
+    provenance: dict[str, Any] = field(default_factory=dict)
+    # sorted held-out nonconformity scores per task; empty where a task is not calibrated
+    conformal_scores: tuple[tuple[float, ...], ...] = ()
+    n_calibration: tuple[int, ...] = ()
+    domain_threshold: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> ModelInfo:
+        calibration = meta.get("calibration") or {}
+        scores = calibration.get("conformal_scores") or []
+        return cls(
+            task_names=tuple(meta["task_names"]), task_types=tuple(meta["task_types"]),
+            standardization=meta.get("standardization", "parent"),
+            model_config=dict(meta.get("model_config", {})),
+            train_config=dict(meta.get("train_config", {})), metrics=meta.get("metrics", {}),
+            split=meta.get("split"), n_train_molecules=meta.get("n_train_molecules"),
+            data_fingerprint=meta.get("data_fingerprint", ""), created=meta.get("created", ""),
+            molpred_version=meta.get("molpred_version", "?"),
+            provenance=meta.get("provenance") or {},
+            conformal_scores=tuple(tuple(s or ()) for s in scores),
+            n_calibration=tuple(calibration.get("n_calibration") or ()),
+            domain_threshold=calibration.get("domain_threshold"),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        calibration: dict[str, Any] = {}
+        if self.conformal_scores:
+            calibration = {"conformal_scores": [list(s) for s in self.conformal_scores],
+                           "n_calibration": list(self.n_calibration)}  # fmt: skip
+        if self.domain_threshold is not None:
+            calibration["domain_threshold"] = self.domain_threshold
+        return {
+            "task_names": list(self.task_names), "task_types": list(self.task_types),
+            "standardization": self.standardization, "model_config": self.model_config,
+            "train_config": self.train_config, "metrics": self.metrics, "split": self.split,
+            "n_train_molecules": self.n_train_molecules,
+            "data_fingerprint": self.data_fingerprint, "created": self.created,
+            "molpred_version": self.molpred_version, "provenance": self.provenance,
+            "calibration": calibration,
+        }  # fmt: skip
+
+    @property
+    def card(self) -> str | None:
+        """The bundled model card this model was built for (None for a user's model)."""
+        return self.provenance.get("card")
+
+
 @dataclass
 class MolpredModel:
     """A trained model: one or more members (ensemble) plus everything needed to use them."""
 
     members: list[MolModel]
-    task_names: list[str]
-    task_types: list[str]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    info: ModelInfo
     problems: pd.DataFrame | None = None  # rows training could not use; not saved
     domain: Domain | None = None  # applicability domain (None for old files)
 
-    def conformal_scores(self, task: int) -> list[float] | None:
-        """Sorted held-out nonconformity scores of task ``task`` (None if not calibrated)."""
-        scores = self.metadata.get("calibration", {}).get("conformal_scores")
-        return scores[task] if scores and scores[task] else None
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.info.task_names)
+
+    @property
+    def task_types(self) -> list[str]:
+        return list(self.info.task_types)
 
     @property
     def standardization(self) -> str:
-        """How input structures are prepared (see :func:`molpred.chem.standardize`); files
-        from before the choice existed were all trained on parent structures."""
-        return self.metadata.get("standardization", "parent")
+        return self.info.standardization
+
+    def conformal_scores(self, task: int) -> list[float] | None:
+        """Sorted held-out nonconformity scores of task ``task`` (None if not calibrated)."""
+        scores = self.info.conformal_scores
+        return list(scores[task]) if task < len(scores) and scores[task] else None
 
     @property
     def config(self) -> ModelConfig:
@@ -115,39 +184,30 @@ class MolpredModel:
     def from_training(cls, members, dataset, *, model_config, train_config, metrics, split,
                       provenance=None, calibration=None, domain=None,
                       standardization="none") -> MolpredModel:  # fmt: skip
-        meta = {
-            "standardization": standardization,
-            "model_config": model_config,
-            "train_config": train_config,
-            "metrics": metrics,
-            "split": split,
-            "n_train_molecules": len(dataset),
-            "data_fingerprint": data_fingerprint(dataset.smiles, dataset.targets),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "provenance": provenance or {},
-            "calibration": calibration or {},
-        }
-        return cls(list(members), list(dataset.task_names), list(dataset.task_types), meta,
-                   problems=dataset.problems, domain=domain)  # fmt: skip
-
-    def predict(self, smiles: Sequence[object], **kwargs: Any) -> pd.DataFrame:
-        """Score SMILES; one row per input (see :func:`molpred.predict.predict`)."""
-        from molpred.predict import predict
-
-        return predict(self, smiles, **kwargs)
+        calibration = calibration or {}
+        info = ModelInfo(
+            task_names=tuple(dataset.task_names), task_types=tuple(dataset.task_types),
+            standardization=standardization, model_config=model_config,
+            train_config=train_config, metrics=metrics, split=split,
+            n_train_molecules=len(dataset),
+            data_fingerprint=data_fingerprint(dataset.smiles, dataset.targets),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            provenance=provenance or {},
+            conformal_scores=tuple(tuple(s) for s in calibration.get("conformal_scores", [])),
+            n_calibration=tuple(calibration.get("n_calibration", [])),
+            domain_threshold=calibration.get("domain_threshold"),
+        )  # fmt: skip
+        return cls(list(members), info, problems=dataset.problems, domain=domain)
 
     def save(self, path: str | Path) -> Path:
         """Write the model file atomically; returns its path."""
         states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members]
         extras = self.domain.tensors() if self.domain is not None else {}
-        meta = dict(self.metadata)
+        meta = replace(self.info, molpred_version=__version__).to_dict()
         if self.domain is not None:
             meta["domain"] = self.domain.meta()
         meta.update(
-            molpred_version=__version__,
             torch_version=torch.__version__.split("+")[0],
-            task_names=self.task_names,
-            task_types=self.task_types,
             model_config=_config_dict(self.config),
             featurizer=featurizer_spec(),
             n_members=len(states),
@@ -185,10 +245,13 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
+def load_model(
+    path: str | Path | bytes, device: str = "cpu", *, name: str | None = None
+) -> MolpredModel:
     """Load a model file written by :meth:`MolpredModel.save` (never unpickles code).
 
-    ``path`` may also be the file's content as ``bytes`` (how cluster workers receive it).
+    ``path`` may also be the file's content as ``bytes`` (an upload); ``name`` is then what
+    errors call it.
 
     Raises
     ------
@@ -196,7 +259,7 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
         For a missing, corrupted, foreign, tampered or incompatible file, with the reason.
     """
     if isinstance(path, bytes):
-        p, source = Path("<model bytes>"), io.BytesIO(path)
+        p, source = Path(name or "uploaded model file"), io.BytesIO(path)
     else:
         p = source = Path(path)
         if not p.is_file():
@@ -252,4 +315,4 @@ def load_model(path: str | Path | bytes, device: str = "cpu") -> MolpredModel:
         domain = Domain(extras["domain_fingerprints"], extras["domain_embeddings"],
                         d["latent_scale"], d["threshold"], d.get("rule", ""), d.get("smiles"),
                         extras.get("domain_targets"))  # fmt: skip
-    return MolpredModel(members, meta["task_names"], meta["task_types"], meta, domain=domain)
+    return MolpredModel(members, ModelInfo.from_dict(meta), domain=domain)

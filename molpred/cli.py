@@ -297,54 +297,67 @@ def _write_json(path: str, obj: dict) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from molpred.artifact import load_model
-    from molpred.data import DataError
-    from molpred.predict import predict_file, prediction_columns
+    from molpred.io import DataError, writable_format
+    from molpred.predict import predict_file
+    from molpred.predictor import Predictor
 
-    models = [load_model(path) for path in args.model]
-    names = [Path(path).name.split(".")[0] for path in args.model]
+    # every option that can be checked is checked before an hours-long run, not after it
+    source, output = Path(args.input), Path(args.output)
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise DataError(f"--output {args.output} is the input file; choose another name")
+    if args.engine == "ray" and args.resume:
+        raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
+    if not (args.engine == "ray" and (args.output.endswith("/") or output.is_dir())):
+        writable_format(output)
+    predictor = Predictor.from_files(args.model, confidence=args.confidence,
+                                     domain=not args.no_domain, batch_size=args.batch_size,
+                                     device=args.device)  # fmt: skip
+    top = _top_rows(args, predictor) if args.top else None
     if args.engine == "ray":
         from molpred.distributed import predict_file_ray
 
-        if args.resume:
-            raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
         summary = predict_file_ray(
-            args.model, args.input, args.output, model_names=names,
-            smiles_column=args.smiles_column, molblock_column=args.molblock_column,
-            chunk_size=args.chunk_size, batch_size=args.batch_size, actors=args.actors,
-            device=args.device, address=args.address, confidence=args.confidence,
-            domain=not args.no_domain,
+            predictor, args.input, args.output, smiles_column=args.smiles_column,
+            molblock_column=args.molblock_column, chunk_size=args.chunk_size,
+            actors=args.actors, address=args.address,
         )  # fmt: skip
         print(summary, file=sys.stderr)
         return 0
     summary = predict_file(
-        models, args.input, args.output, model_names=names, smiles_column=args.smiles_column,
-        molblock_column=args.molblock_column, chunk_size=args.chunk_size,
-        batch_size=args.batch_size, workers=args.workers, device=args.device,
-        resume=args.resume, progress=not args.quiet, confidence=args.confidence,
-        domain=not args.no_domain,
+        predictor, args.input, args.output, smiles_column=args.smiles_column,
+        molblock_column=args.molblock_column, chunk_size=args.chunk_size, workers=args.workers,
+        resume=args.resume, progress=not args.quiet, top=top,
     )  # fmt: skip
     print(summary, file=sys.stderr)
-    if args.top:
-        _print_top(args, [c for cols in prediction_columns(models, names) for c in cols])
+    if top is not None:
+        _print_top(top, predictor)
     return 0
 
 
-def _print_top(args: argparse.Namespace, task_names: Sequence[str]) -> None:
+def _top_rows(args: argparse.Namespace, predictor):
+    from molpred.io import DataError
+    from molpred.predict import TopRows
+
+    schema = predictor.schema
+    try:
+        task = schema.find(args.sort_by) if args.sort_by else schema.tasks[0]
+    except KeyError:
+        raise DataError(f"--sort-by {args.sort_by!r} is not a predicted column: "
+                        f"{schema.value_columns}") from None  # fmt: skip
+    return TopRows(args.top, task.value, args.ascending)
+
+
+def _print_top(top, predictor) -> None:
     import pandas as pd
 
-    from molpred.data import DataError
-    from molpred.io import read_table
+    from molpred.schema import ERROR
 
-    key = args.sort_by or task_names[0]
-    if key not in task_names:
-        raise DataError(f"--sort-by {key!r} is not a predicted column: {list(task_names)}")
-    df = read_table(args.output)
-    df = df[df["error"].isna()].drop(columns="error").sort_values(key, ascending=args.ascending)
-    detail = ("_lower", "_upper", "_set", "latent_distance", "domain_similarity")
-    df = df[[c for c in df.columns if not str(c).endswith(detail)]]  # the file has them all
+    if top.rows is None or top.rows.empty:
+        return
+    hidden = {ERROR, *predictor.schema.detail_columns}  # the file has them all
+    rows = top.rows[[c for c in top.rows.columns if c not in hidden]]
     with pd.option_context("display.max_colwidth", 60, "display.expand_frame_repr", False):
-        print(df.head(args.top).to_string(index=False))
+        print(rows.to_string(index=False))
 
 
 def _evaluate(args: argparse.Namespace) -> int:

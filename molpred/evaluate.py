@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from molpred.artifact import MolpredModel
-from molpred.data import DataError, prepare_dataset
-from molpred.io import atomic_path, read_table
+from molpred.data import prepare_dataset
+from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import compute_metrics
-from molpred.predict import output_plan, score_features
-from molpred.uncertainty import uncertainty_metrics
+from molpred.predictor import Predictor, Prepared
+from molpred.trust.uncertainty import uncertainty_metrics
 
 __all__ = ["evaluate_model", "SIMILARITY_BINS", "plot_error_by_similarity"]
 
@@ -45,10 +45,11 @@ def evaluate_model(
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     ds = prepare_dataset(df, smiles_column, targets, model.task_types,
                          standardization=model.standardization)  # fmt: skip
-    plan = output_plan([model], confidence=confidence)
-    frame = score_features([model], plan, ds.featurized(), [""] * len(ds), 512, "cpu")
-    names = plan.tasks[0]
-    preds = frame[names].to_numpy(dtype=np.float64)
+    predictor = Predictor(model, confidence=confidence, batch_size=512)
+    prepared = Prepared({model.standardization: ds.featurized()})
+    frame = predictor.score(prepared, [""] * len(ds))
+    schema = predictor.schema.models[0]
+    preds = frame[[t.value for t in schema.tasks]].to_numpy(dtype=np.float64)
     y = ds.targets.astype(np.float64)
     report: dict = {
         "metrics": compute_metrics(ds.targets, preds, model.task_names, model.task_types),
@@ -57,32 +58,29 @@ def evaluate_model(
         "confidence": confidence,
     }
     unc: dict[str, dict[str, float]] = {}
-    for t, (name, kind) in enumerate(zip(names, model.task_types, strict=True)):
-        spread = frame[f"{name}_std"].to_numpy(dtype=np.float64)
-        if kind == "regression":
-            lo = frame.get(f"{name}_lower")
-            hi = frame.get(f"{name}_upper")
-            unc[model.task_names[t]] = uncertainty_metrics(
-                y[:, t], preds[:, t], spread,
-                None if lo is None else lo.to_numpy(np.float64),
-                None if hi is None else hi.to_numpy(np.float64),
+    for t, task in enumerate(schema.tasks):
+        spread = frame[task.std].to_numpy(dtype=np.float64)
+        if task.kind == "regression":
+            unc[task.task] = uncertainty_metrics(
+                y[:, t], preds[:, t], spread, frame[task.lower].to_numpy(np.float64),
+                frame[task.upper].to_numpy(np.float64),
             )  # fmt: skip
-        elif f"{name}_set" in frame:
+        elif task.set:
             mask = ~np.isnan(y[:, t])
-            sets = frame[f"{name}_set"].to_numpy()[mask]
+            sets = frame[task.set].to_numpy()[mask]
             truth = y[mask, t].astype(int).astype(str)
-            unc[model.task_names[t]] = {
+            unc[task.task] = {
                 "n": float(mask.sum()),
-                "coverage": float(np.mean([s in c.split(",") for s, c in zip(truth, sets,
-                                                                          strict=True)])),
+                "coverage": float(np.mean([s in c.split(",")
+                                           for s, c in zip(truth, sets, strict=True)])),
                 "mean_set_size": float(np.mean([len(c.split(",")) if c else 0 for c in sets])),
             }  # fmt: skip
     report["uncertainty"] = unc
-    if "domain_similarity" in frame:
-        sim = frame["domain_similarity"].to_numpy(dtype=np.float64)
+    if schema.domain:
+        sim = frame[schema.similarity].to_numpy(dtype=np.float64)
         abs_err = np.abs(preds - y)
         report["by_similarity"] = _by_similarity(sim, abs_err, model.task_names)
-        flag = frame["in_domain"].to_numpy(dtype=bool)
+        flag = frame[schema.in_domain].to_numpy(dtype=bool)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for key, sel in (("in_domain", flag), ("out_of_domain", ~flag)):

@@ -13,17 +13,18 @@ import io
 
 import numpy as np
 import torch
+from rdkit import Chem
 
 from molpred.artifact import MolpredModel
 from molpred.chem import standardize
-from molpred.data import collate
+from molpred.features import collate
 from molpred.featurize import descriptors, featurize_mol
 
 __all__ = ["atom_contributions", "draw_contributions"]
 
 
 def atom_contributions(
-    model: MolpredModel, smiles: str, task: int | str = 0, steps: int = 32
+    model: MolpredModel, smiles: str | Chem.Mol, task: int | str = 0, steps: int = 32
 ) -> np.ndarray:
     """Contribution of every atom of the molecule, as the model sees it, to one task's prediction.
 
@@ -33,6 +34,8 @@ def atom_contributions(
         A trained model (ensembles are averaged over members).
     smiles
         One molecule; raises :class:`~molpred.chem.InvalidMoleculeError` if it cannot be used.
+        An RDKit molecule is taken as already prepared the model's way (not standardized
+        again).
     task
         Task index or name.
     steps
@@ -45,7 +48,7 @@ def atom_contributions(
         ``molpred.standardize(smiles, model.standardization)``.
     """
     t = model.task_names.index(task) if isinstance(task, str) else int(task)
-    mol = standardize(smiles, model.standardization)
+    mol = smiles if isinstance(smiles, Chem.Mol) else standardize(smiles, model.standardization)
     graph = featurize_mol(mol)
 
     batch = collate([graph] * steps, np.repeat(descriptors(mol)[None], steps, axis=0))
@@ -64,13 +67,14 @@ def atom_contributions(
 
 
 def draw_contributions(
-    smiles: str, weights: np.ndarray, size: int = 400, standardization: str = "none"
+    smiles: str | Chem.Mol, weights: np.ndarray, size: int = 400, standardization: str = "none"
 ) -> bytes:
     """PNG of the molecule with ``weights`` as a red (negative) / green (positive) heat map over
-    its atoms (``standardization`` as the model's, so the atoms line up)."""
+    its atoms (``standardization`` as the model's, so the atoms line up; an RDKit molecule is
+    drawn as it is)."""
     from rdkit.Chem.Draw import SimilarityMaps, rdMolDraw2D
 
-    mol = standardize(smiles, standardization)
+    mol = smiles if isinstance(smiles, Chem.Mol) else standardize(smiles, standardization)
     if len(weights) != mol.GetNumAtoms():
         raise ValueError(f"{len(weights)} weights for {mol.GetNumAtoms()} atoms")
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)

@@ -6,7 +6,7 @@ name after whitespace; no header), ``.sdf`` (records become rows: ``smiles``, th
 
 :func:`iter_table` streams a file in chunks of rows with every cell as text, so predictions can
 pass input columns through unchanged; a row that cannot be read (a broken SDF record) is kept
-with its reason in an ``error`` column.
+with its reason in the :data:`READ_ERROR` column.
 """
 
 from __future__ import annotations
@@ -23,12 +23,20 @@ import pandas as pd
 from rdkit import Chem
 
 from molpred.chem import InvalidMoleculeError, mol_from_block
-from molpred.data import DataError
 
-__all__ = ["read_table", "iter_table", "table_format", "TableWriter", "atomic_path",
-           "InMemoryFile"]  # fmt: skip
+__all__ = ["DataError", "READ_ERROR", "read_table", "iter_table", "table_format", "TableWriter",
+           "atomic_path", "InMemoryFile", "writable_format"]  # fmt: skip
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
+# The column in which a reader explains a row it could not read (a broken SDF record). Not a
+# name a user's table would hold, so a user's own ``error`` column is never taken for it.
+READ_ERROR = "_molpred_read_error"
+WRITABLE = ("csv", "tsv", "parquet")
+
+
+class DataError(ValueError):
+    """A table cannot be used at all (missing column, no valid rows...). One-line message."""
+
 _CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
 
 
@@ -44,6 +52,15 @@ def table_format(path: str | Path) -> str:
         raise DataError(f"unsupported file type {Path(path).name!r}; use one of "
                         ".csv .tsv .smi .sdf .parquet (optionally .gz)")  # fmt: skip
     return suffix
+
+
+def writable_format(path: str | Path) -> str:
+    """The format of an output file name, or :class:`DataError` if molpred cannot write it."""
+    fmt = table_format(path)
+    if fmt not in WRITABLE:
+        raise DataError(f"cannot write {fmt} output ({Path(path).name}); use .csv, .tsv or "
+                        ".parquet (optionally .gz)")  # fmt: skip
+    return fmt
 
 
 class InMemoryFile:
@@ -193,10 +210,10 @@ def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         try:
             mol = mol_from_block(block)
             row["smiles"] = Chem.MolToSmiles(mol)
-            row["error"] = ""
+            row[READ_ERROR] = ""
         except InvalidMoleculeError as exc:
             row["smiles"] = ""
-            row["error"] = f"SDF record: {exc}"
+            row[READ_ERROR] = f"SDF record: {exc}"
         row.update(_sd_properties(block))
         rows.append(row)
         if len(rows) >= chunk_size:
@@ -241,9 +258,7 @@ class TableWriter:
     def __init__(self, path: str | Path, *, header: bool = True):
         self.path = Path(path)
         self.header = header
-        self.format = table_format(self.path)
-        if self.format not in ("csv", "tsv", "parquet"):
-            raise DataError(f"cannot write {self.format} output; use .csv, .tsv or .parquet")
+        self.format = writable_format(self.path)
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
         self._fh = None

@@ -7,7 +7,8 @@ Encoders:
   except the reverse edge ``w->v``.
 - ``gine``: PyG's :class:`~torch_geometric.nn.GINEConv` with residual connections.
 
-Input batches come from :func:`molpred.data.collate`.
+Input batches come from :func:`molpred.features.collate`; :func:`member_outputs` runs every
+member of an ensemble over featurized molecules.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torch_geometric.nn import GINEConv, aggr
 
+from molpred.features import Featurized, collate
 from molpred.featurize import DESCRIPTOR_NAMES, atom_field_sizes, bond_field_sizes
 
-__all__ = ["ModelConfig", "MolModel", "build_model", "ENCODERS", "POOLINGS"]
+__all__ = ["ModelConfig", "MolModel", "build_model", "member_outputs", "resolve_device", "ENCODERS",
+           "POOLINGS"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -264,3 +268,48 @@ def build_model(config: ModelConfig) -> MolModel:
     if config.variance_head and "regression" in config.task_types:
         variance = _mlp(n_in, config.head_hidden_size, config.n_tasks, config.head_layers, 0.0)
     return MolModel(config, encoder, pool, head, variance)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def member_outputs(
+    members: Sequence[MolModel], feats: Featurized, batch_size: int = 128,
+    device: str | torch.device = "cpu", embeddings: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:  # fmt: skip
+    """Score featurized molecules with every member.
+
+    Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's
+    representations ``[N, D]`` when ``embeddings`` (else ``None``), and the raw outputs
+    (standardized values / logits) ``[N, T, M]``.
+    """
+    ok = np.flatnonzero([g is not None for g in feats.graphs])
+    n, n_tasks, n_members = len(feats.graphs), members[0].config.n_tasks, len(members)
+    values = np.full((n, n_tasks, n_members), np.nan, dtype=np.float32)
+    variances = np.full_like(values, np.nan)
+    raw = np.full_like(values, np.nan)
+    emb = None
+    for m in members:
+        m.to(device).eval()
+    for start in range(0, len(ok), batch_size):
+        idx = ok[start : start + batch_size]
+        batch = collate([feats.graphs[i] for i in idx], feats.descriptors[idx]).to(device)
+        for j, m in enumerate(members):
+            out, log_var, rep = m.forward_with_variance(batch)
+            raw[idx, :, j] = out.cpu().numpy()
+            values[idx, :, j] = m.to_units(out).cpu().numpy()
+            if log_var is not None:
+                var = torch.exp(log_var.clamp(-20, 20)) * m.y_scale**2
+                variances[idx, :, j] = var.cpu().numpy()
+            if embeddings and j == 0:
+                if emb is None:
+                    emb = np.full((n, rep.shape[1]), np.nan, dtype=np.float32)
+                emb[idx] = rep.cpu().numpy()
+    return values, variances, emb, raw

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from dataclasses import dataclass
 
 import pandas as pd
 from rdkit import Chem
@@ -15,11 +15,11 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
-from molpred.data import Featurized, featurize_parsed, parse_all, worker_pool
 from molpred.medchem import medchem_table
-from molpred.predict import output_plan, score_features
+from molpred.predictor import Predictor
 
-__all__ = ["parse_pasted", "screen", "structure_svg", "svg_data_uri", "to_sdf"]
+__all__ = ["parse_pasted", "screen", "MedchemHook", "structure_svg", "mol_svg", "svg_data_uri",
+           "to_sdf"]  # fmt: skip
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def parse_pasted(text: str) -> pd.DataFrame:
 
 
 def screen(
-    models: Mapping[str, MolpredModel],
+    models: Mapping[str, MolpredModel] | Predictor,
     smiles: Sequence[object],
     names: Sequence[str] | None = None,
     *,
@@ -48,51 +48,49 @@ def screen(
 
     Columns: ``name``, ``smiles``, ``structure`` (SVG data URI, with ``depict``), the prediction
     columns of :func:`molpred.predict.predict` for the whole panel, the properties/rules/alerts
-    of :func:`molpred.medchem.medchem_table`, and ``error``.
+    of :func:`molpred.medchem.medchem_table`, ``molecule`` (the standardized structure as
+    RDKit's binary, for the SDF export) and ``error``.
 
-    Each molecule is standardized once; featurization, properties, alerts and the depiction are
-    per-molecule RDKit work done in ``workers`` processes, chunk by chunk, while this process
-    scores the chunks already done with every model. ``progress(fraction)`` is called after
-    every chunk.
+    The page's path through :meth:`molpred.predictor.Predictor.stream`: each molecule is
+    standardized once; properties, alerts and the depiction are computed on the same molecules
+    as the features, in ``workers`` processes, chunk by chunk, while this process scores the
+    chunks already done. ``progress(fraction)`` is called after every chunk.
     """
     smiles = list(smiles)
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
     if not smiles:
         return pd.DataFrame(columns=["name", "smiles", "error"])
-    plan = output_plan(list(models.values()), list(models), confidence=confidence)
-    chunks = [smiles[i : i + chunk_size] for i in range(0, len(smiles), chunk_size)]
-    work = partial(_annotate, depict=depict, modes=plan.modes)
-    pool = worker_pool(workers) if workers > 1 and len(chunks) > 1 else None
-    try:
-        done = pool.imap(work, chunks) if pool is not None else map(work, chunks)
-        parts, scored = [], 0
-        for chunk, (feats, med, svgs) in zip(chunks, done, strict=True):
-            frame = score_features(list(models.values()), plan, feats)
-            error = frame.pop("error")
-            frame.insert(0, "smiles", chunk)
-            frame.insert(0, "name", names[scored : scored + len(chunk)])
-            if depict:
-                frame.insert(2, "structure", [svg_data_uri(p) for p in svgs])
-            parts.append(pd.concat([frame, med, error], axis=1))
-            scored += len(chunk)
-            if progress is not None:
-                progress(scored / len(smiles))
-    finally:
-        if pool is not None:
-            pool.terminate()
-    return pd.concat(parts, ignore_index=True)
+    predictor = models if isinstance(models, Predictor) else Predictor(
+        models, confidence=confidence)  # fmt: skip
+    table = pd.DataFrame({"name": names, "smiles": smiles})
+    chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
+    parts, done = [], 0
+    hook = MedchemHook(depict)
+    for _, _, scored in predictor.stream(chunks, "smiles", hook=hook, workers=workers):
+        parts.append(scored)
+        done += len(scored)
+        if progress is not None:
+            progress(done / len(smiles))
+    out = pd.concat(parts, ignore_index=True)
+    if depict:
+        out.insert(2, "structure", out.pop("structure"))
+    return out
 
 
-def _annotate(
-    chunk: Sequence[object], depict: bool, modes: Sequence[str]
-) -> tuple[dict[str, Featurized], pd.DataFrame, list[str | None]]:
-    """The per-molecule RDKit work of one chunk (runs in a worker process). Properties, alerts
-    and depictions are of the structure the panel's first model sees."""
-    parsed = {mode: parse_all(chunk, standardization=mode) for mode in modes}
-    mols = [m if isinstance(m, Chem.Mol) else None for m in parsed[modes[0]]]
-    svgs = [_draw_svg(m) if m is not None else None for m in mols] if depict else []
-    feats = {mode: featurize_parsed(p) for mode, p in parsed.items()}
-    return feats, medchem_table(mols), svgs
+@dataclass(frozen=True)
+class MedchemHook:
+    """The page's per-molecule work, done where the molecules are featurized: computed
+    properties, rules and alerts, the standardized molecule, and (``depict``) an SVG."""
+
+    depict: bool = False
+
+    def annotate(self, mols: Sequence[Chem.Mol | None]) -> pd.DataFrame:
+        notes = medchem_table(mols)
+        notes["molecule"] = [m.ToBinary() if m is not None else None for m in mols]
+        if self.depict:
+            notes["structure"] = [svg_data_uri(mol_svg(m)) if m is not None else None
+                                  for m in mols]  # fmt: skip
+        return notes
 
 
 def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None:
@@ -101,10 +99,10 @@ def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None
         mol = standardize(smiles)
     except InvalidMoleculeError:
         return None
-    return _draw_svg(mol, size)
+    return mol_svg(mol, size)
 
 
-def _draw_svg(mol: Chem.Mol, size: tuple[int, int] = (220, 160)) -> str:
+def mol_svg(mol: Chem.Mol, size: tuple[int, int] = (220, 160)) -> str:
     """SVG with labels as ``<text>`` (no FreeType glyph outlines) and without the attributes
     that only repeat SVG defaults: 4x cheaper than a Cairo PNG, half the bytes of RDKit's
     default SVG, and sharp at any zoom."""
@@ -134,20 +132,28 @@ def svg_data_uri(svg: str | None) -> str | None:
 
 def to_sdf(table: pd.DataFrame, smiles_column: str = "smiles", name_column: str = "name") -> bytes:
     """The table as an SD file: one record per row that has a valid structure, every other
-    column as an SD property (rows without a structure are left out, as SDF needs one)."""
+    column as an SD property (rows without a structure are left out, as SDF needs one).
+
+    The structures are the ``molecule`` column of :func:`screen` where there is one (no
+    re-parsing), else the standardized SMILES."""
     import io
 
     buf = io.StringIO()
     writer = Chem.SDWriter(buf)
+    skip = {smiles_column, name_column, "molecule", "structure"}
     for _, row in table.iterrows():
-        try:
-            mol = standardize(row[smiles_column])
-        except InvalidMoleculeError:
-            continue
+        binary = row.get("molecule")
+        if isinstance(binary, bytes):
+            mol = Chem.Mol(binary)
+        else:
+            try:
+                mol = standardize(row[smiles_column])
+            except InvalidMoleculeError:
+                continue
         if name_column in row:
             mol.SetProp("_Name", str(row[name_column]))
         for col, value in row.items():
-            if col in (smiles_column, name_column) or pd.isna(value):
+            if col in skip or pd.isna(value):
                 continue
             mol.SetProp(str(col), f"{value:.6g}" if isinstance(value, float) else str(value))
         mol.SetProp("input_smiles", str(row[smiles_column]))

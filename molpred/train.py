@@ -18,10 +18,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from molpred.data import DataError, MoleculeDataset, collate, prepare_dataset
-from molpred.io import read_table
+from molpred.data import MoleculeDataset, prepare_dataset
+from molpred.features import collate
+from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
-from molpred.models import ModelConfig, MolModel, build_model
+from molpred.models import ModelConfig, MolModel, build_model, resolve_device
 from molpred.splits import (
     Split,
     kfold_splits,
@@ -30,10 +31,10 @@ from molpred.splits import (
     splits_from_file,
     splits_from_labels,
 )
-from molpred.uncertainty import calibrate
+from molpred.trust.calibrate import calibrate
 
 __all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "predict_dataset", "train",
-           "resolve_device", "default_cache_dir"]  # fmt: skip
+           "default_cache_dir"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,6 @@ class FitResult:
     history: list[dict[str, float]]
     seconds: float
     seconds_to_best: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
 
 
 def default_cache_dir() -> Path:

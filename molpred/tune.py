@@ -27,8 +27,8 @@ import optuna
 import pandas as pd
 import torch
 
-from molpred.data import DataError, MoleculeDataset, prepare_dataset
-from molpred.io import atomic_path, read_table
+from molpred.data import MoleculeDataset, prepare_dataset
+from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import HIGHER_IS_BETTER, primary_metric
 from molpred.models import ModelConfig, build_model
 from molpred.train import TrainConfig, default_cache_dir, fit, make_splits

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 from rdkit import Chem
 
 from molpred.chem import rdkit_log_silenced
-from molpred.data import DataError
-from molpred.io import read_table
+from molpred.io import DataError, read_table
 from molpred.predict import predict, predict_file
 
 SEEDS = [

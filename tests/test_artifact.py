@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from molpred.artifact import FORMAT_VERSION, ModelFileError, load_model
+from molpred.predict import predict
 from molpred.train import train
 
 from .conftest import ESOL_TARGET, FAST, SMALL
@@ -21,12 +22,12 @@ def test_round_trip_gives_identical_predictions(trained, tmp_path):
     path = trained.save(tmp_path / "m.pt")
     loaded = load_model(path)
     smiles = ["CCO", "c1ccccc1O", "bad", "CC(=O)Nc1ccc(O)cc1"]
-    a, b = trained.predict(smiles), loaded.predict(smiles)
+    a, b = predict(trained, smiles), predict(loaded, smiles)
     assert a.equals(b)
-    meta = loaded.metadata
-    assert meta["task_names"] == [ESOL_TARGET] and meta["molpred_version"]
-    assert meta["data_fingerprint"] == trained.metadata["data_fingerprint"]
-    assert meta["train_config"]["epochs"] == FAST.epochs and "test" in meta["metrics"]
+    meta = loaded.info
+    assert meta.task_names == (ESOL_TARGET,) and meta.molpred_version
+    assert meta.data_fingerprint == trained.info.data_fingerprint
+    assert meta.train_config["epochs"] == FAST.epochs and "test" in meta.metrics
 
 
 def test_file_holds_only_plain_types(trained, tmp_path):
@@ -98,7 +99,7 @@ def test_version_1_files_are_upgraded_not_refused(trained, tmp_path):
     loaded = load_model(tmp_path / "v1.pt")
     assert loaded.domain is None and loaded.members[0].variance_head is None
     smiles = ["CCO", "c1ccccc1O"]
-    new, upgraded = trained.predict(smiles), loaded.predict(smiles)
+    new, upgraded = predict(trained, smiles), predict(loaded, smiles)
     assert (new[ESOL_TARGET] == upgraded[ESOL_TARGET]).all()
     assert "domain_similarity" not in upgraded and f"{ESOL_TARGET}_lower" in upgraded
 

@@ -4,14 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from molpred.data import (
-    DataError,
-    collate,
-    featurize_chunk,
-    featurize_smiles,
-    infer_task_types,
-    prepare_dataset,
-)
+from molpred.data import infer_task_types, prepare_dataset
+from molpred.features import collate, featurize_chunk, featurize_smiles
+from molpred.io import DataError
 
 
 def test_prepare_reports_every_unusable_row(tiny_csv):
@@ -114,11 +109,11 @@ def test_featurized_survives_pickling_as_flat_arrays():
 def test_chunk_featurized_in_parse_batches_equals_one_batch(monkeypatch):
     """A chunk is parsed and featurized a batch at a time; the joined result is the same as
     doing the whole chunk at once, failed rows and their positions included."""
-    import molpred.data as data
+    import molpred.features as features
 
     smiles = ["CCO", "not a smiles", "c1ccccc1O", None, "C[C@H](N)C(=O)O", "[Na+].[Cl-]", "CC#N"]
     whole = featurize_chunk(smiles)
-    monkeypatch.setattr(data, "_PARSE_BATCH", 2)
+    monkeypatch.setattr(features, "PARSE_BATCH", 2)
     batched = featurize_chunk(smiles)
     assert batched.errors == whole.errors and batched.canonical == whole.canonical
     for a, b in zip(whole.graphs, batched.graphs, strict=True):

@@ -6,8 +6,9 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
 from molpred.chem import standardize
-from molpred.domain import choose_threshold, fingerprint, knn_distance, max_similarity
+from molpred.predict import predict
 from molpred.train import train
+from molpred.trust.domain import choose_threshold, fingerprint, knn_distance, max_similarity
 
 from .conftest import ESOL_TARGET, FAST, SMALL
 
@@ -48,7 +49,7 @@ def test_default_model_reports_domain_and_flags_strangers(esol):
                      train_config=FAST, progress=False, cache_dir=None)  # fmt: skip
     train_smiles = esol["smiles"][:5].tolist()
     strangers = ["[Si](C)(C)(C)O[Si](C)(C)C", "FC(F)(F)S(=O)(=O)N[Se]C#N", "B1OB(O)OB(O)O1"]
-    out = model.predict(train_smiles + strangers + ["not a smiles"])
+    out = predict(model, train_smiles + strangers + ["not a smiles"])
     assert list(out.columns[-4:]) == ["domain_similarity", "latent_distance", "in_domain",
                                       "error"]  # fmt: skip
     seen = out.iloc[:5]

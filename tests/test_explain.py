@@ -8,8 +8,8 @@ import torch
 from rdkit import Chem
 
 from molpred.chem import standardize
-from molpred.data import collate
 from molpred.explain import atom_contributions, draw_contributions
+from molpred.features import collate
 from molpred.featurize import descriptors, featurize_mol
 from molpred.models import ModelConfig
 from molpred.train import TrainConfig, train

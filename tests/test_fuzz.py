@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from molpred.predict import predict
 from molpred.train import train
 
 from .conftest import ESOL_TARGET, FAST, SMALL, train_small
@@ -59,6 +60,6 @@ def test_train_rejects_unusable_labels_in_one_line(values):
 
 def test_enormous_and_unusual_molecules(model):
     big = "C" * 600  # 600 heavy atoms
-    out = model.predict([big, "[2H]C([2H])([2H])O", "[Og]", "[13CH4]", "[U+6]"])
+    out = predict(model, [big, "[2H]C([2H])([2H])O", "[Og]", "[13CH4]", "[U+6]"])
     assert len(out) == 5 and out["error"].map(type).eq(str).all()
     assert ESOL_TARGET in out

@@ -3,8 +3,7 @@ import gzip
 import pandas as pd
 import pytest
 
-from molpred.data import DataError
-from molpred.io import TableWriter, atomic_path, iter_table, read_table, table_format
+from molpred.io import DataError, TableWriter, atomic_path, iter_table, read_table, table_format
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("a.csv", "csv"), ("a.CSV.GZ", "csv"), ("a.tsv", "tsv"),

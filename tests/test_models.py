@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from molpred.data import collate, featurize_smiles
+from molpred.features import collate, featurize_smiles
 from molpred.models import ModelConfig, build_model
 
 

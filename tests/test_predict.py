@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from rdkit import Chem
 
-from molpred.data import DataError
+from molpred.io import DataError
 from molpred.predict import predict, predict_file
 from molpred.train import train
 

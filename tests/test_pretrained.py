@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import molpred
+from molpred.predict import predict
 from molpred.pretrained import CARDS, available, model_path
 
 
@@ -18,11 +19,11 @@ def test_bundled_model_matches_its_card(name):
     model = molpred.load_model(model_path(name))
     assert model.task_names == list(card.targets)
     assert set(model.task_types) == {card.task}
-    meta = model.metadata
-    assert meta["split"] == "scaffold" and meta["provenance"]["card"] == name
-    assert meta["metrics"]["test"] and meta["molpred_version"] and meta["created"]
+    meta = model.info
+    assert meta.split == "scaffold" and meta.card == name
+    assert meta.metrics["test"] and meta.molpred_version and meta.created
     assert model.domain is not None and len(model.domain.smiles) == len(model.domain.fingerprints)
-    out = model.predict(["CC(=O)Oc1ccccc1C(=O)O", "C1CC"])
+    out = predict(model, ["CC(=O)Oc1ccccc1C(=O)O", "C1CC"])
     assert out["error"].ne("").tolist() == [False, True]
     first = card.targets[0]
     assert np.isfinite(out.loc[0, first]) and out.loc[0, "in_domain"] in (True, False)

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from molpred.data import DataError
+from molpred.io import DataError
 from molpred.predict import predict_file
 from molpred.train import train
 

@@ -95,7 +95,7 @@ def test_uploads_are_read_in_memory():
     block = Chem.MolToMolBlock(mol) + "$$$$\n"
     sdf = read_table(InMemoryFile("x.sdf", block.encode()), as_text=True)
     assert sdf["name"].tolist() == ["eth"]
-    from molpred.data import DataError
+    from molpred.io import DataError
 
     with pytest.raises(DataError):
         read_table(InMemoryFile("x.csv", b""))

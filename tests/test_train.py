@@ -10,6 +10,7 @@ import torch
 
 from molpred.data import prepare_dataset
 from molpred.models import build_model
+from molpred.predict import predict
 from molpred.train import TrainConfig, evaluate, fit, train
 
 from .conftest import ESOL_TARGET, FAST, ROOT, SMALL
@@ -43,7 +44,7 @@ def test_multitask_classification_with_missing_labels(tmp_path):
                            progress=False)
     assert model.task_types == ["classification"] * 3
     assert {"roc_auc", "pr_auc"} <= set(metrics["test"])
-    out = model.predict(df["smiles"].head(20))
+    out = predict(model, df["smiles"].head(20))
     assert ((out[tasks] >= 0) & (out[tasks] <= 1)).all().all()
 
 
@@ -72,7 +73,7 @@ def test_kfold_trains_one_member_per_fold(esol):
                            model_config=SMALL, train_config=FAST, progress=False)  # fmt: skip
     assert len(model.members) == 3 and len(metrics["members"]) == 3
     assert sum(m["n_test"] for m in metrics["members"]) == 60
-    out = model.predict(["CCO"])
+    out = predict(model, ["CCO"])
     assert f"{ESOL_TARGET}_std" in out.columns
 
 
@@ -82,13 +83,14 @@ def test_same_seed_same_bytes_in_separate_processes(tmp_path):
     threaded kernels split their work; without deterministic algorithms these runs differ.)"""
     script = f"""
 import sys, pandas as pd, torch
+from molpred.predict import predict
 from molpred.train import train, TrainConfig
 torch.set_num_threads(2)
 df = pd.read_csv({str(ROOT / "data" / "esol.csv")!r}).head(300)
 model, _ = train(df, "smiles", [{ESOL_TARGET!r}], split="scaffold", progress=False,
                  train_config=TrainConfig(epochs=3), cache_dir=None)  # default model size
 model.save(sys.argv[1])
-model.predict(df["smiles"].head(50).tolist()).to_csv(sys.argv[2], index=False)
+predict(model, df["smiles"].head(50).tolist()).to_csv(sys.argv[2], index=False)
 """
     runs = []
     for i, hash_seed in enumerate(["1", "2"]):

@@ -112,12 +112,12 @@ def test_cli_tune_then_train_from_the_best_configuration(small, tmp_path):
                 "--hidden-size", "32", "--epochs", "2", "--output", tmp_path / "m.pt", "--quiet")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    meta = load_model(tmp_path / "m.pt").metadata
-    assert meta["provenance"]["study"] == "cli"
-    assert meta["provenance"]["trial"] == best["source"]["trial"]
-    assert meta["model_config"]["hidden_size"] == 32  # an explicit flag beats the config
-    assert meta["model_config"]["encoder"] == best["model_config"]["encoder"]
-    assert meta["train_config"]["lr"] == pytest.approx(best["train_config"]["lr"])
+    meta = load_model(tmp_path / "m.pt").info
+    assert meta.provenance["study"] == "cli"
+    assert meta.provenance["trial"] == best["source"]["trial"]
+    assert meta.model_config["hidden_size"] == 32  # an explicit flag beats the config
+    assert meta.model_config["encoder"] == best["model_config"]["encoder"]
+    assert meta.train_config["lr"] == pytest.approx(best["train_config"]["lr"])
 
 
 def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molpred.uncertainty import (
+from molpred.trust.uncertainty import (
     combine,
     conformal_quantile,
     conformal_scores,

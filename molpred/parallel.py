@@ -1,0 +1,123 @@
+"""Running per-molecule RDKit work on every core: the one process pool of molpred.
+
+:func:`map_ordered` is the chunk executor behind featurization for training, library scoring
+and the screening page: it maps a function over chunks in this process or in a pool of worker
+processes, keeps a bounded number of chunks in flight (memory does not grow with the input) and
+yields results in input order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import multiprocessing as mp
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+__all__ = ["default_workers", "worker_pool", "map_ordered", "release_memory", "scoring_threads"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def worker_pool(workers: int):
+    """A process pool (fork where available: much faster to start, and the children only run
+    RDKit and numpy).
+
+    Before forking, every object the parent holds is frozen out of the garbage collector's
+    reach: otherwise each collection in a child writes to those objects' headers and, page by
+    page, copies the parent's memory into the child (the tree's memory crept up over a long
+    library run; flat with the freeze)."""
+    methods = mp.get_all_start_methods()
+    gc.collect()
+    gc.freeze()
+    try:
+        return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+    finally:
+        gc.unfreeze()
+
+
+def map_ordered(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = 1,
+    *,
+    skip: Callable[[int], bool] | None = None,
+) -> Iterator[tuple[int, T, R | None]]:
+    """``(index, item, fn(item))`` for every item, in input order.
+
+    With ``workers > 1``, ``fn`` runs in a process pool with up to two items per worker in
+    flight; the next item is handed to the pool before a result is yielded, so the workers keep
+    busy while the caller uses it. ``skip(index)`` true means the caller already has that
+    result (a resumed run): ``fn`` is not called and the result is ``None``.
+    """
+    skip = skip or (lambda _: False)
+    if workers <= 1:
+        for i, item in enumerate(items):
+            yield i, item, None if skip(i) else fn(item)
+        return
+    source = enumerate(items)
+    pending: deque = deque()
+    pool = worker_pool(workers)
+
+    def submit(entry: tuple[int, T] | None) -> None:
+        if entry is not None:
+            i, item = entry
+            pending.append((i, item, None if skip(i) else pool.apply_async(fn, (item,))))
+
+    try:
+        for _ in range(2 * workers):
+            submit(next(source, None))
+        while pending:
+            i, item, job = pending.popleft()
+            result = job.get() if job is not None else None
+            submit(next(source, None))
+            yield i, item, result
+    finally:
+        pool.terminate()
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc() if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    """Give freed heap pages back to the operating system (glibc only; a no-op elsewhere).
+
+    glibc keeps freed memory for reuse, so a process that featurizes and scores millions of
+    molecules chunk after chunk would creep upwards; trimming after each chunk keeps its
+    resident size flat (measured in ``benchmarks/library_scoring.py``)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+@contextmanager
+def scoring_threads(workers: int) -> Iterator[None]:
+    """While ``workers`` processes featurize (~70% of the CPU per molecule), the scoring process
+    uses the cores they leave (at least one) instead of spinning threads against them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(max(1, min(threads, default_workers() - workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

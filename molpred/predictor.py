@@ -1,0 +1,268 @@
+"""The one scoring path: a :class:`Predictor` owns a panel of loaded models, how each prepares
+structures, and the output schema; it scores chunks of an input table.
+
+A chunk is scored in two steps, so that the CPU-heavy RDKit work can run in worker processes
+while the models stay in this one:
+
+1. :class:`ChunkFeaturizer` (picklable, no models): parse, standardize and featurize the
+   chunk once per standardization the panel uses, plus any per-molecule work of a
+   :class:`ChunkHook` on the same molecules;
+2. :meth:`Predictor.finish`: every model scores the featurized molecules; the result is the
+   input columns, the prediction and trust columns of :mod:`molpred.schema`, the hook's
+   columns, and ``error``.
+
+:meth:`Predictor.stream` runs both over a stream of chunks, in this process or with a process
+pool (:func:`molpred.parallel.map_ordered`); Ray actors run :meth:`Predictor.score_frame`.
+:func:`molpred.predict.predict`, :func:`molpred.predict.predict_file`, the Ray engine and the
+page's :func:`molpred.screen.screen` are thin callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem
+
+from molpred.artifact import MolpredModel, load_model
+from molpred.features import Featurized, featurize_chunk
+from molpred.io import READ_ERROR
+from molpred.models import member_outputs, resolve_device
+from molpred.parallel import map_ordered, release_memory
+from molpred.schema import ERROR, OutputSchema
+from molpred.trust.columns import interval_columns, prediction_columns
+from molpred.trust.uncertainty import combine
+
+__all__ = ["Predictor", "ChunkFeaturizer", "ChunkHook", "Prepared"]
+
+
+class ChunkHook(Protocol):
+    """More per-molecule work done with the scoring (the page's properties and depictions).
+
+    ``annotate`` runs where the chunk is featurized (a worker process: the hook must pickle) on
+    each parse batch's molecules, ``None`` where a row failed, and returns a frame aligned with
+    them; its columns go between the predictions and ``error``.
+    """
+
+    def annotate(self, mols: Sequence[Chem.Mol | None]) -> pd.DataFrame: ...
+
+
+@dataclass
+class Prepared:
+    """A featurized chunk: per standardization its :class:`Featurized`, and the hook's notes."""
+
+    feats: dict[str, Featurized]
+    notes: pd.DataFrame | None = None
+
+    def errors(self) -> list[str]:
+        """Per row, the first reason any featurization gave (``""`` if none failed)."""
+        columns = [f.errors for f in self.feats.values()]
+        return [next((e for e in row if e), "") for row in zip(*columns, strict=True)]
+
+
+@dataclass(frozen=True)
+class ChunkFeaturizer:
+    """The worker side of scoring: items (SMILES or molblocks) of one chunk -> :class:`Prepared`."""
+
+    standardizations: tuple[str, ...]
+    fingerprints: bool = True
+    molblock: bool = False
+    hook: ChunkHook | None = None
+
+    def __call__(self, items: Sequence[object]) -> Prepared:
+        notes: list[pd.DataFrame] = []
+
+        def annotate(mols: list[Chem.Mol | str]) -> None:
+            notes.append(self.hook.annotate([m if isinstance(m, Chem.Mol) else None
+                                             for m in mols]))  # fmt: skip
+
+        feats = {}
+        for i, mode in enumerate(self.standardizations):
+            # the hook sees the structures the panel's first model sees
+            on_parsed = annotate if self.hook is not None and i == 0 else None
+            feats[mode] = featurize_chunk(items, molblock=self.molblock,
+                                          fingerprints=self.fingerprints, standardization=mode,
+                                          on_parsed=on_parsed)  # fmt: skip
+        release_memory()
+        joined = None
+        if self.hook is not None:
+            joined = pd.concat(notes, ignore_index=True) if notes else self.hook.annotate([])
+        return Prepared(feats, joined)
+
+
+class Predictor:
+    """A panel of models ready to score, with one output schema.
+
+    Parameters
+    ----------
+    models
+        One model, a sequence, or a mapping name -> model.
+    names
+        The models' names in the panel (default: the mapping's keys, else ``model0``...);
+        they prefix task columns that clash and the domain columns of a panel.
+    confidence
+        Level of the conformal intervals and prediction sets.
+    domain
+        Add the applicability-domain columns (and compute the fingerprints they need).
+    batch_size, device
+        Molecules per forward pass; ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    def __init__(
+        self,
+        models: MolpredModel | Sequence[MolpredModel] | Mapping[str, MolpredModel],
+        names: Sequence[str] | None = None,
+        *,
+        confidence: float = 0.9,
+        domain: bool = True,
+        batch_size: int = 128,
+        device: str = "cpu",
+    ):
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        if isinstance(models, MolpredModel):
+            models = [models]
+        if isinstance(models, Mapping):
+            names = list(models) if names is None else names
+            models = list(models.values())
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("a Predictor needs at least one model")
+        names = list(names) if names is not None else [f"model{i}" for i in range(len(models))]
+        self.confidence, self.domain = confidence, domain
+        self.batch_size, self.device = batch_size, str(resolve_device(device))
+        self.schema = OutputSchema.build(
+            names,
+            [[(t, k, m.conformal_scores(i) is not None)
+              for i, (t, k) in enumerate(zip(m.task_names, m.task_types, strict=True))]
+             for m in self.models],
+            [m.domain is not None for m in self.models],
+            domain,
+        )  # fmt: skip
+        self.names = [m.name for m in self.schema.models]
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], **options) -> Predictor:
+        """Load model files; each is named after its file (``esol.pt`` -> ``esol``)."""
+        names = [Path(p).name.split(".")[0] for p in paths]
+        return cls([load_model(p) for p in paths], names, **options)
+
+    def with_confidence(self, confidence: float) -> Predictor:
+        """The same panel at another conformal level (no model is copied)."""
+        other = Predictor.__new__(Predictor)
+        other.__dict__.update(self.__dict__)
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        other.confidence = confidence
+        return other
+
+    def reinterval(self, table: pd.DataFrame, confidence: float) -> pd.DataFrame:
+        """``table`` (scored by this panel) with its intervals and prediction sets at another
+        confidence, from the stored values and spreads; no molecule is scored again."""
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        out = table.copy()
+        for model, columns in zip(self.models, self.schema.models, strict=True):
+            for t, task in enumerate(columns.tasks):
+                mean = out[task.value].to_numpy(dtype=np.float64)
+                spread = out[task.std].to_numpy(dtype=np.float64)
+                new = interval_columns(task, model.conformal_scores(t), mean, spread, confidence)
+                for name, values in new.items():
+                    out[name] = np.asarray(values, dtype=out[name].dtype)
+        return out
+
+    @property
+    def standardizations(self) -> list[str]:
+        """How each model prepares structures, in panel order."""
+        return [m.standardization for m in self.models]
+
+    def featurizer(self, molblock: bool = False, hook: ChunkHook | None = None) -> ChunkFeaturizer:
+        """The featurization the panel needs: once per distinct standardization (usually
+        one); fingerprints only if a domain column will be written."""
+        fps = any(m.domain for m in self.schema.models)
+        modes = tuple(dict.fromkeys(self.standardizations))
+        return ChunkFeaturizer(modes, fps, molblock, hook)
+
+    def score(self, prepared: Prepared, errors: Sequence[str] | None = None) -> pd.DataFrame:
+        """The prediction and trust columns of every model, then ``error`` (default: the
+        featurization's reasons); one row per molecule."""
+        errors = prepared.errors() if errors is None else list(errors)
+        cols: dict[str, object] = {}
+        for model, columns in zip(self.models, self.schema.models, strict=True):
+            feats = prepared.feats[model.standardization]
+            failed = np.array([g is None for g in feats.graphs], dtype=bool)
+            values, variances, emb, _ = member_outputs(model.members, feats, self.batch_size,
+                                                       self.device, embeddings=columns.domain)
+            mean, spread = combine(values, variances, model.task_types)
+            conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
+            cols.update(prediction_columns(columns, conformal, model.domain, mean, spread, emb,
+                                           feats.fingerprints, failed, self.confidence))
+        cols[ERROR] = errors
+        return pd.DataFrame(cols)
+
+    def finish(self, inputs: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
+        """Input columns (renamed ``input_<name>`` where they clash with an output column;
+        a reader's reason for a row it could not read is taken as that row's error), the
+        predictions, the hook's notes, then ``error``."""
+        reasons = prepared.errors()
+        inputs = inputs.reset_index(drop=True)
+        if READ_ERROR in inputs:  # a broken SDF record explains a row better than "empty"
+            read = inputs.pop(READ_ERROR).astype(str).tolist()
+            reasons = [r or e for r, e in zip(read, reasons, strict=True)]
+        scored = self.score(prepared, reasons)
+        if prepared.notes is not None:
+            scored = _with_notes(scored, prepared.notes)
+        clash = {c: f"input_{c}" for c in inputs.columns if c in scored.columns}
+        return pd.concat([inputs.rename(columns=clash), scored], axis=1)
+
+    def score_frame(
+        self, inputs: pd.DataFrame, column: str, *, molblock: bool = False,
+        hook: ChunkHook | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Featurize and score one chunk in this process (the unit of work of Ray actors)."""
+        prepared = self.featurizer(molblock, hook)(inputs[column].tolist())
+        return self.finish(inputs, prepared)
+
+    def stream(
+        self,
+        chunks: Iterable[pd.DataFrame],
+        column: str,
+        *,
+        molblock: bool = False,
+        hook: ChunkHook | None = None,
+        workers: int = 1,
+        skip: Callable[[int], bool] | None = None,
+    ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
+        """``(index, input chunk, scored chunk)`` in input order; chunks are featurized in
+        ``workers`` processes (``1``: here) a bounded number ahead of the scoring. A chunk
+        for which ``skip(index)`` is true is not scored (``None``; a resumed run)."""
+        work = self.featurizer(molblock, hook)
+        items = (_Items(df, column) for df in chunks)
+        for i, chunk, prepared in map_ordered(work, items, workers, skip=skip):
+            if prepared is None:
+                yield i, chunk.frame, None
+                continue
+            scored = self.finish(chunk.frame, prepared)
+            del prepared
+            release_memory()
+            yield i, chunk.frame, scored
+
+
+class _Items(list):
+    """A chunk's structures (what the workers receive) with its frame kept in this process."""
+
+    def __init__(self, frame: pd.DataFrame, column: str):
+        super().__init__(frame[column].tolist())
+        self.frame = frame
+
+    def __reduce__(self):  # only the structures travel to a worker
+        return (list, (list(self),))
+
+
+def _with_notes(scored: pd.DataFrame, notes: pd.DataFrame) -> pd.DataFrame:
+    error = scored.pop(ERROR)
+    return pd.concat([scored, notes.reset_index(drop=True), error], axis=1)

@@ -1,0 +1,67 @@
+"""The trust columns of one model's predictions: spread, conformal intervals or prediction
+sets, and the applicability domain (names from :mod:`molpred.schema`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from molpred.schema import ModelColumns, TaskColumns
+from molpred.trust.domain import Domain
+from molpred.trust.uncertainty import prediction_set, regression_interval
+
+__all__ = ["prediction_columns", "interval_columns"]
+
+
+def interval_columns(
+    task: TaskColumns, scores: list[float] | None, mean: np.ndarray, spread: np.ndarray,
+    confidence: float,
+) -> dict[str, object]:  # fmt: skip
+    """A task's conformal columns at ``confidence``: bounds (regression; NaN when the model is
+    not calibrated) or the prediction set (calibrated classification). Cheap: the page
+    recomputes them when the confidence changes."""
+    if task.kind == "regression":
+        lo, hi = (regression_interval(mean, spread, scores, confidence)
+                  if scores else (np.full(len(mean), np.nan),) * 2)  # fmt: skip
+        return {task.lower: lo, task.upper: hi}
+    if task.set:
+        return {task.set: prediction_set(mean, scores, confidence)}
+    return {}
+
+
+def prediction_columns(
+    columns: ModelColumns,
+    conformal: list[list[float] | None],
+    domain: Domain | None,
+    mean: np.ndarray,
+    spread: np.ndarray,
+    embeddings: np.ndarray | None,
+    fingerprints: np.ndarray,
+    failed: np.ndarray,
+    confidence: float,
+) -> dict[str, object]:
+    """Column name -> values for one model, in output order.
+
+    ``mean``, ``spread`` ``[N, T]``; ``conformal[t]`` the model's sorted held-out scores of task
+    ``t`` (None if uncalibrated); ``embeddings`` ``[N, D]`` (None without the domain);
+    ``fingerprints`` ``[N, 256]`` packed; ``failed`` ``[N]`` rows that could not be scored.
+    """
+    out: dict[str, object] = {}
+    for t, task in enumerate(columns.tasks):
+        out[task.value] = mean[:, t]
+        out[task.std] = spread[:, t]
+        out.update(interval_columns(task, conformal[t], mean[:, t], spread[:, t], confidence))
+    if columns.domain and domain is not None:
+        sim = domain.similarity(fingerprints)
+        sim[failed] = np.nan
+        out[columns.similarity] = sim
+        latent = np.full(len(sim), np.nan, dtype=np.float32)
+        if embeddings is not None:
+            latent = domain.latent(torch.from_numpy(np.nan_to_num(embeddings)))
+            latent[failed] = np.nan
+        out[columns.latent] = latent
+        in_domain = pd.array(sim >= domain.threshold, dtype="boolean")
+        in_domain[failed] = pd.NA
+        out[columns.in_domain] = in_domain
+    return out
