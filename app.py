@@ -19,6 +19,7 @@ import streamlit as st
 import molpred
 from molpred.chem import InvalidMoleculeError, standardize
 from molpred.explain import atom_contributions, draw_contributions
+from molpred.featurize import fingerprint
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.medchem import PROPERTY_UNITS
 from molpred.parallel import default_workers
@@ -26,7 +27,6 @@ from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
 from molpred.screen import mol_svg, parse_pasted, screen, to_sdf
-from molpred.trust.domain import fingerprint
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))

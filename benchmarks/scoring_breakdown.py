@@ -32,9 +32,9 @@ from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced, standardize
 from molpred.features import collate, featurize_chunk
-from molpred.featurize import descriptors, featurize_mol
+from molpred.featurize import descriptors, featurize_mol, fingerprint
 from molpred.models import ModelConfig, build_model
-from molpred.trust.domain import _bits, fingerprint, max_similarity
+from molpred.trust.domain import _bits, max_similarity
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSES = ROOT.parent / "shared" / "data" / "moses_test.csv.gz"

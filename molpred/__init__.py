@@ -8,8 +8,6 @@ Python API (the CLI and the web app call the same functions)::
     molpred.predict(molpred.load_model("esol.pt"), ["CCO", "c1ccccc1"])  # -> pandas.DataFrame
 """
 
-__version__ = "0.1.0"
-
 import os
 
 # OpenMP threads that spin while idle steal the cores from featurization worker processes:
@@ -17,6 +15,7 @@ import os
 # (measured on 2 cores). Set before torch loads libgomp; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from molpred._version import __version__  # noqa: E402
 from molpred.artifact import ModelFileError, MolpredModel, load_model  # noqa: E402
 from molpred.chem import InvalidMoleculeError, standardize  # noqa: E402
 from molpred.io import DataError  # noqa: E402

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from molpred import __version__
+from molpred._version import __version__
 from molpred.featurize import (
     ATOM_FIELDS,
     BOND_FIELDS,

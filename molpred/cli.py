@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
-from molpred import __version__
+from molpred._version import __version__
 
 TRAIN_EXAMPLE = """example:
   molpred train data/esol.csv --smiles-column smiles \\

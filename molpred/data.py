@@ -15,9 +15,8 @@ import pandas as pd
 
 from molpred.chem import STANDARDIZATIONS
 from molpred.features import Featurized, featurize_smiles
-from molpred.featurize import DESCRIPTOR_NAMES, MolGraph
+from molpred.featurize import DESCRIPTOR_NAMES, FP_BITS, MolGraph
 from molpred.io import DataError
-from molpred.trust.domain import FP_BITS
 
 __all__ = ["MoleculeDataset", "prepare_dataset", "infer_task_types", "TASK_TYPES"]
 

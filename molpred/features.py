@@ -27,13 +27,14 @@ from molpred.chem import InvalidMoleculeError, canonical_smiles, mol_from_block,
 from molpred.featurize import (
     DESCRIPTOR_NAMES,
     FEATURIZER_VERSION,
+    FP_BITS,
     MolGraph,
     clean_descriptors,
     featurize_mol,
+    fingerprint,
     raw_descriptors,
 )
 from molpred.parallel import default_workers, map_ordered
-from molpred.trust.domain import FP_BITS, fingerprint
 
 __all__ = [
     "Featurized",

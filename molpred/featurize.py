@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from rdkit import Chem
-from rdkit.Chem import rdMolDescriptors, rdqueries
+from rdkit.Chem import rdFingerprintGenerator, rdMolDescriptors, rdqueries
 from torch_geometric.data import Data
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "DESCRIPTOR_NAMES",
     "descriptors",
     "raw_descriptors",
+    "FP_BITS",
+    "fingerprint",
     "clean_descriptors",
     "featurize_mol",
     "to_data",
@@ -243,3 +245,13 @@ def raw_descriptors(mol: Chem.Mol) -> list[float]:
 def clean_descriptors(values: np.ndarray) -> np.ndarray:
     """NaN and infinities (float32 overflow included) -> 0, in place."""
     return np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+# Morgan fingerprints (radius 2, 2048 bits), packed: what the applicability domain compares
+FP_BITS = 2048
+_GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
+
+
+def fingerprint(mol: Chem.Mol) -> np.ndarray:
+    """Packed Morgan fingerprint of one molecule, ``[256]`` uint8."""
+    return np.packbits(_GENERATOR.GetFingerprintAsNumPy(mol))  # 0/1 uint8: packs as is

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from molpred import __version__
+from molpred._version import __version__
 from molpred.artifact import MolpredModel, weights_digest
 from molpred.io import (
     DataError,

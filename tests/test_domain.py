@@ -6,9 +6,10 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
 from molpred.chem import standardize
+from molpred.featurize import fingerprint
 from molpred.predict import predict
 from molpred.train import train
-from molpred.trust.domain import choose_threshold, fingerprint, knn_distance, max_similarity
+from molpred.trust.domain import choose_threshold, knn_distance, max_similarity
 
 from .conftest import ESOL_TARGET, FAST, SMALL
 

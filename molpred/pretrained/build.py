@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from molpred import __version__
+from molpred._version import __version__
 from molpred.pretrained import CARDS, model_path
 from molpred.train import train
 

@@ -23,20 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from rdkit import Chem
-from rdkit.Chem import rdFingerprintGenerator
 
-__all__ = ["FP_BITS", "fingerprint", "max_similarity", "knn_distance", "choose_threshold",
-           "Domain"]  # fmt: skip
+__all__ = ["max_similarity", "knn_distance", "choose_threshold", "Domain"]
 
-FP_BITS = 2048
-_GENERATOR = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
 _CHUNK = 1024  # queries per matrix product: bounds the [chunk, N_train] temporary
-
-
-def fingerprint(mol: Chem.Mol) -> np.ndarray:
-    """Packed Morgan fingerprint of one molecule, ``[256]`` uint8."""
-    return np.packbits(_GENERATOR.GetFingerprintAsNumPy(mol))  # 0/1 uint8: packs as is
 
 
 def _bits(packed: np.ndarray | torch.Tensor) -> torch.Tensor:
