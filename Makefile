@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: app demo test lint bench-quick screenshot clean
+.PHONY: app demo test check format bench-quick screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,20 @@ demo: $(STAMP)
 	$(BIN)/molpred predict models/esol.pt data/candidates.smi --output models/candidates_scored.csv \
 		--top 15 --quiet
 
+# Everything: real browser, PostgreSQL, Ray, kill -9 resume, the chemprop quick benchmark (CI runs this).
 test: $(STAMP)
 	$(BIN)/ruff check molpred tests benchmarks app.py
+	$(BIN)/ruff format --check molpred tests benchmarks app.py
 	$(BIN)/pytest -q
+
+# The edit-test loop: every test not marked slow (under 3 minutes on 2 cores).
+check: $(STAMP)
+	$(BIN)/ruff check molpred tests benchmarks app.py
+	$(BIN)/pytest -q -m "not slow"
+
+format: $(STAMP)
+	$(BIN)/ruff format molpred tests benchmarks app.py
+	$(BIN)/ruff check --fix molpred tests benchmarks app.py
 
 # README's screenshot, taken by the real-browser test (needs /usr/bin/chromium).
 screenshot: $(STAMP)

@@ -49,23 +49,43 @@ def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> 
     split_file.write_text(json.dumps([split]))
     cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
     start = time.perf_counter()
-    model, _ = train(df, "smiles", targets, task_types=task, train_config=cfg,
-                     splits_file=split_file, progress=False, cache_dir=None)  # fmt: skip
+    model, _ = train(
+        df,
+        "smiles",
+        targets,
+        task_types=task,
+        train_config=cfg,
+        splits_file=split_file,
+        progress=False,
+        cache_dir=None,
+    )
     seconds = time.perf_counter() - start
     test = df.iloc[split["test"]]
     preds = predict(model, test["smiles"].tolist())[targets].to_numpy(dtype=float)
     member = model.info.metrics["members"][0]
-    return {"preds": preds, "seconds": seconds, "epochs": member["epochs_run"],
-            "best_epoch": member["best_epoch"],
-            "seconds_to_best": member["seconds_to_best"]}  # fmt: skip
+    return {
+        "preds": preds,
+        "seconds": seconds,
+        "epochs": member["epochs_run"],
+        "best_epoch": member["best_epoch"],
+        "seconds_to_best": member["seconds_to_best"],
+    }
 
 
 def ensure_chemprop() -> Path:
     exe = CHEMPROP_VENV / "bin" / "chemprop"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(CHEMPROP_VENV)], check=True)
-        subprocess.run([str(CHEMPROP_VENV / "bin" / "pip"), "install", "-q", "torch==2.13.0",
-                        "chemprop==2.3.1"], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                str(CHEMPROP_VENV / "bin" / "pip"),
+                "install",
+                "-q",
+                "torch==2.13.0",
+                "chemprop==2.3.1",
+            ],
+            check=True,
+        )
     return exe
 
 
@@ -76,9 +96,22 @@ def run_chemprop(df, targets, task, split, workdir: Path, epochs: int | None) ->
     (workdir / "split.json").write_text(json.dumps([split]))
     out = workdir / "chemprop"
     shutil.rmtree(out, ignore_errors=True)  # a rerun must not pick up an old checkpoint
-    cmd = [str(exe), "train", "--data-path", str(data), "--task-type", task,
-           "--smiles-columns", "smiles", "--target-columns", *targets,
-           "--splits-file", str(workdir / "split.json"), "--output-dir", str(out)]  # fmt: skip
+    cmd = [
+        str(exe),
+        "train",
+        "--data-path",
+        str(data),
+        "--task-type",
+        task,
+        "--smiles-columns",
+        "smiles",
+        "--target-columns",
+        *targets,
+        "--splits-file",
+        str(workdir / "split.json"),
+        "--output-dir",
+        str(out),
+    ]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
     start = time.perf_counter()
@@ -88,16 +121,33 @@ def run_chemprop(df, targets, task, split, workdir: Path, epochs: int | None) ->
     test = workdir / "test.csv"
     df.iloc[split["test"]][["smiles"]].to_csv(test, index=False)
     preds_file = workdir / "chemprop_preds.csv"
-    subprocess.run([str(exe), "predict", "--test-path", str(test), "--model-paths",
-                    str(model_file), "--preds-path", str(preds_file)],
-                   check=True, capture_output=True, text=True)  # fmt: skip
+    subprocess.run(
+        [
+            str(exe),
+            "predict",
+            "--test-path",
+            str(test),
+            "--model-paths",
+            str(model_file),
+            "--preds-path",
+            str(preds_file),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     preds = pd.read_csv(preds_file)[targets].to_numpy(dtype=float)
     best = next(out.rglob("best-epoch=*.ckpt")).name
     best_epoch = int(best.split("=")[1].split("-")[0]) + 1  # Lightning counts from 0
     epochs = int(pd.read_csv(next(out.rglob("metrics.csv")))["epoch"].max()) + 1
     # chemprop logs no time per epoch: the run's wall time shared evenly over its epochs
-    return {"preds": preds, "seconds": seconds, "epochs": epochs, "best_epoch": best_epoch,
-            "seconds_to_best": seconds * best_epoch / epochs}  # fmt: skip
+    return {
+        "preds": preds,
+        "seconds": seconds,
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "seconds_to_best": seconds * best_epoch / epochs,
+    }
 
 
 TOOLS = {"molpred": run_molpred, "chemprop": run_chemprop}
@@ -105,20 +155,34 @@ TOOLS = {"molpred": run_molpred, "chemprop": run_chemprop}
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", nargs="+", default=["esol", "freesolv", "lipo", "bbbp", "bace",
-                                                      "clintox", "tox21", "sider"])  # fmt: skip
+    ap.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["esol", "freesolv", "lipo", "bbbp", "bace", "clintox", "tox21", "sider"],
+    )
     ap.add_argument("--replicates", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--tools", nargs="+", default=["molpred", "chemprop"], choices=list(TOOLS))
     ap.add_argument("--epochs", type=int, help="override both tools' epochs (quick mode)")
-    ap.add_argument("--quick", action="store_true",
-                    help="the harness's smoke test: FreeSolv, replicate 0, 3 epochs, both tools")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="the harness's smoke test: FreeSolv, replicate 0, 3 epochs, both tools",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
-    ap.add_argument("--reuse", nargs="*", default=[], metavar="JSON",
-                    help="earlier result files: chemprop's result for a (data set, replicate) "
-                         "found there is reused (it does not change when molpred does)")
-    ap.add_argument("--summarize", action="store_true",
-                    help="only write --out's Markdown table from its JSON (e.g. after a stopped "
-                         "run: rows are saved as they finish)")
+    ap.add_argument(
+        "--reuse",
+        nargs="*",
+        default=[],
+        metavar="JSON",
+        help="earlier result files: chemprop's result for a (data set, replicate) "
+        "found there is reused (it does not change when molpred does)",
+    )
+    ap.add_argument(
+        "--summarize",
+        action="store_true",
+        help="only write --out's Markdown table from its JSON (e.g. after a stopped "
+        "run: rows are saved as they finish)",
+    )
     args = ap.parse_args()
     if args.summarize:
         out = Path(args.out)
@@ -127,9 +191,12 @@ def main() -> None:
         return
     if args.quick:
         args.datasets, args.replicates, args.epochs = ["freesolv"], [0], args.epochs or 3
-    earlier = {(r["dataset"], r["replicate"], r["tool"]): r
-               for f in args.reuse for r in json.loads(Path(f).read_text())
-               if r["tool"] == "chemprop"}  # fmt: skip
+    earlier = {
+        (r["dataset"], r["replicate"], r["tool"]): r
+        for f in args.reuse
+        for r in json.loads(Path(f).read_text())
+        if r["tool"] == "chemprop"
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -147,8 +214,15 @@ def main() -> None:
                 res = TOOLS[tool](df, targets, task, splits[rep], workdir, args.epochs)
                 m = compute_metrics(y, res.pop("preds"), targets, [task] * len(targets))
                 overall = {k: v for k, v in m.items() if "/" not in k}
-                row = {"dataset": name, "replicate": rep, "tool": tool, "metric": metric,
-                       "value": m[metric], **overall, **res}  # fmt: skip
+                row = {
+                    "dataset": name,
+                    "replicate": rep,
+                    "tool": tool,
+                    "metric": metric,
+                    "value": m[metric],
+                    **overall,
+                    **res,
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 out.write_text(json.dumps(rows, indent=2) + "\n")  # partial results survive
@@ -161,24 +235,30 @@ def main() -> None:
 def summary_table(df: pd.DataFrame) -> str:
     """Markdown: per data set and tool, test metric mean ± sd over replicates, train seconds,
     seconds per epoch and to the best epoch; then one verdict row per data set."""
-    lines = ["| data set | metric | tool | test (mean ± sd) | replicates | train s (mean) "
-             "| s per epoch | s to best epoch (mean) |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| data set | metric | tool | test (mean ± sd) | replicates | train s (mean) "
+        "| s per epoch | s to best epoch (mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (name, tool), g in df.groupby(["dataset", "tool"], sort=False):
         sd = g["value"].std(ddof=0)
         to_best = g["seconds_to_best"].mean() if "seconds_to_best" in g else float("nan")
         per_epoch = (g["seconds"] / g["epochs"]).mean()
-        lines.append(f"| {name} | {g['metric'].iloc[0]} | {tool} | {g['value'].mean():.3f} ± "
-                     f"{sd:.3f} | {len(g)} | {g['seconds'].mean():.0f} | {per_epoch:.2f} | "
-                     f"{to_best:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {g['metric'].iloc[0]} | {tool} | {g['value'].mean():.3f} ± "
+            f"{sd:.3f} | {len(g)} | {g['seconds'].mean():.0f} | {per_epoch:.2f} | "
+            f"{to_best:.0f} |"
+        )
     return "\n".join(lines) + "\n\n" + verdicts(df)
 
 
 def verdicts(df: pd.DataFrame) -> str:
     """Per data set: does molpred's mean beat chemprop's, is a loss within chemprop's sd, and
     the ratio of the times to the best epoch (chemprop / molpred)."""
-    lines = ["| data set | molpred | chemprop | verdict | time to best, chemprop / molpred |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| data set | molpred | chemprop | verdict | time to best, chemprop / molpred |",
+        "|---|---|---|---|---|",
+    ]
     for name, g in df.groupby("dataset", sort=False):
         tools = {t: gg for t, gg in g.groupby("tool")}
         if set(tools) != {"molpred", "chemprop"}:
@@ -188,10 +268,12 @@ def verdicts(df: pd.DataFrame) -> str:
         better = mine.mean() > ref.mean() if higher else mine.mean() < ref.mean()
         within = abs(mine.mean() - ref.mean()) <= max(ref.std(ddof=0), mine.std(ddof=0))
         verdict = "win" if better else ("loss within 1 sd" if within else "loss")
-        ratio = tools["chemprop"]["seconds_to_best"].mean() / tools["molpred"][
-            "seconds_to_best"].mean()  # fmt: skip
-        lines.append(f"| {name} | {mine.mean():.3f} | {ref.mean():.3f} | {verdict} | "
-                     f"{ratio:.1f}x |")  # fmt: skip
+        ratio = (
+            tools["chemprop"]["seconds_to_best"].mean() / tools["molpred"]["seconds_to_best"].mean()
+        )
+        lines.append(
+            f"| {name} | {mine.mean():.3f} | {ref.mean():.3f} | {verdict} | {ratio:.1f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 

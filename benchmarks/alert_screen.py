@@ -26,8 +26,10 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def main() -> None:
-    smiles = (pd.read_csv(SHARED / "HIV.csv")["smiles"].head(15_000).tolist()
-              + pd.read_csv(SHARED / "tox21.csv")["smiles"].tolist())  # fmt: skip
+    smiles = (
+        pd.read_csv(SHARED / "HIV.csv")["smiles"].head(15_000).tolist()
+        + pd.read_csv(SHARED / "tox21.csv")["smiles"].tolist()
+    )
     with rdkit_log_silenced():
         mols = [m for m in map(Chem.MolFromSmiles, smiles) if m is not None]
     result = {"date": time.strftime("%Y-%m-%d"), "molecules": len(mols)}
@@ -45,7 +47,7 @@ def main() -> None:
             "mismatches": sum(a != b for a, b in zip(full, fast, strict=True)),
             "rdkit_ms_per_molecule": round(full_s / len(mols) * 1e3, 3),
             "screened_ms_per_molecule": round(fast_s / len(mols) * 1e3, 3),
-        }  # fmt: skip
+        }
     save_result(result, ROOT / "benchmarks" / "results" / "alert_screen.json")
 
 

@@ -34,11 +34,16 @@ def main() -> None:
     with serve() as url:
         seconds, tables = concurrent_sessions(url, batches)
     check_no_cross_talk(batches, tables)
-    result = {"date": time.strftime("%Y-%m-%d"), "cores": 2, "sessions": args.sessions,
-              "molecules_per_session": n, "models": "all bundled (6, 18 tasks)",
-              "seconds_all_sessions_done": round(seconds, 1),
-              "scored_rows": int(sum((t["error"] == "").sum() for t in tables)),
-              "cross_talk": False}  # fmt: skip
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": 2,
+        "sessions": args.sessions,
+        "molecules_per_session": n,
+        "models": "all bundled (6, 18 tasks)",
+        "seconds_all_sessions_done": round(seconds, 1),
+        "scored_rows": int(sum((t["error"] == "").sum() for t in tables)),
+        "cross_talk": False,
+    }
     save_result(result, ROOT / "benchmarks" / "results" / "app_load.json")
 
 

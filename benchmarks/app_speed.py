@@ -63,14 +63,17 @@ def main() -> None:
     page_s = page_seconds(smiles)
     one_model_s = page_seconds(smiles, ["solubility"])
     result = {
-        "date": time.strftime("%Y-%m-%d"), "cores": 2, "molecules": len(smiles),
-        "models": list(models), "tasks": sum(len(m.task_names) for m in models.values()),
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": 2,
+        "molecules": len(smiles),
+        "models": list(models),
+        "tasks": sum(len(m.task_names) for m in models.values()),
         "scored": int((table["error"] == "").sum()),
         "library_screen_1_process_seconds": round(library_1_s, 2),
         "library_screen_all_cores_with_depictions_seconds": round(library_s, 2),
         "page_score_and_rank_seconds": round(page_s, 2),
         "page_score_and_rank_solubility_only_seconds": round(one_model_s, 2),
-    }  # fmt: skip
+    }
     save_result(result, ROOT / "benchmarks" / "results" / "app_speed.json")
 
 

@@ -73,9 +73,16 @@ def run_job(job: tuple[str, str, int]) -> dict:
     torch.manual_seed(config.seed)  # the initial weights too, as train() does
     model = build_model(ModelConfig(**model_changes, task_types=tuple(ds.task_types)))
     result = fit(model, ds.subset(sp.train), ds.subset(sp.val), config, progress=False)
-    return {"dataset": name, "candidate": candidate, "replicate": rep, "metric": result.metric,
-            "val": result.best_score, "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history), "seconds": result.seconds}  # fmt: skip
+    return {
+        "dataset": name,
+        "candidate": candidate,
+        "replicate": rep,
+        "metric": result.metric,
+        "val": result.best_score,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "seconds": result.seconds,
+    }
 
 
 def summarize(rows: list[dict]) -> str:
@@ -85,15 +92,22 @@ def summarize(rows: list[dict]) -> str:
     sign = metric.map(lambda m: 1.0 if HIGHER_IS_BETTER[m] else -1.0)
     gain = table.sub(table[BASELINE], axis=0).mul(sign, axis=0).div(table[BASELINE], axis=0)
     seconds = df.groupby("candidate")["seconds"].sum()
-    lines = ["| data set | metric | " + " | ".join(table.columns) + " |",
-             "|---|---|" + "---|" * len(table.columns)]  # fmt: skip
+    lines = [
+        "| data set | metric | " + " | ".join(table.columns) + " |",
+        "|---|---|" + "---|" * len(table.columns),
+    ]
     for name, row in table.iterrows():
-        lines.append(f"| {name} | {metric[name]} | "
-                     + " | ".join(f"{v:.4f}" for v in row) + " |")  # fmt: skip
-    lines.append(f"| **mean relative gain vs {BASELINE}** | | "
-                 + " | ".join(f"{100 * v:+.2f}%" for v in gain.mean()) + " |")  # fmt: skip
-    lines.append("| train seconds (all jobs, 1 thread each) | | "
-                 + " | ".join(f"{seconds[c]:.0f}" for c in table.columns) + " |")  # fmt: skip
+        lines.append(f"| {name} | {metric[name]} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    lines.append(
+        f"| **mean relative gain vs {BASELINE}** | | "
+        + " | ".join(f"{100 * v:+.2f}%" for v in gain.mean())
+        + " |"
+    )
+    lines.append(
+        "| train seconds (all jobs, 1 thread each) | | "
+        + " | ".join(f"{seconds[c]:.0f}" for c in table.columns)
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -109,16 +123,30 @@ def main() -> None:
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     if not args.summarize:
         done = {(r["dataset"], r["candidate"], r["replicate"]) for r in rows}
-        jobs = [(d, c, r) for d in args.datasets for c in args.candidates for r in range(3)
-                if (d, c, r) not in done]  # fmt: skip
+        jobs = [
+            (d, c, r)
+            for d in args.datasets
+            for c in args.candidates
+            for r in range(3)
+            if (d, c, r) not in done
+        ]
         # data sets come largest first, so the two processes finish together
         with mp.get_context("fork").Pool(args.processes) as pool:
             for row in pool.imap_unordered(run_job, jobs):
                 rows.append(row)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"candidates": {k: {"model": m, "train": t}
-                                           for k, (m, t) in CANDIDATES.items()},
-                                           "rows": rows}, indent=2) + "\n")  # fmt: skip
+                out.write_text(
+                    json.dumps(
+                        {
+                            "candidates": {
+                                k: {"model": m, "train": t} for k, (m, t) in CANDIDATES.items()
+                            },
+                            "rows": rows,
+                        },
+                        indent=2,
+                    )
+                    + "\n"
+                )
                 print(row, flush=True)
     table = summarize(rows)
     out.with_suffix(".md").write_text(table + "\n")

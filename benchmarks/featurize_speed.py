@@ -82,9 +82,13 @@ def chemprop_featurize_rate(smiles: list[str]) -> int | None:
     with tempfile.NamedTemporaryFile("w", suffix=".smi", delete=False) as fh:
         fh.write("\n".join(smiles))
     try:
-        out = subprocess.run([str(python), "-c", _CHEMPROP_RATE, fh.name], check=True,
-                             capture_output=True, text=True, env={**os.environ,
-                             "OMP_NUM_THREADS": "1"})  # fmt: skip
+        out = subprocess.run(
+            [str(python), "-c", _CHEMPROP_RATE, fh.name],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     finally:
         os.unlink(fh.name)
     return int(out.stdout.strip().splitlines()[-1])
@@ -113,8 +117,14 @@ def main() -> None:
     chemprop = chemprop_featurize_rate(smiles)
 
     esol = pd.read_csv(ROOT / "data" / "esol.csv")
-    _, metrics = train(esol, "smiles", ["measured log solubility in mols per litre"],
-                       train_config=TrainConfig(), progress=False, cache_dir=None)  # fmt: skip
+    _, metrics = train(
+        esol,
+        "smiles",
+        ["measured log solubility in mols per litre"],
+        train_config=TrainConfig(),
+        progress=False,
+        cache_dir=None,
+    )
     member = metrics["members"][0]
     result = {
         "date": date.today().isoformat(),

@@ -44,13 +44,21 @@ SMALL = ModelConfig(hidden_size=48, head_hidden_size=48, depth=2)
 
 def campaign(n_predict: int, n_files: int, n_train: int) -> dict:
     esol = pd.read_csv(ROOT / "data" / "esol.csv").head(60)
-    model, _ = train(esol, "smiles", [TARGET], model_config=SMALL, progress=False,
-                     train_config=TrainConfig(epochs=3), cache_dir=None)  # fmt: skip
+    model, _ = train(
+        esol,
+        "smiles",
+        [TARGET],
+        model_config=SMALL,
+        progress=False,
+        train_config=TrainConfig(epochs=3),
+        cache_dir=None,
+    )
     counts: Counter = Counter()
 
     def run(n: int):
-        return settings(max_examples=n, deadline=None, database=None,
-                        suppress_health_check=list(HealthCheck))  # fmt: skip
+        return settings(
+            max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
 
     @run(n_predict)
     @given(inputs=st.lists(smiles_inputs(), max_size=12))
@@ -66,9 +74,15 @@ def campaign(n_predict: int, n_files: int, n_train: int) -> dict:
             counts[f"files_{check_file(model, Path(tmp), *file)}"] += 1
 
     def fit(df):
-        return train(df, "smiles", ["y"], model_config=SMALL,
-                     train_config=TrainConfig(epochs=1, batch_size=32), progress=False,
-                     cache_dir=None)[0]  # fmt: skip
+        return train(
+            df,
+            "smiles",
+            ["y"],
+            model_config=SMALL,
+            train_config=TrainConfig(epochs=1, batch_size=32),
+            progress=False,
+            cache_dir=None,
+        )[0]
 
     @run(n_train)
     @given(values=st.lists(labels(), min_size=1, max_size=24))
@@ -90,10 +104,12 @@ def main() -> None:
     ap.add_argument("--train-examples", type=int, default=200)
     args = ap.parse_args()
     counts = campaign(args.predict_examples, args.file_examples, args.train_examples)
-    total = sum(v for k, v in counts.items()
-                if k in ("smiles_inputs", "label_values") or k.startswith("files_"))  # fmt: skip
-    result = {"date": time.strftime("%Y-%m-%d"), "generated_inputs": total, "failures": 0,
-              **counts}  # fmt: skip
+    total = sum(
+        v
+        for k, v in counts.items()
+        if k in ("smiles_inputs", "label_values") or k.startswith("files_")
+    )
+    result = {"date": time.strftime("%Y-%m-%d"), "generated_inputs": total, "failures": 0, **counts}
     save_result(result, ROOT / "benchmarks" / "results" / "fuzz_campaign.json")
 
 

@@ -79,14 +79,17 @@ def main() -> None:
     }
     feats = featurize_chunk(smiles)
     stages["send_chunk_pickle_out_and_in"] = per_molecule(
-        lambda: pickle.loads(pickle.dumps(feats, protocol=5)), n)  # fmt: skip
+        lambda: pickle.loads(pickle.dumps(feats, protocol=5)), n
+    )
 
     model_us = {}
     for hidden in (200, 300):
         model = build_model(ModelConfig(hidden_size=hidden)).eval()
         for bs in (128, 512):
-            batches = [collate(feats.graphs[i : i + bs], feats.descriptors[i : i + bs])
-                       for i in range(0, n, bs)]  # fmt: skip
+            batches = [
+                collate(feats.graphs[i : i + bs], feats.descriptors[i : i + bs])
+                for i in range(0, n, bs)
+            ]
 
             def score(batches=batches, model=model) -> None:
                 with torch.inference_mode():
@@ -105,9 +108,14 @@ def main() -> None:
         "sparse_product": per_molecule(lambda: max_similarity(queries, ref), len(queries)),
         "dense_product": per_molecule(lambda: dense_max_similarity(queries, ref), len(queries)),
     }
-    result = {"date": date.today().isoformat(), "molecules": n, "threads": 1,
-              "cpu_us_per_molecule": stages, "model_cpu_us_per_molecule": model_us,
-              "domain_similarity_cpu_us_per_query": domain_us}  # fmt: skip
+    result = {
+        "date": date.today().isoformat(),
+        "molecules": n,
+        "threads": 1,
+        "cpu_us_per_molecule": stages,
+        "model_cpu_us_per_molecule": model_us,
+        "domain_similarity_cpu_us_per_query": domain_us,
+    }
     save_result(result, Path(args.out))
 
 

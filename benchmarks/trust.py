@@ -41,27 +41,39 @@ def run(name: str, rep: int, confidence: float, workdir: Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "split.json").write_text(json.dumps([split]))
     start = time.perf_counter()
-    model, metrics = train(df, "smiles", targets, task_types=task, progress=False,
-                           splits_file=workdir / "split.json", cache_dir=None)  # fmt: skip
+    model, metrics = train(
+        df,
+        "smiles",
+        targets,
+        task_types=task,
+        progress=False,
+        splits_file=workdir / "split.json",
+        cache_dir=None,
+    )
     seconds = time.perf_counter() - start
     fit_seconds = sum(m["seconds"] for m in metrics["members"])
-    report = evaluate_model(model, df.iloc[split["test"]], "smiles", targets,
-                            confidence=confidence)  # fmt: skip
+    report = evaluate_model(model, df.iloc[split["test"]], "smiles", targets, confidence=confidence)
     unc = report["uncertainty"]
     row = {
-        "dataset": name, "replicate": rep, "task": task, "confidence": confidence,
+        "dataset": name,
+        "replicate": rep,
+        "task": task,
+        "confidence": confidence,
         "coverage": float(np.mean([u["coverage"] for u in unc.values()])),
         "n_test": report["n_molecules"],
         "metric": report["metrics"].get("rmse", report["metrics"].get("roc_auc")),
-        "train_seconds": seconds, "fit_seconds": fit_seconds,
+        "train_seconds": seconds,
+        "fit_seconds": fit_seconds,
         "domain_threshold": report.get("domain_threshold"),
-        "in_domain": report.get("in_domain"), "out_of_domain": report.get("out_of_domain"),
+        "in_domain": report.get("in_domain"),
+        "out_of_domain": report.get("out_of_domain"),
         "by_similarity": report.get("by_similarity"),
-    }  # fmt: skip
+    }
     if task == "regression":
         row["spearman"] = float(np.nanmean([u["spearman"] for u in unc.values()]))
-        row["miscalibration_area"] = float(np.mean([u["miscalibration_area"]
-                                                    for u in unc.values()]))  # fmt: skip
+        row["miscalibration_area"] = float(
+            np.mean([u["miscalibration_area"] for u in unc.values()])
+        )
     else:
         row["mean_set_size"] = float(np.mean([u["mean_set_size"] for u in unc.values()]))
     if rep == 0:
@@ -97,9 +109,11 @@ def main() -> None:
 
 
 def summary(df: pd.DataFrame) -> str:
-    lines = ["| data set | replicates | target coverage | coverage (mean ± sd) | Spearman "
-             "abs(err) vs sd | miscalibration area | MAE in / out of domain (rep 0) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| data set | replicates | target coverage | coverage (mean ± sd) | Spearman "
+        "abs(err) vs sd | miscalibration area | MAE in / out of domain (rep 0) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, g in df.groupby("dataset", sort=False):
         first = g.iloc[0]
         task0 = [k for k in (first["in_domain"] or {}) if k.endswith("/mae")]
@@ -107,12 +121,15 @@ def summary(df: pd.DataFrame) -> str:
         if task0:
             a, b = first["in_domain"][task0[0]], first["out_of_domain"][task0[0]]
             in_out = f"{a:.3f} (n={first['in_domain']['n']}) / " + (
-                f"{b:.3f} (n={first['out_of_domain']['n']})" if b is not None else "none flagged")
+                f"{b:.3f} (n={first['out_of_domain']['n']})" if b is not None else "none flagged"
+            )
         spearman = _mean(g, "spearman", "{:.2f}")
         misc = _mean(g, "miscalibration_area", "{:.3f}")
-        lines.append(f"| {name} | {len(g)} | {g['confidence'].iloc[0]:.2f} | "
-                     f"{g['coverage'].mean():.3f} ± {g['coverage'].std(ddof=0):.3f} | {spearman} "
-                     f"| {misc} | {in_out} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {len(g)} | {g['confidence'].iloc[0]:.2f} | "
+            f"{g['coverage'].mean():.3f} ± {g['coverage'].std(ddof=0):.3f} | {spearman} "
+            f"| {misc} | {in_out} |"
+        )
     return "\n".join(lines) + "\n"
 
 

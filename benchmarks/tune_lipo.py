@@ -38,8 +38,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def test_rmse(df: pd.DataFrame, split: dict, target: str, split_file: Path, **kw) -> dict:
     start = time.perf_counter()
-    model, _ = train(df, "smiles", [target], splits_file=split_file, progress=False,
-                     cache_dir=None, **kw)  # fmt: skip
+    model, _ = train(
+        df, "smiles", [target], splits_file=split_file, progress=False, cache_dir=None, **kw
+    )
     seconds = time.perf_counter() - start
     test = df.iloc[split["test"]]
     preds = predict(model, test["smiles"].tolist())[[target]].to_numpy(dtype=float)
@@ -67,15 +68,33 @@ def main() -> None:
     db = RUNS / "lipo.db"
     db.unlink(missing_ok=True)
     storage = f"sqlite:///{db}"
-    cmd = [sys.executable, "-m", "molpred.cli", "tune", str(SPLITS / "clean" / "lipo.csv"),
-           "--smiles-column", "smiles", "--target-columns", target, "--n-trials",
-           str(args.trials), "--timeout", str(args.timeout), "--storage", storage,
-           "--study-name", "lipo", "--splits-file", str(split_file), "--replicate", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molpred.cli",
+        "tune",
+        str(SPLITS / "clean" / "lipo.csv"),
+        "--smiles-column",
+        "smiles",
+        "--target-columns",
+        target,
+        "--n-trials",
+        str(args.trials),
+        "--timeout",
+        str(args.timeout),
+        "--storage",
+        storage,
+        "--study-name",
+        "lipo",
+        "--splits-file",
+        str(split_file),
+        "--replicate",
+        "0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per worker
     start = time.perf_counter()
     logs = [open(RUNS / f"worker{i}.log", "w") for i in range(args.workers)]
-    workers = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-               for log in logs]  # fmt: skip
+    workers = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
     for w in workers:
         w.wait()
     study_seconds = time.perf_counter() - start
@@ -83,25 +102,34 @@ def main() -> None:
     export_best(study, RUNS / "best.json", storage)
     write_report(study, RUNS / "lipo_report.html")
     model_cfg, train_cfg, _ = load_config(RUNS / "best.json")
-    tuned = test_rmse(df, split, target, split_file, model_config=model_cfg,
-                      train_config=train_cfg)  # fmt: skip
+    tuned = test_rmse(df, split, target, split_file, model_config=model_cfg, train_config=train_cfg)
     print(f"tuned: {tuned}", flush=True)
 
     states = [t.state for t in study.trials]
-    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                       optuna.trial.TrialState.PRUNED)]  # fmt: skip
+    finished = [
+        t
+        for t in study.trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     result = {
-        "date": time.strftime("%Y-%m-%d"), "cores": 2, "workers": args.workers, "dataset": "lipo",
-        "replicate": args.replicate, "n_trials": len(finished),
+        "date": time.strftime("%Y-%m-%d"),
+        "cores": 2,
+        "workers": args.workers,
+        "dataset": "lipo",
+        "replicate": args.replicate,
+        "n_trials": len(finished),
         "complete": states.count(optuna.trial.TrialState.COMPLETE),
         "pruned": states.count(optuna.trial.TrialState.PRUNED),
         "study_minutes": study_seconds / 60,
-        "best_trial": study.best_trial.number, "best_val_rmse": study.best_value,
+        "best_trial": study.best_trial.number,
+        "best_val_rmse": study.best_value,
         "best_params": study.best_params,
-        "default_test": default, "tuned_test": tuned,
+        "default_test": default,
+        "tuned_test": tuned,
         "improvement_pct": 100 * (default["rmse"] - tuned["rmse"]) / default["rmse"],
-        "trial_minutes": [round((t.duration.total_seconds() if t.duration else np.nan) / 60, 2)
-                          for t in finished],  # fmt: skip
+        "trial_minutes": [
+            round((t.duration.total_seconds() if t.duration else np.nan) / 60, 2) for t in finished
+        ],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tune_lipo.json").write_text(json.dumps(result, indent=2, default=float) + "\n")

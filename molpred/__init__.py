@@ -6,36 +6,45 @@ Python API (the CLI and the web app call the same functions)::
     model, metrics = molpred.train("data/delaney.csv", "smiles", ["logS"])
     model.save("esol.pt")
     molpred.predict(molpred.load_model("esol.pt"), ["CCO", "c1ccccc1"])  # -> pandas.DataFrame
+
+The names below load on first use, so ``molpred --help`` starts without importing torch.
 """
 
 import os
+from importlib import import_module
+
+from molpred._version import __version__
 
 # OpenMP threads that spin while idle steal the cores from featurization worker processes:
 # sleeping instead scores 10% more molecules/s in `predict --workers 2` and trains equally fast
 # (measured on 2 cores). Set before torch loads libgomp; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from molpred._version import __version__  # noqa: E402
-from molpred.artifact import ModelFileError, MolpredModel, load_model  # noqa: E402
-from molpred.chem import InvalidMoleculeError, standardize  # noqa: E402
-from molpred.io import DataError  # noqa: E402
-from molpred.models import ModelConfig  # noqa: E402
-from molpred.predict import predict, predict_file  # noqa: E402
-from molpred.predictor import Predictor  # noqa: E402
-from molpred.train import TrainConfig, train  # noqa: E402
+_HOMES = {
+    "train": "molpred.train",
+    "TrainConfig": "molpred.train",
+    "predict": "molpred.predict",
+    "predict_file": "molpred.predict",
+    "Predictor": "molpred.predictor",
+    "load_model": "molpred.artifact",
+    "MolpredModel": "molpred.artifact",
+    "ModelFileError": "molpred.artifact",
+    "ModelConfig": "molpred.models",
+    "standardize": "molpred.chem",
+    "InvalidMoleculeError": "molpred.chem",
+    "DataError": "molpred.io",
+}
 
-__all__ = [
-    "__version__",
-    "train",
-    "predict",
-    "predict_file",
-    "Predictor",
-    "load_model",
-    "MolpredModel",
-    "ModelConfig",
-    "TrainConfig",
-    "standardize",
-    "InvalidMoleculeError",
-    "DataError",
-    "ModelFileError",
-]
+__all__ = ["__version__", *_HOMES]
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'molpred' has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -79,8 +79,9 @@ def weights_digest(members: Sequence[dict[str, torch.Tensor]]) -> str:
 def data_fingerprint(smiles: Sequence[str], targets: np.ndarray) -> str:
     """SHA-256 of the training molecules and labels (order-independent)."""
     h = hashlib.sha256()
-    for smi, row in sorted(zip(smiles, np.round(targets.astype(float), 6).tolist(), strict=True),
-                           key=lambda p: p[0]):  # fmt: skip
+    for smi, row in sorted(
+        zip(smiles, np.round(targets.astype(float), 6).tolist(), strict=True), key=lambda p: p[0]
+    ):
         h.update(f"{smi}\t{row}\n".encode())
     return h.hexdigest()
 
@@ -114,35 +115,47 @@ class ModelInfo:
         calibration = meta.get("calibration") or {}
         scores = calibration.get("conformal_scores") or []
         return cls(
-            task_names=tuple(meta["task_names"]), task_types=tuple(meta["task_types"]),
+            task_names=tuple(meta["task_names"]),
+            task_types=tuple(meta["task_types"]),
             standardization=meta.get("standardization", "parent"),
             model_config=dict(meta.get("model_config", {})),
-            train_config=dict(meta.get("train_config", {})), metrics=meta.get("metrics", {}),
-            split=meta.get("split"), n_train_molecules=meta.get("n_train_molecules"),
-            data_fingerprint=meta.get("data_fingerprint", ""), created=meta.get("created", ""),
+            train_config=dict(meta.get("train_config", {})),
+            metrics=meta.get("metrics", {}),
+            split=meta.get("split"),
+            n_train_molecules=meta.get("n_train_molecules"),
+            data_fingerprint=meta.get("data_fingerprint", ""),
+            created=meta.get("created", ""),
             molpred_version=meta.get("molpred_version", "?"),
             provenance=meta.get("provenance") or {},
             conformal_scores=tuple(tuple(s or ()) for s in scores),
             n_calibration=tuple(calibration.get("n_calibration") or ()),
             domain_threshold=calibration.get("domain_threshold"),
-        )  # fmt: skip
+        )
 
     def to_dict(self) -> dict[str, Any]:
         calibration: dict[str, Any] = {}
         if self.conformal_scores:
-            calibration = {"conformal_scores": [list(s) for s in self.conformal_scores],
-                           "n_calibration": list(self.n_calibration)}  # fmt: skip
+            calibration = {
+                "conformal_scores": [list(s) for s in self.conformal_scores],
+                "n_calibration": list(self.n_calibration),
+            }
         if self.domain_threshold is not None:
             calibration["domain_threshold"] = self.domain_threshold
         return {
-            "task_names": list(self.task_names), "task_types": list(self.task_types),
-            "standardization": self.standardization, "model_config": self.model_config,
-            "train_config": self.train_config, "metrics": self.metrics, "split": self.split,
+            "task_names": list(self.task_names),
+            "task_types": list(self.task_types),
+            "standardization": self.standardization,
+            "model_config": self.model_config,
+            "train_config": self.train_config,
+            "metrics": self.metrics,
+            "split": self.split,
             "n_train_molecules": self.n_train_molecules,
-            "data_fingerprint": self.data_fingerprint, "created": self.created,
-            "molpred_version": self.molpred_version, "provenance": self.provenance,
+            "data_fingerprint": self.data_fingerprint,
+            "created": self.created,
+            "molpred_version": self.molpred_version,
+            "provenance": self.provenance,
             "calibration": calibration,
-        }  # fmt: skip
+        }
 
     @property
     def card(self) -> str | None:
@@ -181,14 +194,29 @@ class MolpredModel:
         return self.members[0].config
 
     @classmethod
-    def from_training(cls, members, dataset, *, model_config, train_config, metrics, split,
-                      provenance=None, calibration=None, domain=None,
-                      standardization="none") -> MolpredModel:  # fmt: skip
+    def from_training(
+        cls,
+        members,
+        dataset,
+        *,
+        model_config,
+        train_config,
+        metrics,
+        split,
+        provenance=None,
+        calibration=None,
+        domain=None,
+        standardization="none",
+    ) -> MolpredModel:
         calibration = calibration or {}
         info = ModelInfo(
-            task_names=tuple(dataset.task_names), task_types=tuple(dataset.task_types),
-            standardization=standardization, model_config=model_config,
-            train_config=train_config, metrics=metrics, split=split,
+            task_names=tuple(dataset.task_names),
+            task_types=tuple(dataset.task_types),
+            standardization=standardization,
+            model_config=model_config,
+            train_config=train_config,
+            metrics=metrics,
+            split=split,
             n_train_molecules=len(dataset),
             data_fingerprint=data_fingerprint(dataset.smiles, dataset.targets),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -196,7 +224,7 @@ class MolpredModel:
             conformal_scores=tuple(tuple(s) for s in calibration.get("conformal_scores", [])),
             n_calibration=tuple(calibration.get("n_calibration", [])),
             domain_threshold=calibration.get("domain_threshold"),
-        )  # fmt: skip
+        )
         return cls(list(members), info, problems=dataset.problems, domain=domain)
 
     def save(self, path: str | Path) -> Path:
@@ -265,8 +293,9 @@ def load_model(
         if not p.is_file():
             raise ModelFileError(f"model file not found: {p}")
     if not zipfile.is_zipfile(source):  # torch.save writes a zip archive; anything else is not ours
-        raise ModelFileError(f"{p.name} is not a readable molpred model file (not a PyTorch "
-                             "archive)")  # fmt: skip
+        raise ModelFileError(
+            f"{p.name} is not a readable molpred model file (not a PyTorch archive)"
+        )
     if isinstance(source, io.BytesIO):
         source.seek(0)
     try:
@@ -275,20 +304,27 @@ def load_model(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{p.name} is not a readable molpred model file: {first}") from None
     except Exception as exc:  # weights_only refusing a pickled object lands here too
-        raise ModelFileError(f"{p.name} was refused: {type(exc).__name__}: "
-                             f"{str(exc).strip().splitlines()[0][:200]}") from None  # fmt: skip
+        raise ModelFileError(
+            f"{p.name} was refused: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{p.name} is not a molpred model file")
     version = payload.get("format_version")
     if version not in READABLE_VERSIONS:
-        raise ModelFileError(f"{p.name} has model-file format version {version}; this molpred "
-                             f"({__version__}) reads versions {READABLE_VERSIONS}. Upgrade "
-                             "molpred or retrain the model.")  # fmt: skip
-    if version >= 3 and payload.get("metadata_sha256") != hashlib.sha256(
-        payload["metadata"].encode()
-    ).hexdigest():
-        raise ModelFileError(f"{p.name} failed its checksum: the metadata (tasks, calibration, "
-                             "thresholds) were altered or damaged")  # fmt: skip
+        raise ModelFileError(
+            f"{p.name} has model-file format version {version}; this molpred "
+            f"({__version__}) reads versions {READABLE_VERSIONS}. Upgrade "
+            "molpred or retrain the model."
+        )
+    if (
+        version >= 3
+        and payload.get("metadata_sha256")
+        != hashlib.sha256(payload["metadata"].encode()).hexdigest()
+    ):
+        raise ModelFileError(
+            f"{p.name} failed its checksum: the metadata (tasks, calibration, "
+            "thresholds) were altered or damaged"
+        )
     meta = json.loads(payload["metadata"])
     states = payload["members"]
     extras = payload.get("extras", {})
@@ -297,8 +333,10 @@ def load_model(
         raise ModelFileError(f"{p.name} failed its checksum: the weights were altered or damaged")
     if meta["featurizer"] != featurizer_spec():
         trained_with = meta["featurizer"]["version"]
-        raise ModelFileError(f"{p.name} was trained with featurizer version {trained_with}, "
-                             "incompatible with this molpred")  # fmt: skip
+        raise ModelFileError(
+            f"{p.name} was trained with featurizer version {trained_with}, "
+            "incompatible with this molpred"
+        )
     if version == 1:  # no variance head or temperatures yet
         meta["model_config"] = {"variance_head": False, **meta["model_config"]}
         for state in states:
@@ -312,7 +350,13 @@ def load_model(
     domain = None
     if "domain_fingerprints" in extras and "domain" in meta:
         d = meta["domain"]
-        domain = Domain(extras["domain_fingerprints"], extras["domain_embeddings"],
-                        d["latent_scale"], d["threshold"], d.get("rule", ""), d.get("smiles"),
-                        extras.get("domain_targets"))  # fmt: skip
+        domain = Domain(
+            extras["domain_fingerprints"],
+            extras["domain_embeddings"],
+            d["latent_scale"],
+            d["threshold"],
+            d.get("rule", ""),
+            d.get("smiles"),
+            extras.get("domain_targets"),
+        )
     return MolpredModel(members, ModelInfo.from_dict(meta), domain=domain)

@@ -85,8 +85,9 @@ def _check_text(smiles: object) -> str:
 def _finish(mol: Chem.Mol, multi_fragment: bool, standardization: str) -> Chem.Mol:
     """Sanitize (and reduce to the parent structure); raise with a reason."""
     if standardization not in STANDARDIZATIONS:
-        raise ValueError(f"standardization must be one of {STANDARDIZATIONS}, got "
-                         f"{standardization!r}")  # fmt: skip
+        raise ValueError(
+            f"standardization must be one of {STANDARDIZATIONS}, got {standardization!r}"
+        )
     try:
         Chem.SanitizeMol(mol)
     except Exception as exc:  # RDKit raises several unrelated types (valence, kekulize...)

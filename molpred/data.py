@@ -63,8 +63,13 @@ class MoleculeDataset:
 
     def featurized(self) -> Featurized:
         """The molecules as a :class:`Featurized` (for scoring with a trained model)."""
-        return Featurized(list(self.graphs), self.descriptors, list(self.smiles),
-                          [""] * len(self), self.fingerprints)  # fmt: skip
+        return Featurized(
+            list(self.graphs),
+            self.descriptors,
+            list(self.smiles),
+            [""] * len(self),
+            self.fingerprints,
+        )
 
 
 _PROBLEM_COLS = ["row", "smiles", "reason"]
@@ -121,8 +126,10 @@ def prepare_dataset(
     """
     missing = [c for c in [smiles_column, *target_columns] if c not in df.columns]
     if missing:
-        raise DataError(f"column(s) not found: {', '.join(map(repr, missing))}; "
-                        f"available: {', '.join(map(str, df.columns))}")  # fmt: skip
+        raise DataError(
+            f"column(s) not found: {', '.join(map(repr, missing))}; "
+            f"available: {', '.join(map(str, df.columns))}"
+        )
     if len(df) == 0:
         raise DataError("the table has no rows")
     df = df.reset_index(drop=True)
@@ -139,14 +146,22 @@ def prepare_dataset(
         if kind == "classification":
             values = set(np.unique(labels[col].dropna()))
             if not values <= {0.0, 1.0}:
-                raise DataError(f"classification column {col!r} must hold 0/1 labels, "
-                                f"found {sorted(values)[:5]}")  # fmt: skip
+                raise DataError(
+                    f"classification column {col!r} must hold 0/1 labels, "
+                    f"found {sorted(values)[:5]}"
+                )
 
     if standardization not in STANDARDIZATIONS:
-        raise DataError(f"standardization must be one of {STANDARDIZATIONS}, got "
-                        f"{standardization!r}")  # fmt: skip
-    feats = featurize_smiles(df[smiles_column].tolist(), canonical=True, workers=workers,
-                             cache_dir=cache_dir, standardization=standardization)  # fmt: skip
+        raise DataError(
+            f"standardization must be one of {STANDARDIZATIONS}, got {standardization!r}"
+        )
+    feats = featurize_smiles(
+        df[smiles_column].tolist(),
+        canonical=True,
+        workers=workers,
+        cache_dir=cache_dir,
+        standardization=standardization,
+    )
     y = labels.to_numpy(dtype=np.float64)
     groups: dict[str, list[int]] = {}
     for row, (err, canon) in enumerate(zip(feats.errors, feats.canonical, strict=True)):
@@ -167,8 +182,11 @@ def prepare_dataset(
         graphs.append(feats.graphs[first])
         desc.append(feats.descriptors[first])
         sources.append(rows)
-        targets.append(y[first] if len(rows) == 1 else _merge(y[rows], task_types, target_columns,
-                                                              rows, canon, problems))  # fmt: skip
+        targets.append(
+            y[first]
+            if len(rows) == 1
+            else _merge(y[rows], task_types, target_columns, rows, canon, problems)
+        )
 
     table = pd.DataFrame(problems, columns=_PROBLEM_COLS)
     for i, row in enumerate(table["row"]):  # fill in the SMILES of label problems
@@ -200,7 +218,13 @@ def _merge(values, task_types, names, rows, canon, problems) -> np.ndarray:
         frac = col.mean()
         if 0 < frac < 1:
             outcome = "missing (tie)" if frac == 0.5 else f"majority {round(frac)}"
-            problems.append((rows[0], canon, f"conflicting labels for {names[t]!r} in rows "
-                             f"{rows}: {col.astype(int).tolist()} -> {outcome}"))  # fmt: skip
+            problems.append(
+                (
+                    rows[0],
+                    canon,
+                    f"conflicting labels for {names[t]!r} in rows "
+                    f"{rows}: {col.astype(int).tolist()} -> {outcome}",
+                )
+            )
         merged[t] = np.nan if frac == 0.5 else float(round(frac))
     return merged

@@ -51,18 +51,25 @@ def _read(input_path: Path, ray_data):
         ds = ray_data.read_parquet(str(input_path))
         return ds.map_batches(lambda df: df.astype(str), batch_format="pandas"), ds.columns()
     if fmt not in ("csv", "tsv"):
-        raise DataError("--engine ray reads .csv, .tsv (optionally .gz) and .parquet; "
-                        f"convert {input_path.name} first")  # fmt: skip
+        raise DataError(
+            "--engine ray reads .csv, .tsv (optionally .gz) and .parquet; "
+            f"convert {input_path.name} first"
+        )
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
     delimiter = "," if fmt == "csv" else "\t"
     columns = list(pd.read_csv(input_path, sep=delimiter, nrows=0, encoding="utf-8-sig").columns)
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
-                                   strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False)  # fmt: skip
-    ds = ray_data.read_csv(str(input_path), parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                           convert_options=convert)  # fmt: skip
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in columns},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    ds = ray_data.read_csv(
+        str(input_path),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=convert,
+    )
     return ds, columns
 
 
@@ -102,22 +109,32 @@ def predict_file_ray(
     if not to_directory:
         table_format(out)
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
     ds, columns = _read(input_path, ray.data)
-    col = pick_column(columns, molblock_column, "molblock") if molblock_column \
-        else pick_column(columns, smiles_column, "SMILES")  # fmt: skip
+    col = (
+        pick_column(columns, molblock_column, "molblock")
+        if molblock_column
+        else pick_column(columns, smiles_column, "SMILES")
+    )
     # leave one CPU for the read tasks: actors holding every CPU would starve them
     n_actors = actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
     scored = ds.map_batches(
-        _Scorer, batch_format="pandas", batch_size=chunk_size,
+        _Scorer,
+        batch_format="pandas",
+        batch_size=chunk_size,
         compute=ray.data.ActorPoolStrategy(size=n_actors),
-        fn_constructor_kwargs=dict(predictor_ref=ray.put(predictor), column=col,
-                                   molblock=molblock_column is not None, threads=threads),
-    )  # fmt: skip
+        fn_constructor_kwargs=dict(
+            predictor_ref=ray.put(predictor),
+            column=col,
+            molblock=molblock_column is not None,
+            threads=threads,
+        ),
+    )
     rows = ok = 0
     if to_directory:
         scored = scored.materialize()
@@ -128,8 +145,11 @@ def predict_file_ray(
         with TableWriter(out) as writer:
             for batch in scored.iter_batches(batch_size=chunk_size, batch_format="pandas"):
                 # predictions are float32; the trip through Arrow widens them (exactly)
-                wide = {c: "float32" for c in batch.columns
-                        if pd.api.types.is_float_dtype(batch[c].dtype)}  # fmt: skip
+                wide = {
+                    c: "float32"
+                    for c in batch.columns
+                    if pd.api.types.is_float_dtype(batch[c].dtype)
+                }
                 writer.write(batch.astype(wide))
                 rows += len(batch)
                 ok += int((batch["error"] == "").sum())

@@ -40,11 +40,14 @@ def evaluate_model(
     """
     targets = list(target_columns or model.task_names)
     if len(targets) != len(model.task_names):
-        raise DataError(f"the model predicts {len(model.task_names)} task(s), "
-                        f"got {len(targets)} target column(s)")  # fmt: skip
+        raise DataError(
+            f"the model predicts {len(model.task_names)} task(s), "
+            f"got {len(targets)} target column(s)"
+        )
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
-    ds = prepare_dataset(df, smiles_column, targets, model.task_types,
-                         standardization=model.standardization)  # fmt: skip
+    ds = prepare_dataset(
+        df, smiles_column, targets, model.task_types, standardization=model.standardization
+    )
     predictor = Predictor(model, confidence=confidence, batch_size=512)
     prepared = Prepared({model.standardization: ds.featurized()})
     frame = predictor.score(prepared, [""] * len(ds))
@@ -62,19 +65,23 @@ def evaluate_model(
         spread = frame[task.std].to_numpy(dtype=np.float64)
         if task.kind == "regression":
             unc[task.task] = uncertainty_metrics(
-                y[:, t], preds[:, t], spread, frame[task.lower].to_numpy(np.float64),
+                y[:, t],
+                preds[:, t],
+                spread,
+                frame[task.lower].to_numpy(np.float64),
                 frame[task.upper].to_numpy(np.float64),
-            )  # fmt: skip
+            )
         elif task.set:
             mask = ~np.isnan(y[:, t])
             sets = frame[task.set].to_numpy()[mask]
             truth = y[mask, t].astype(int).astype(str)
             unc[task.task] = {
                 "n": float(mask.sum()),
-                "coverage": float(np.mean([s in c.split(",")
-                                           for s, c in zip(truth, sets, strict=True)])),
+                "coverage": float(
+                    np.mean([s in c.split(",") for s, c in zip(truth, sets, strict=True)])
+                ),
                 "mean_set_size": float(np.mean([len(c.split(",")) if c else 0 for c in sets])),
-            }  # fmt: skip
+            }
     report["uncertainty"] = unc
     if schema.domain:
         sim = frame[schema.similarity].to_numpy(dtype=np.float64)
@@ -84,9 +91,13 @@ def evaluate_model(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for key, sel in (("in_domain", flag), ("out_of_domain", ~flag)):
-                report[key] = {"n": int(sel.sum()), **{
-                    f"{name}/mae": float(np.nanmean(abs_err[sel, t])) if sel.any() else None
-                    for t, name in enumerate(model.task_names)}}  # fmt: skip
+                report[key] = {
+                    "n": int(sel.sum()),
+                    **{
+                        f"{name}/mae": float(np.nanmean(abs_err[sel, t])) if sel.any() else None
+                        for t, name in enumerate(model.task_names)
+                    },
+                }
         report["domain_threshold"] = model.domain.threshold if model.domain else None
     return report
 
@@ -120,8 +131,9 @@ def plot_error_by_similarity(report: dict, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     table[series].plot.bar(ax=ax, legend=len(series) > 1)
     for i, n in enumerate(table["n"]):
-        ax.annotate(f"n={n}", (i, 0), textcoords="offset points", xytext=(0, 3), ha="center",
-                    fontsize=8)  # fmt: skip
+        ax.annotate(
+            f"n={n}", (i, 0), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8
+        )
     ax.set_xlabel("max Tanimoto similarity to the training set")
     ax.set_ylabel("mean absolute error")
     ax.set_title("Error by similarity to the training set")

@@ -80,10 +80,14 @@ class Featurized:
         """Pickled (from worker processes) as a few flat arrays rather than four small arrays
         per molecule: ~10x cheaper to send and receive."""
         ok = [g for g in self.graphs if g is not None]
-        return {"ok": np.array([g is not None for g in self.graphs], dtype=bool),
-                "packed": pack(ok) if ok else None, "descriptors": self.descriptors,
-                "canonical": self.canonical, "errors": self.errors,
-                "fingerprints": self.fingerprints}  # fmt: skip
+        return {
+            "ok": np.array([g is not None for g in self.graphs], dtype=bool),
+            "packed": pack(ok) if ok else None,
+            "descriptors": self.descriptors,
+            "canonical": self.canonical,
+            "errors": self.errors,
+            "fingerprints": self.fingerprints,
+        }
 
     def __setstate__(self, state: dict) -> None:
         graphs = iter(unpack(state["packed"]) if state["packed"] is not None else ())
@@ -111,8 +115,9 @@ def featurize_chunk(
     parts = []
     # PARSE_BATCH at a time: a chunk never holds all of its RDKit molecules at once.
     for i in range(0, len(items), PARSE_BATCH):
-        mols = parse_all(items[i : i + PARSE_BATCH], molblock=molblock,
-                         standardization=standardization)  # fmt: skip
+        mols = parse_all(
+            items[i : i + PARSE_BATCH], molblock=molblock, standardization=standardization
+        )
         parts.append(featurize_parsed(mols, canonical=canonical, fingerprints=fingerprints))
         if on_parsed is not None:
             on_parsed(mols)
@@ -218,8 +223,10 @@ def featurize_smiles(
 
 
 def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
-    spec = (f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
-            f"{standardization}")  # fmt: skip
+    spec = (
+        f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
+        f"{standardization}"
+    )
     h = hashlib.sha256(spec.encode())
     for s in smiles:
         h.update(b"\x00" + str(s).encode("utf-8", "surrogatepass"))
@@ -229,9 +236,12 @@ def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) 
 def _save_cache(path: Path, feats: Featurized) -> None:
     """The cache file holds the same flat arrays :class:`Featurized` pickles to."""
     state = feats.__getstate__()
-    arrays = {**(state.pop("packed") or {}), **state,
-              "canonical": np.array(state["canonical"], dtype=str),
-              "errors": np.array(state["errors"], dtype=str)}  # fmt: skip
+    arrays = {
+        **(state.pop("packed") or {}),
+        **state,
+        "canonical": np.array(state["canonical"], dtype=str),
+        "errors": np.array(state["errors"], dtype=str),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
@@ -240,9 +250,14 @@ def _save_cache(path: Path, feats: Featurized) -> None:
 
 def _load_cache(path: Path) -> Featurized:
     with np.load(path, allow_pickle=False) as z:
-        state = {"ok": z["ok"], "descriptors": z["descriptors"], "fingerprints": z["fingerprints"],
-                 "canonical": z["canonical"].tolist(), "errors": z["errors"].tolist(),
-                 "packed": {k: z[k] for k in _PACK_KEYS} if "x" in z.files else None}  # fmt: skip
+        state = {
+            "ok": z["ok"],
+            "descriptors": z["descriptors"],
+            "fingerprints": z["fingerprints"],
+            "canonical": z["canonical"].tolist(),
+            "errors": z["errors"].tolist(),
+            "packed": {k: z[k] for k in _PACK_KEYS} if "x" in z.files else None,
+        }
     feats = Featurized.__new__(Featurized)
     feats.__setstate__(state)
     return feats

@@ -173,8 +173,10 @@ def _codes(objs: Sequence, getters: Sequence[Callable | None], books) -> np.ndar
     means "the field's first choice for all" (``CHI_UNSPECIFIED`` when no atom has a tag)."""
     n = len(objs)
     zeros = [0] * n
-    columns = [zeros if get is None else list(map(book.__getitem__, map(get, objs)))
-               for get, book in zip(getters, books, strict=True)]  # fmt: skip
+    columns = [
+        zeros if get is None else list(map(book.__getitem__, map(get, objs)))
+        for get, book in zip(getters, books, strict=True)
+    ]
     return np.array(columns, dtype=np.int16).reshape(len(getters), n).T.copy()
 
 
@@ -219,13 +221,32 @@ def to_data(graph: MolGraph, **extra: torch.Tensor) -> Data:
 _DESCRIPTOR_FUNCTIONS: dict[str, Callable[[Chem.Mol], float]] = {
     name: getattr(rdMolDescriptors, f"Calc{name}")
     for name in (
-        "ExactMolWt", "NumLipinskiHBA", "NumLipinskiHBD", "NumHBD", "NumHeavyAtoms",
-        "NumHeteroatoms", "NumAmideBonds", "FractionCSP3", "NumRings", "NumAromaticRings",
-        "NumAliphaticRings", "NumSaturatedRings", "NumHeterocycles", "NumAromaticHeterocycles",
-        "NumSpiroAtoms", "NumBridgeheadAtoms", "LabuteASA", "TPSA", "Chi0v", "Chi1v", "Chi0n",
-        "Chi1n", "HallKierAlpha", "Kappa1",
+        "ExactMolWt",
+        "NumLipinskiHBA",
+        "NumLipinskiHBD",
+        "NumHBD",
+        "NumHeavyAtoms",
+        "NumHeteroatoms",
+        "NumAmideBonds",
+        "FractionCSP3",
+        "NumRings",
+        "NumAromaticRings",
+        "NumAliphaticRings",
+        "NumSaturatedRings",
+        "NumHeterocycles",
+        "NumAromaticHeterocycles",
+        "NumSpiroAtoms",
+        "NumBridgeheadAtoms",
+        "LabuteASA",
+        "TPSA",
+        "Chi0v",
+        "Chi1v",
+        "Chi0n",
+        "Chi1n",
+        "HallKierAlpha",
+        "Kappa1",
     )
-}  # fmt: skip
+}
 DESCRIPTOR_NAMES: tuple[str, ...] = tuple(_DESCRIPTOR_FUNCTIONS)
 
 

@@ -24,8 +24,17 @@ from rdkit import Chem
 
 from molpred.chem import InvalidMoleculeError, mol_from_block
 
-__all__ = ["DataError", "READ_ERROR", "read_table", "iter_table", "table_format", "TableWriter",
-           "atomic_path", "InMemoryFile", "writable_format"]  # fmt: skip
+__all__ = [
+    "DataError",
+    "READ_ERROR",
+    "read_table",
+    "iter_table",
+    "table_format",
+    "TableWriter",
+    "atomic_path",
+    "InMemoryFile",
+    "writable_format",
+]
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
 # The column in which a reader explains a row it could not read (a broken SDF record). Not a
@@ -36,6 +45,7 @@ WRITABLE = ("csv", "tsv", "parquet")
 
 class DataError(ValueError):
     """A table cannot be used at all (missing column, no valid rows...). One-line message."""
+
 
 _CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
 
@@ -49,8 +59,10 @@ def table_format(path: str | Path) -> str:
     if suffix in ("txt", "smiles"):
         suffix = "smi"
     if suffix not in FORMATS:
-        raise DataError(f"unsupported file type {Path(path).name!r}; use one of "
-                        ".csv .tsv .smi .sdf .parquet (optionally .gz)")  # fmt: skip
+        raise DataError(
+            f"unsupported file type {Path(path).name!r}; use one of "
+            ".csv .tsv .smi .sdf .parquet (optionally .gz)"
+        )
     return suffix
 
 
@@ -58,8 +70,10 @@ def writable_format(path: str | Path) -> str:
     """The format of an output file name, or :class:`DataError` if molpred cannot write it."""
     fmt = table_format(path)
     if fmt not in WRITABLE:
-        raise DataError(f"cannot write {fmt} output ({Path(path).name}); use .csv, .tsv or "
-                        ".parquet (optionally .gz)")  # fmt: skip
+        raise DataError(
+            f"cannot write {fmt} output ({Path(path).name}); use .csv, .tsv or "
+            ".parquet (optionally .gz)"
+        )
     return fmt
 
 
@@ -123,8 +137,9 @@ def iter_table(
         if fmt in ("csv", "tsv"):
             text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
             sep = "," if fmt == "csv" else "\t"
-            reader = pd.read_csv(_source(p), sep=sep, chunksize=chunk_size, **text_opts,
-                                 **_CSV_OPTS)  # fmt: skip
+            reader = pd.read_csv(
+                _source(p), sep=sep, chunksize=chunk_size, **text_opts, **_CSV_OPTS
+            )
             yield from _at_least_one(reader)
         elif fmt == "smi":
             yield from _at_least_one(_iter_smi(p, chunk_size))
@@ -247,8 +262,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _has_carriage_return(df: pd.DataFrame) -> bool:
-    return any(df[c].astype(str).str.contains("\r", regex=False).any()
-               for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]))  # fmt: skip
+    return any(
+        df[c].astype(str).str.contains("\r", regex=False).any()
+        for c in df.columns
+        if not pd.api.types.is_numeric_dtype(df[c])
+    )
 
 
 class TableWriter:
@@ -280,8 +298,9 @@ class TableWriter:
             if self.path.name.lower().endswith(".gz"):
                 # no file name or time stamp in the header: the same rows give the same bytes
                 raw = open(self._tmp, "wb")  # noqa: SIM115 - closed with the gzip stream
-                gz = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0,
-                                   compresslevel=6)  # zlib's default; 9 costs 2-3x the CPU
+                gz = gzip.GzipFile(
+                    fileobj=raw, mode="wb", filename="", mtime=0, compresslevel=6
+                )  # zlib's default; 9 costs 2-3x the CPU
                 self._raw = raw
                 self._fh = io.TextIOWrapper(gz, encoding="utf-8", newline="")
             else:
@@ -289,8 +308,14 @@ class TableWriter:
         # a bare carriage return in a text field (an SDF title, a quoted CSV cell) is not quoted
         # by QUOTE_MINIMAL with "\n" line ends, and a reader would split the row in two
         quoting = csv.QUOTE_NONNUMERIC if _has_carriage_return(df) else csv.QUOTE_MINIMAL
-        df.to_csv(self._fh, sep="," if self.format == "csv" else "\t", index=False,
-                  header=header, lineterminator="\n", quoting=quoting)  # fmt: skip
+        df.to_csv(
+            self._fh,
+            sep="," if self.format == "csv" else "\t",
+            index=False,
+            header=header,
+            lineterminator="\n",
+            quoting=quoting,
+        )
 
     def close(self) -> None:
         if self._parquet is None and self._fh is None:

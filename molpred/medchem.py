@@ -24,8 +24,14 @@ from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 __all__ = ["PROPERTY_UNITS", "ScreenedCatalog", "properties", "alerts", "medchem_table"]
 
 PROPERTY_UNITS = {
-    "MW": "g/mol", "cLogP": "", "TPSA": "Å²", "HBD": "", "HBA": "", "RotB": "", "QED": "0–1",
-}  # fmt: skip
+    "MW": "g/mol",
+    "cLogP": "",
+    "TPSA": "Å²",
+    "HBD": "",
+    "HBA": "",
+    "RotB": "",
+    "QED": "0–1",
+}
 
 _PICKLE_MAGIC = b"\xef\xbe\xad\xde"  # start of an RDKit binary molecule pickle
 _SCREEN_BITS = 2048
@@ -54,8 +60,11 @@ class ScreenedCatalog:
         if already computed)."""
         bits = _pattern_bits(mol) if bits is None else bits
         candidates = np.flatnonzero(((self.queries & ~bits) == 0).all(axis=1))
-        return {self.entries[i].GetDescription() for i in candidates
-                if self.entries[i].HasFilterMatch(mol)}  # fmt: skip
+        return {
+            self.entries[i].GetDescription()
+            for i in candidates
+            if self.entries[i].HasFilterMatch(mol)
+        }
 
 
 def _entry_query(entry) -> Chem.Mol | None:

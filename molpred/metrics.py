@@ -8,8 +8,14 @@ import numpy as np
 
 __all__ = ["compute_metrics", "primary_metric", "HIGHER_IS_BETTER"]
 
-HIGHER_IS_BETTER = {"rmse": False, "mae": False, "r2": True, "roc_auc": True, "pr_auc": True,
-                    "loss": False}  # fmt: skip
+HIGHER_IS_BETTER = {
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+    "roc_auc": True,
+    "pr_auc": True,
+    "loss": False,
+}
 
 
 def _regression(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

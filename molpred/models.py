@@ -25,8 +25,15 @@ from torch_geometric.nn import GINEConv, aggr
 from molpred.features import Featurized, collate
 from molpred.featurize import DESCRIPTOR_NAMES, atom_field_sizes, bond_field_sizes
 
-__all__ = ["ModelConfig", "MolModel", "build_model", "member_outputs", "resolve_device", "ENCODERS",
-           "POOLINGS"]  # fmt: skip
+__all__ = [
+    "ModelConfig",
+    "MolModel",
+    "build_model",
+    "member_outputs",
+    "resolve_device",
+    "ENCODERS",
+    "POOLINGS",
+]
 
 
 @dataclass(frozen=True)
@@ -128,8 +135,9 @@ class DMPNNEncoder(nn.Module):
             pairs[:, 1].sub_(h_pairs[:, 0])
             h = self.dropout(torch.addmm(h0, message, self.W_h.weight.t()).relu_())
         incoming = h.new_zeros(n_atoms, hidden).index_add_(0, dst, h)
-        out = torch.addmm(self.atom_out(batch.x, batch.atom_mass, gate), incoming,
-                          self.W_o.weight.t())  # fmt: skip
+        out = torch.addmm(
+            self.atom_out(batch.x, batch.atom_mass, gate), incoming, self.W_o.weight.t()
+        )
         return self.dropout(out.relu_())
 
 
@@ -281,9 +289,12 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def member_outputs(
-    members: Sequence[MolModel], feats: Featurized, batch_size: int = 128,
-    device: str | torch.device = "cpu", embeddings: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:  # fmt: skip
+    members: Sequence[MolModel],
+    feats: Featurized,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    embeddings: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Score featurized molecules with every member.
 
     Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's

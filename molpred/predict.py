@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from molpred._version import __version__
 from molpred.artifact import MolpredModel, weights_digest
+from molpred.features import PARALLEL_THRESHOLD
 from molpred.io import (
     DataError,
     TableWriter,
@@ -40,6 +41,8 @@ from molpred.parallel import default_workers, scoring_threads
 from molpred.predictor import Predictor
 from molpred.schema import ERROR
 
+_LIST_CHUNK = 1000  # molecules per chunk when a list is featurized in worker processes
+
 __all__ = ["predict", "predict_file", "PredictSummary", "TopRows", "pick_column"]
 
 
@@ -49,11 +52,15 @@ def predict(
     *,
     model_names: Sequence[str] | None = None,
     batch_size: int = 128,
+    workers: int | None = None,
     device: str = "cpu",
     confidence: float = 0.9,
     domain: bool = True,
 ) -> pd.DataFrame:
     """Score molecules with one model or a panel (featurized once per standardization).
+
+    ``workers``: featurization processes (default: all cores from a few thousand molecules
+    on, else this process).
 
     Returns
     -------
@@ -67,10 +74,26 @@ def predict(
         and the model carries its domain (prefixed ``<model name>.`` for a panel; task names
         too where they clash); and ``error`` (``""`` when scored).
     """
-    predictor = models if isinstance(models, Predictor) else Predictor(
-        models, model_names, confidence=confidence, domain=domain, batch_size=batch_size,
-        device=device)  # fmt: skip
-    return predictor.score_frame(pd.DataFrame({"smiles": list(smiles)}), "smiles")
+    predictor = (
+        models
+        if isinstance(models, Predictor)
+        else Predictor(
+            models,
+            model_names,
+            confidence=confidence,
+            domain=domain,
+            batch_size=batch_size,
+            device=device,
+        )
+    )
+    frame = pd.DataFrame({"smiles": list(smiles)})
+    workers = workers or (default_workers() if len(frame) >= PARALLEL_THRESHOLD else 1)
+    if workers <= 1:
+        return predictor.score_frame(frame, "smiles")
+    chunks = (frame.iloc[i : i + _LIST_CHUNK] for i in range(0, len(frame), _LIST_CHUNK))
+    with scoring_threads(workers):
+        parts = [out for _, _, out in predictor.stream(chunks, "smiles", workers=workers)]
+    return pd.concat(parts, ignore_index=True)
 
 
 @dataclass
@@ -85,21 +108,26 @@ class PredictSummary:
         fresh = self.rows - self.resumed_rows
         rate = fresh / self.seconds if self.seconds > 0 else float("nan")
         resumed = f", {self.resumed_rows} from an earlier run" if self.resumed_rows else ""
-        return (f"{self.rows} rows: {self.scored} scored, {self.failed} failed{resumed} "
-                f"({self.seconds:.1f} s, {rate:.0f} molecules/s)")  # fmt: skip
+        return (
+            f"{self.rows} rows: {self.scored} scored, {self.failed} failed{resumed} "
+            f"({self.seconds:.1f} s, {rate:.0f} molecules/s)"
+        )
 
 
 def pick_column(columns: Sequence[str], requested: str | None, what: str) -> str:
     if requested is not None:
         if requested not in columns:
-            raise DataError(f"{what} column {requested!r} not found; available: "
-                            f"{', '.join(map(str, columns))}")  # fmt: skip
+            raise DataError(
+                f"{what} column {requested!r} not found; available: {', '.join(map(str, columns))}"
+            )
         return requested
     for col in columns:
         if str(col).strip().lower() in ("smiles", "canonical_smiles", "smi"):
             return col
-    raise DataError(f"no SMILES column found (looked for 'smiles'); pass --smiles-column. "
-                    f"Available: {', '.join(map(str, columns))}")  # fmt: skip
+    raise DataError(
+        f"no SMILES column found (looked for 'smiles'); pass --smiles-column. "
+        f"Available: {', '.join(map(str, columns))}"
+    )
 
 
 @dataclass
@@ -130,8 +158,10 @@ class _Parts:
         manifest = self.dir / "manifest.json"
         if resume and manifest.exists():
             if json.loads(manifest.read_text()) != identity:
-                raise DataError("cannot --resume: the input file, models or options differ "
-                                f"from the interrupted run (delete {self.dir} to start over)")
+                raise DataError(
+                    "cannot --resume: the input file, models or options differ "
+                    f"from the interrupted run (delete {self.dir} to start over)"
+                )
         else:
             if self.dir.exists():
                 shutil.rmtree(self.dir)
@@ -194,11 +224,12 @@ def _identity(input_path: Path, predictor: Predictor, options: dict) -> dict:
         "input": str(input_path.resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "models": [weights_digest([member.state_dict() for member in m.members])
-                   for m in predictor.models],
+        "models": [
+            weights_digest([member.state_dict() for member in m.members]) for m in predictor.models
+        ],
         "molpred_version": __version__,
         **options,
-    }  # fmt: skip
+    }
 
 
 def predict_file(
@@ -238,30 +269,51 @@ def predict_file(
     """
     start = time.perf_counter()
     workers = default_workers() if workers is None else workers
-    predictor = models if isinstance(models, Predictor) else Predictor(
-        models, model_names, confidence=confidence, domain=domain, batch_size=batch_size,
-        device=device)  # fmt: skip
+    predictor = (
+        models
+        if isinstance(models, Predictor)
+        else Predictor(
+            models,
+            model_names,
+            confidence=confidence,
+            domain=domain,
+            batch_size=batch_size,
+            device=device,
+        )
+    )
     input_path, output_path = Path(input_path), Path(output_path)
     writable_format(output_path)  # reject an unsupported output name before any work
     chunks = iter_table(input_path, chunk_size)
     first = next(chunks)
-    col = pick_column(list(first.columns), molblock_column, "molblock") if molblock_column \
-        else pick_column(list(first.columns), smiles_column, "SMILES")  # fmt: skip
-    options = {"column": col, "molblock": molblock_column is not None, "chunk_size": chunk_size,
-               "batch_size": predictor.batch_size,
-               "columns": [[t.value for t in m.tasks] for m in predictor.schema.models],
-               "confidence": predictor.confidence, "domain": predictor.domain,
-               "standardizations": predictor.standardizations,
-               "output": output_path.name}  # fmt: skip
+    col = (
+        pick_column(list(first.columns), molblock_column, "molblock")
+        if molblock_column
+        else pick_column(list(first.columns), smiles_column, "SMILES")
+    )
+    options = {
+        "column": col,
+        "molblock": molblock_column is not None,
+        "chunk_size": chunk_size,
+        "batch_size": predictor.batch_size,
+        "columns": [[t.value for t in m.tasks] for m in predictor.schema.models],
+        "confidence": predictor.confidence,
+        "domain": predictor.domain,
+        "standardizations": predictor.standardizations,
+        "output": output_path.name,
+    }
     parts = _Parts(output_path, _identity(input_path, predictor, options), resume)
     totals = {"rows": 0, "scored": 0, "resumed": 0}
     bar = tqdm(desc="predict", unit="mol", disable=not progress, dynamic_ncols=True, smoothing=0.1)
     n_parts = 0
     try:
         with scoring_threads(workers):
-            stream = predictor.stream(_chain(first, chunks), col,
-                                      molblock=molblock_column is not None, workers=workers,
-                                      skip=lambda i: parts.done(i) is not None)  # fmt: skip
+            stream = predictor.stream(
+                _chain(first, chunks),
+                col,
+                molblock=molblock_column is not None,
+                workers=workers,
+                skip=lambda i: parts.done(i) is not None,
+            )
             for i, _, scored in stream:
                 if scored is None:  # finished by an earlier run
                     counts = parts.done(i)
@@ -281,11 +333,14 @@ def predict_file(
         bar.close()
     parts.join(n_parts)
     rows, scored = totals["rows"], totals["scored"]
-    summary = PredictSummary(rows, scored, rows - scored, time.perf_counter() - start,
-                             totals["resumed"])  # fmt: skip
+    summary = PredictSummary(
+        rows, scored, rows - scored, time.perf_counter() - start, totals["resumed"]
+    )
     if rows and scored == 0:
-        raise DataError(f"no valid molecules in {input_path.name} (output written with "
-                        "the reason for every row)")  # fmt: skip
+        raise DataError(
+            f"no valid molecules in {input_path.name} (output written with "
+            "the reason for every row)"
+        )
     return summary
 
 

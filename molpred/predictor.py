@@ -77,16 +77,19 @@ class ChunkFeaturizer:
         notes: list[pd.DataFrame] = []
 
         def annotate(mols: list[Chem.Mol | str]) -> None:
-            notes.append(self.hook.annotate([m if isinstance(m, Chem.Mol) else None
-                                             for m in mols]))  # fmt: skip
+            notes.append(self.hook.annotate([m if isinstance(m, Chem.Mol) else None for m in mols]))
 
         feats = {}
         for i, mode in enumerate(self.standardizations):
             # the hook sees the structures the panel's first model sees
             on_parsed = annotate if self.hook is not None and i == 0 else None
-            feats[mode] = featurize_chunk(items, molblock=self.molblock,
-                                          fingerprints=self.fingerprints, standardization=mode,
-                                          on_parsed=on_parsed)  # fmt: skip
+            feats[mode] = featurize_chunk(
+                items,
+                molblock=self.molblock,
+                fingerprints=self.fingerprints,
+                standardization=mode,
+                on_parsed=on_parsed,
+            )
         release_memory()
         joined = None
         if self.hook is not None:
@@ -137,12 +140,16 @@ class Predictor:
         self.batch_size, self.device = batch_size, str(resolve_device(device))
         self.schema = OutputSchema.build(
             names,
-            [[(t, k, m.conformal_scores(i) is not None)
-              for i, (t, k) in enumerate(zip(m.task_names, m.task_types, strict=True))]
-             for m in self.models],
+            [
+                [
+                    (t, k, m.conformal_scores(i) is not None)
+                    for i, (t, k) in enumerate(zip(m.task_names, m.task_types, strict=True))
+                ]
+                for m in self.models
+            ],
             [m.domain is not None for m in self.models],
             domain,
-        )  # fmt: skip
+        )
         self.names = [m.name for m in self.schema.models]
 
     @classmethod
@@ -195,12 +202,24 @@ class Predictor:
         for model, columns in zip(self.models, self.schema.models, strict=True):
             feats = prepared.feats[model.standardization]
             failed = np.array([g is None for g in feats.graphs], dtype=bool)
-            values, variances, emb, _ = member_outputs(model.members, feats, self.batch_size,
-                                                       self.device, embeddings=columns.domain)
+            values, variances, emb, _ = member_outputs(
+                model.members, feats, self.batch_size, self.device, embeddings=columns.domain
+            )
             mean, spread = combine(values, variances, model.task_types)
             conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
-            cols.update(prediction_columns(columns, conformal, model.domain, mean, spread, emb,
-                                           feats.fingerprints, failed, self.confidence))
+            cols.update(
+                prediction_columns(
+                    columns,
+                    conformal,
+                    model.domain,
+                    mean,
+                    spread,
+                    emb,
+                    feats.fingerprints,
+                    failed,
+                    self.confidence,
+                )
+            )
         cols[ERROR] = errors
         return pd.DataFrame(cols)
 
@@ -220,9 +239,13 @@ class Predictor:
         return pd.concat([inputs.rename(columns=clash), scored], axis=1)
 
     def score_frame(
-        self, inputs: pd.DataFrame, column: str, *, molblock: bool = False,
+        self,
+        inputs: pd.DataFrame,
+        column: str,
+        *,
+        molblock: bool = False,
         hook: ChunkHook | None = None,
-    ) -> pd.DataFrame:  # fmt: skip
+    ) -> pd.DataFrame:
         """Featurize and score one chunk in this process (the unit of work of Ray actors)."""
         prepared = self.featurizer(molblock, hook)(inputs[column].tolist())
         return self.finish(inputs, prepared)

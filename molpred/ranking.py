@@ -37,8 +37,9 @@ class Objective:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.weight < 0:
             raise ValueError("weights must be >= 0")
-        if self.direction == "range" and (self.low is None or self.high is None
-                                          or self.low > self.high):  # fmt: skip
+        if self.direction == "range" and (
+            self.low is None or self.high is None or self.low > self.high
+        ):
             raise ValueError(f"{self.column}: a range needs low <= high")
 
 

@@ -126,8 +126,10 @@ class OutputSchema:
         clash = len(flat) != len(set(flat))
         models = []
         for name, model_tasks, has in zip(names, tasks, has_domain, strict=True):
-            cols = tuple(TaskColumns(name, t, kind, f"{name}.{t}" if clash else t, calibrated)
-                         for t, kind, calibrated in model_tasks)  # fmt: skip
+            cols = tuple(
+                TaskColumns(name, t, kind, f"{name}.{t}" if clash else t, calibrated)
+                for t, kind, calibrated in model_tasks
+            )
             prefix = "" if len(names) == 1 else f"{name}."
             models.append(ModelColumns(name, cols, prefix, domain and has))
         return cls(tuple(models))

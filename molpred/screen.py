@@ -18,8 +18,15 @@ from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
 from molpred.medchem import medchem_table
 from molpred.predictor import Predictor
 
-__all__ = ["parse_pasted", "screen", "MedchemHook", "structure_svg", "mol_svg", "svg_data_uri",
-           "to_sdf"]  # fmt: skip
+__all__ = [
+    "parse_pasted",
+    "screen",
+    "MedchemHook",
+    "structure_svg",
+    "mol_svg",
+    "svg_data_uri",
+    "to_sdf",
+]
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
@@ -60,8 +67,9 @@ def screen(
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
     if not smiles:
         return pd.DataFrame(columns=["name", "smiles", "error"])
-    predictor = models if isinstance(models, Predictor) else Predictor(
-        models, confidence=confidence)  # fmt: skip
+    predictor = (
+        models if isinstance(models, Predictor) else Predictor(models, confidence=confidence)
+    )
     table = pd.DataFrame({"name": names, "smiles": smiles})
     chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
     parts, done = [], 0
@@ -88,8 +96,7 @@ class MedchemHook:
         notes = medchem_table(mols)
         notes["molecule"] = [m.ToBinary() if m is not None else None for m in mols]
         if self.depict:
-            notes["structure"] = [svg_data_uri(mol_svg(m)) if m is not None else None
-                                  for m in mols]  # fmt: skip
+            notes["structure"] = [svg_data_uri(mol_svg(m)) if m is not None else None for m in mols]
         return notes
 
 
@@ -117,9 +124,15 @@ def mol_svg(mol: Chem.Mol, size: tuple[int, int] = (220, 160)) -> str:
 
 
 _SVG_CLASS = re.compile(r" class='[^']*'")
-_SVG_DEFAULTS = (";fill-rule:evenodd", ";stroke-linecap:butt", ";stroke-linejoin:miter",
-                 ";stroke-opacity:1", ";font-style:normal", ";font-weight:normal",
-                 ";fill-opacity:1")  # fmt: skip
+_SVG_DEFAULTS = (
+    ";fill-rule:evenodd",
+    ";stroke-linecap:butt",
+    ";stroke-linejoin:miter",
+    ";stroke-opacity:1",
+    ";font-style:normal",
+    ";font-weight:normal",
+    ";fill-opacity:1",
+)
 
 
 def svg_data_uri(svg: str | None) -> str | None:

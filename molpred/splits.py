@@ -120,8 +120,9 @@ def splits_from_labels(labels: Sequence[object], source_rows: Sequence[Sequence[
     for i, rows in enumerate(source_rows):
         name = str(labels[rows[0]]).strip().lower()
         if name not in _PART_NAMES:
-            raise ValueError(f"split value {labels[rows[0]]!r} in row {rows[0]} is not one of "
-                             "train / val / test")  # fmt: skip
+            raise ValueError(
+                f"split value {labels[rows[0]]!r} in row {rows[0]} is not one of train / val / test"
+            )
         parts[_PART_NAMES[name]].append(i)
     return Split(*(np.array(p, dtype=np.int64) for p in parts))
 

@@ -33,8 +33,15 @@ from molpred.splits import (
 )
 from molpred.trust.calibrate import calibrate
 
-__all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "predict_dataset", "train",
-           "default_cache_dir"]  # fmt: skip
+__all__ = [
+    "TrainConfig",
+    "FitResult",
+    "fit",
+    "evaluate",
+    "predict_dataset",
+    "train",
+    "default_cache_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,10 @@ def evaluate(model: MolModel, ds: MoleculeDataset) -> dict[str, float]:
     metrics = compute_metrics(ds.targets, preds, ds.task_names, ds.task_types)
     device = next(model.parameters()).device
     with torch.no_grad():
-        losses = [(_loss(model, model(b.to(device)), b.y.to(device)).item(), b.num_graphs)
-                  for b in _batches(ds, 256)]  # fmt: skip
+        losses = [
+            (_loss(model, model(b.to(device)), b.y.to(device)).item(), b.num_graphs)
+            for b in _batches(ds, 256)
+        ]
     metrics["loss"] = sum(l * n for l, n in losses) / max(1, sum(n for _, n in losses))
     return metrics
 
@@ -162,8 +171,10 @@ def fit(
         raise DataError("the training split is empty")
     # Same data, config and seed give byte-identical weights: without this, the threaded CPU
     # scatter/index kernels sum in a varying order and runs drift apart (tests/test_train.py).
-    previous = (torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         return _fit(model, train, val, config, progress, on_epoch)
@@ -187,8 +198,14 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
     best = (-math.inf, 0, copy.deepcopy(model.state_dict()), 0.0)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc="train", unit="epoch", disable=not progress,
-               leave=False, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        range(1, config.epochs + 1),
+        desc="train",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
@@ -211,10 +228,15 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
             score = -val_metrics["loss"] * sign
         history.append({"epoch": epoch, "train_loss": total / count, **val_metrics})
         if sign * score > best[0]:
-            best = (sign * score, epoch, copy.deepcopy(model.state_dict()),
-                    time.perf_counter() - start)  # fmt: skip
-        bar.set_postfix(loss=f"{total / count:.3f}", **{f"val_{metric}": f"{score:.3f}"},
-                        best=best[1])  # fmt: skip
+            best = (
+                sign * score,
+                epoch,
+                copy.deepcopy(model.state_dict()),
+                time.perf_counter() - start,
+            )
+        bar.set_postfix(
+            loss=f"{total / count:.3f}", **{f"val_{metric}": f"{score:.3f}"}, best=best[1]
+        )
         if on_epoch is not None:
             on_epoch(epoch, val_metrics)
         if epoch - best[1] >= config.patience:
@@ -290,18 +312,30 @@ def train(
     train_config = train_config or TrainConfig()
     if cache_dir == "default":
         cache_dir = default_cache_dir()
-    ds = prepare_dataset(df, smiles_column, target_columns, task_types, workers=workers,
-                         cache_dir=cache_dir, standardization=standardization)  # fmt: skip
+    ds = prepare_dataset(
+        df,
+        smiles_column,
+        target_columns,
+        task_types,
+        workers=workers,
+        cache_dir=cache_dir,
+        standardization=standardization,
+    )
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
     model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
     if split_column is not None and split_column not in df.columns:
         raise DataError(f"split column {split_column!r} not found")
     splits = make_splits(
-        ds, split, sizes=split_sizes, folds=folds, seed=train_config.seed,
+        ds,
+        split,
+        sizes=split_sizes,
+        folds=folds,
+        seed=train_config.seed,
         split_labels=None if split_column is None else df[split_column].tolist(),
-        splits_file=splits_file, replicate=replicate,
-    )  # fmt: skip
+        splits_file=splits_file,
+        replicate=replicate,
+    )
     members: list[MolModel] = []
     reports: list[dict] = []
     groups: list[tuple[list[MolModel], np.ndarray, np.ndarray]] = []
@@ -316,23 +350,44 @@ def train(
             val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
             members.append(model.cpu())
             groups[-1][0].append(model)
-            reports.append({"split": s_i, "seed": cfg.seed, "best_epoch": result.best_epoch,
-                            "epochs_run": len(result.history), "seconds": result.seconds,
-                            "seconds_to_best": result.seconds_to_best,
-                            "n_train": len(sp.train), "n_val": len(sp.val), "n_test": len(sp.test),
-                            "val": val, "test": test})  # fmt: skip
+            reports.append(
+                {
+                    "split": s_i,
+                    "seed": cfg.seed,
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": len(result.history),
+                    "seconds": result.seconds,
+                    "seconds_to_best": result.seconds_to_best,
+                    "n_train": len(sp.train),
+                    "n_val": len(sp.val),
+                    "n_test": len(sp.test),
+                    "val": val,
+                    "test": test,
+                }
+            )
     keys = sorted({k for r in reports for k in r["test"]})
     with warnings.catch_warnings():  # a metric undefined in every member stays NaN, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
         std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
-    metrics = {"test": mean, "test_std": std, "members": reports, "n_problems": len(ds.problems),
-               "primary_metric": primary_metric(ds.task_types)}  # fmt: skip
+    metrics = {
+        "test": mean,
+        "test_std": std,
+        "members": reports,
+        "n_problems": len(ds.problems),
+        "primary_metric": primary_metric(ds.task_types),
+    }
     calibration, domain = calibrate(groups, ds, seed=train_config.seed)
     model = MolpredModel.from_training(
-        members, ds, model_config=asdict(model_config), train_config=asdict(train_config),
-        metrics=metrics, split=split if split_column is None and splits_file is None else "user",
-        provenance=provenance, calibration=calibration, domain=domain,
+        members,
+        ds,
+        model_config=asdict(model_config),
+        train_config=asdict(train_config),
+        metrics=metrics,
+        split=split if split_column is None and splits_file is None else "user",
+        provenance=provenance,
+        calibration=calibration,
+        domain=domain,
         standardization=standardization,
-    )  # fmt: skip
+    )
     return model, metrics

@@ -33,8 +33,15 @@ from molpred.metrics import HIGHER_IS_BETTER, primary_metric
 from molpred.models import ModelConfig, build_model
 from molpred.train import TrainConfig, default_cache_dir, fit, make_splits
 
-__all__ = ["suggest", "TuneSettings", "run_study", "load_study", "export_best", "write_report",
-           "redact"]  # fmt: skip
+__all__ = [
+    "suggest",
+    "TuneSettings",
+    "run_study",
+    "load_study",
+    "export_best",
+    "write_report",
+    "redact",
+]
 
 
 def suggest(trial: optuna.Trial) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -116,12 +123,18 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
 
 def _prepare(data: pd.DataFrame | str | Path, s: TuneSettings, workers: int | None):
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
-    ds = prepare_dataset(df, s.smiles_column, list(s.target_columns),
-                         list(s.task_types) if s.task_types else None, workers=workers,
-                         cache_dir=default_cache_dir())  # fmt: skip
+    ds = prepare_dataset(
+        df,
+        s.smiles_column,
+        list(s.target_columns),
+        list(s.task_types) if s.task_types else None,
+        workers=workers,
+        cache_dir=default_cache_dir(),
+    )
     split = "kfold" if s.cv else s.split
-    splits = make_splits(ds, split, folds=max(s.cv, 2), seed=s.seed, splits_file=s.splits_file,
-                         replicate=s.replicate)  # fmt: skip
+    splits = make_splits(
+        ds, split, folds=max(s.cv, 2), seed=s.seed, splits_file=s.splits_file, replicate=s.replicate
+    )
     return ds, splits
 
 
@@ -134,8 +147,9 @@ def _objective(ds: MoleculeDataset, splits, s: TuneSettings, device: str) -> Cal
         config = ModelConfig(**model_kw, task_types=tuple(ds.task_types))
         scores = []
         for fold, sp in enumerate(splits):
-            tc = TrainConfig(epochs=s.epochs, patience=s.patience, seed=s.seed, device=device,
-                             **train_kw)  # fmt: skip
+            tc = TrainConfig(
+                epochs=s.epochs, patience=s.patience, seed=s.seed, device=device, **train_kw
+            )
             torch.manual_seed(tc.seed)
             model = build_model(config)
 
@@ -150,8 +164,9 @@ def _objective(ds: MoleculeDataset, splits, s: TuneSettings, device: str) -> Cal
                     trial.set_user_attr("pruned_at_epoch", epoch)
                     raise optuna.TrialPruned()
 
-            result = fit(model, ds.subset(sp.train), ds.subset(sp.val), tc, progress=False,
-                         on_epoch=report)  # fmt: skip
+            result = fit(
+                model, ds.subset(sp.train), ds.subset(sp.val), tc, progress=False, on_epoch=report
+            )
             scores.append(result.best_score)
             trial.set_user_attr(f"fold{fold}_best_epoch", result.best_epoch)
             trial.set_user_attr(f"fold{fold}_{metric}", result.best_score)
@@ -163,15 +178,21 @@ def _objective(ds: MoleculeDataset, splits, s: TuneSettings, device: str) -> Cal
 def _progress_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     state = trial.state.name.lower()
     value = "" if trial.value is None else f" value={trial.value:.4f}"
-    extra = f" (at epoch {trial.user_attrs['pruned_at_epoch']})" if "pruned_at_epoch" in \
-        trial.user_attrs else ""  # fmt: skip
+    extra = (
+        f" (at epoch {trial.user_attrs['pruned_at_epoch']})"
+        if "pruned_at_epoch" in trial.user_attrs
+        else ""
+    )
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     try:
         best = f"best so far: trial {study.best_trial.number} value={study.best_value:.4f}"
     except ValueError:
         best = "no completed trial yet"
-    print(f"trial {trial.number} {state}{extra}{value} [{params}] | {best}", file=sys.stderr,
-          flush=True)  # fmt: skip
+    print(
+        f"trial {trial.number} {state}{extra}{value} [{params}] | {best}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _fmt(v: Any) -> str:
@@ -200,11 +221,13 @@ def run_study(
     ds, splits = _prepare(data, settings, workers)
     metric = primary_metric(ds.task_types)
     study = optuna.create_study(
-        study_name=name, storage=_storage(storage), load_if_exists=True,
+        study_name=name,
+        storage=_storage(storage),
+        load_if_exists=True,
         direction="maximize" if HIGHER_IS_BETTER[metric] else "minimize",
         sampler=optuna.samplers.TPESampler(seed=None, multivariate=True, n_startup_trials=6),
         pruner=_pruner(settings.pruner, settings.epochs),
-    )  # fmt: skip
+    )
     study.set_user_attr("metric", metric)
     study.set_user_attr("settings", json.dumps(asdict(settings)))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -214,9 +237,13 @@ def run_study(
     done = len(study.get_trials(deepcopy=False, states=finished))
     if done < n_trials:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(_objective(ds, splits, settings, device), timeout=timeout,
-                       callbacks=callbacks, catch=(RuntimeError,),
-                       gc_after_trial=True)  # fmt: skip
+        study.optimize(
+            _objective(ds, splits, settings, device),
+            timeout=timeout,
+            callbacks=callbacks,
+            catch=(RuntimeError,),
+            gc_after_trial=True,
+        )
     return study
 
 
@@ -233,9 +260,13 @@ def export_best(study: optuna.Study, path: str | Path, storage: str | None = Non
     config = {
         "model_config": model_kw,
         "train_config": {**train_kw, "epochs": settings.get("epochs", 60)},
-        "source": {"study": study.study_name, "trial": best.number, "value": best.value,
-                   "metric": study.user_attrs.get("metric"),
-                   "storage": redact(storage) if storage else None},  # fmt: skip
+        "source": {
+            "study": study.study_name,
+            "trial": best.number,
+            "value": best.value,
+            "metric": study.user_attrs.get("metric"),
+            "storage": redact(storage) if storage else None,
+        },
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
@@ -255,8 +286,9 @@ def load_config(path: str | Path) -> tuple[ModelConfig, TrainConfig, dict]:
         raise DataError(f"cannot read config {path}: {exc}") from None
     known_m = {f.name for f in fields(ModelConfig)}
     known_t = {f.name for f in fields(TrainConfig)}
-    unknown = (set(cfg.get("model_config", {})) - known_m) | (set(cfg.get("train_config", {}))
-                                                              - known_t)  # fmt: skip
+    unknown = (set(cfg.get("model_config", {})) - known_m) | (
+        set(cfg.get("train_config", {})) - known_t
+    )
     if unknown:
         raise DataError(f"unknown settings in {path}: {sorted(unknown)}")
     model = ModelConfig(**cfg.get("model_config", {}))
@@ -273,9 +305,11 @@ def write_report(study: optuna.Study, path: str | Path) -> Path:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     sections = [("Optimization history", vis.plot_optimization_history)]
     if len(complete) >= 2:
-        sections += [("Parameter importances", vis.plot_param_importances),
-                     ("Parallel coordinates", vis.plot_parallel_coordinate),
-                     ("Slice plots", vis.plot_slice)]  # fmt: skip
+        sections += [
+            ("Parameter importances", vis.plot_param_importances),
+            ("Parallel coordinates", vis.plot_parallel_coordinate),
+            ("Slice plots", vis.plot_slice),
+        ]
     parts, first = [], True
     for title, plot in sections:
         try:
@@ -283,19 +317,21 @@ def write_report(study: optuna.Study, path: str | Path) -> Path:
         except (ValueError, RuntimeError) as exc:  # e.g. importances of a constant objective
             parts.append(f"<h2>{title}</h2><p>not available: {exc}</p>")
             continue
-        parts.append(f"<h2>{title}</h2>" + fig.to_html(full_html=False,
-                                                       include_plotlyjs=first))  # fmt: skip
+        parts.append(f"<h2>{title}</h2>" + fig.to_html(full_html=False, include_plotlyjs=first))
         first = False
     table = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params"))
     best = f"trial {study.best_trial.number}, {study.best_value:.4f}" if complete else "none yet"
-    html = (f"<!doctype html><html><head><meta charset='utf-8'><title>{study.study_name}</title>"
-            "</head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>"
-            f"<h1>Study {study.study_name}</h1><p>metric: {study.user_attrs.get('metric')} "
-            f"({study.direction.name.lower()}); trials: {len(study.trials)}; best: {best}; "
-            f"written {time.strftime('%Y-%m-%d %H:%M')}</p>" + "".join(parts)
-            + "<h2>Trials</h2>" + table.to_html(index=False, float_format="%.4g")
-            + "</body></html>")  # fmt: skip
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{study.study_name}</title>"
+        "</head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>"
+        f"<h1>Study {study.study_name}</h1><p>metric: {study.user_attrs.get('metric')} "
+        f"({study.direction.name.lower()}); trials: {len(study.trials)}; best: {best}; "
+        f"written {time.strftime('%Y-%m-%d %H:%M')}</p>"
+        + "".join(parts)
+        + "<h2>Trials</h2>"
+        + table.to_html(index=False, float_format="%.4g")
+        + "</body></html>"
+    )
     with atomic_path(path) as tmp:
         tmp.write_text(html)
     return Path(path)
-

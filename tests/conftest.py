@@ -34,6 +34,13 @@ def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,)):
     """A tiny, fast model on ``df`` (3 epochs, hidden size 48): for tests that need any model."""
     from molpred.train import train
 
-    model, _ = train(df, "smiles", list(targets), model_config=SMALL, train_config=FAST,
-                     progress=False, cache_dir=None)  # fmt: skip
+    model, _ = train(
+        df,
+        "smiles",
+        list(targets),
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
     return model

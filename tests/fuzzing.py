@@ -27,15 +27,37 @@ from molpred.io import DataError, read_table
 from molpred.predict import predict, predict_file
 
 SEEDS = [
-    "CC(=O)Oc1ccccc1C(=O)O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "c1ccc2c(c1)cccc2O",
-    "C[C@H](N)C(=O)O", "OC1=CC=CC=C1.[Na+].[Cl-]", "FC(F)(F)c1ccc(cc1)N", "C1CC1C#N",
-    "O=S(=O)(N)c1ccc(Cl)cc1", "[NH3+]CC([O-])=O", "CCOC(=O)/C=C/c1ccccc1",
-]  # fmt: skip
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
+    "c1ccc2c(c1)cccc2O",
+    "C[C@H](N)C(=O)O",
+    "OC1=CC=CC=C1.[Na+].[Cl-]",
+    "FC(F)(F)c1ccc(cc1)N",
+    "C1CC1C#N",
+    "O=S(=O)(N)c1ccc(Cl)cc1",
+    "[NH3+]CC([O-])=O",
+    "CCOC(=O)/C=C/c1ccccc1",
+]
 SMILES_CHARS = "CNOSPFIBrclnos()[]=#@+-123456789%/\\.H*:~"
 ODD = [
-    "[2H]C([2H])([2H])O", "[13CH4]", "[Og]", "[U]", "[Xe]", "[Tc]", "[Fe+3]", "[Pt]", "[*]C",
-    "C" * 600, "c1ccccc1" * 80, "[C@@H](F)(Cl)Br", "C1" * 30, "[NH4+]", ".", "C..C", "[H][H]",
-]  # fmt: skip
+    "[2H]C([2H])([2H])O",
+    "[13CH4]",
+    "[Og]",
+    "[U]",
+    "[Xe]",
+    "[Tc]",
+    "[Fe+3]",
+    "[Pt]",
+    "[*]C",
+    "C" * 600,
+    "c1ccccc1" * 80,
+    "[C@@H](F)(Cl)Br",
+    "C1" * 30,
+    "[NH4+]",
+    ".",
+    "C..C",
+    "[H][H]",
+]
 
 
 @st.composite
@@ -57,10 +79,12 @@ def mutated(draw) -> str:
 
 def smiles_inputs() -> st.SearchStrategy[str]:
     return st.one_of(
-        st.sampled_from(SEEDS), mutated(), st.sampled_from(ODD),
+        st.sampled_from(SEEDS),
+        mutated(),
+        st.sampled_from(ODD),
         st.text(alphabet=SMILES_CHARS, max_size=40),
         st.text(max_size=20),  # any unicode, control characters and whitespace included
-    )  # fmt: skip
+    )
 
 
 def check_predict(model, inputs: list[object]) -> None:
@@ -95,8 +119,9 @@ def table_files(draw) -> tuple[str, bytes]:
     else:
         sep = draw(st.sampled_from([",", "\t", ";", "|"]))  # may be the wrong one
         header = draw(st.sampled_from(["smiles", "SMILES", "smiles,id", "id,smiles", "x", ""]))
-        rows = [header] + [f"{s}{sep}{i}" if draw(st.booleans()) else s
-                           for i, s in enumerate(smiles)]  # fmt: skip
+        rows = [header] + [
+            f"{s}{sep}{i}" if draw(st.booleans()) else s for i, s in enumerate(smiles)
+        ]
         text = eol.join(rows)
     data = text.encode("utf-8", "surrogatepass")
     if draw(st.booleans()):
@@ -134,16 +159,18 @@ def check_file(model, directory: Path, name: str, data: bytes) -> str:
 
 def labels() -> st.SearchStrategy[object]:
     return st.one_of(
-        st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-5, 5),
         st.sampled_from(["abc", "", " ", "1e3", "NaN", "inf", "-", "1,5", None]),
         st.text(max_size=5),
-    )  # fmt: skip
+    )
 
 
 def check_train(values: list[object], train_fn) -> str:
     """``train_fn(df)`` on valid molecules with these labels: trains, or a one-line refusal."""
-    df = pd.DataFrame({"smiles": (SEEDS * (len(values) // len(SEEDS) + 1))[: len(values)],
-                       "y": values})  # fmt: skip
+    df = pd.DataFrame(
+        {"smiles": (SEEDS * (len(values) // len(SEEDS) + 1))[: len(values)], "y": values}
+    )
     try:
         model = train_fn(df)
     except DataError as exc:
@@ -155,6 +182,7 @@ def check_train(values: list[object], train_fn) -> str:
     listed = set(model.problems["row"]) if model.problems is not None else set()
     assert bad <= listed, f"unusable labels in rows {sorted(bad - listed)} were not reported"
     member = model.members[0]
-    assert bool(member.y_mean.isfinite().all() and member.y_scale.isfinite().all()), \
+    assert bool(member.y_mean.isfinite().all() and member.y_scale.isfinite().all()), (
         "label scaling overflowed"
+    )
     return "trained"

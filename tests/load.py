@@ -36,12 +36,26 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
     """The app under ``streamlit run``, headless on a free loopback port; yields its URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-         "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -60,8 +74,9 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000},
-                                        accept_downloads=True)  # fmt: skip
+    context = await browser.new_context(
+        viewport={"width": 1400, "height": 1000}, accept_downloads=True
+    )
     context.set_default_timeout(300_000)  # ten sessions share two cores
     page = await context.new_page()
     await page.goto(url)
@@ -84,8 +99,9 @@ async def _all(url: str, batches: list[list[str]]) -> list[pd.DataFrame]:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            return await asyncio.gather(*(_session(browser, url, k, b)
-                                          for k, b in enumerate(batches)))  # fmt: skip
+            return await asyncio.gather(
+                *(_session(browser, url, k, b) for k, b in enumerate(batches))
+            )
         finally:
             await browser.close()
 

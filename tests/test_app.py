@@ -12,6 +12,7 @@ from .conftest import ESOL_TARGET, ROOT, train_small
 def models_dir(tmp_path_factory, esol):
     d = tmp_path_factory.mktemp("models")
     train_small(esol.head(200)).save(d / "tiny.pt")
+    train_small(esol.iloc[200:400]).save(d / "other.pt")  # the same task: a clashing name
     return d
 
 
@@ -84,7 +85,7 @@ def test_detail_view_explains_and_shows_neighbours(app):
     assert app.selectbox(key="detail_task").value == ("tiny", ESOL_TARGET)
     neighbours = _table(app, "similarity")
     assert len(neighbours) == 5 and neighbours["similarity"].is_monotonic_decreasing
-    assert f"measured {ESOL_TARGET}" in neighbours.columns
+    assert f"measured: {ESOL_TARGET}" in neighbours.columns
 
 
 def test_upload_sdf_and_csv(app):
@@ -115,11 +116,53 @@ def test_upload_sdf_and_csv(app):
 def test_uploaded_model_file_is_used(app, models_dir):
     app.sidebar.multiselect[1].set_value([])
     app.sidebar.file_uploader(key="model_file").set_value(
-        ("mine.pt", (models_dir / "tiny.pt").read_bytes(), "application/octet-stream"))
+        ("mine.pt", (models_dir / "tiny.pt").read_bytes(), "application/octet-stream")
+    )
     app.run()
     results = _score(app, "CCO")
     assert ESOL_TARGET in results and app.session_state["result_models"] == ["mine"]
     app.sidebar.file_uploader(key="model_file").set_value(
-        ("bad.pt", b"not a model", "application/octet-stream"))
+        ("bad.pt", b"not a model", "application/octet-stream")
+    )
     app.run()
     assert any("not a readable molpred model" in e.value for e in app.sidebar.error)
+
+
+def test_models_that_share_a_task_name_all_rank(app):
+    """Two models predicting the same task: both keep their columns, their own labels, and
+    both drive the ranking (a clash once emptied it)."""
+    app.sidebar.multiselect[1].set_value(["other.pt", "tiny.pt"])
+    app.run()
+    _score(app, "CCO ethanol\nc1ccccc1O phenol\nCCCCCCCCCCCC dodecane")
+    first, second = f"other.{ESOL_TARGET}", f"tiny.{ESOL_TARGET}"
+    labels = {s.key: s.label for s in app.selectbox if str(s.key).startswith("dir_")}
+    assert labels[f"dir_{first}"] != labels[f"dir_{second}"]
+    app.selectbox(key="dir_QED").set_value("ignore")
+    for column, direction in ((first, "lower"), (second, "ignore")):
+        app.selectbox(key=f"dir_{column}").set_value(direction)
+    app.run()
+    ranked = _table(app, "rank")
+    assert ranked["score"].notna().all()
+    assert ranked[first].tolist() == sorted(ranked[first])
+    app.selectbox(key=f"dir_{first}").set_value("ignore")
+    app.selectbox(key=f"dir_{second}").set_value("higher")
+    app.run()
+    ranked = _table(app, "rank")
+    assert ranked[second].tolist() == sorted(ranked[second], reverse=True)
+
+
+def test_confidence_slider_recomputes_intervals(app):
+    before = _score(app, "CCO ethanol\nc1ccccc1O phenol")
+    width = before[f"{ESOL_TARGET}_upper"] - before[f"{ESOL_TARGET}_lower"]
+    app.sidebar.slider[0].set_value(0.6)
+    app.run()
+    after = app.session_state["results"]
+    narrower = after[f"{ESOL_TARGET}_upper"] - after[f"{ESOL_TARGET}_lower"]
+    assert (narrower < width).all()
+    assert (after[ESOL_TARGET] == before[ESOL_TARGET]).all()  # values are not rescored
+
+
+def test_detail_smiles_is_literal_text(app):
+    smiles = "C[C@@H](O)c1ccccc1"
+    _score(app, f"{smiles} phenylethanol")
+    assert any(c.value == smiles for c in app.code)

@@ -13,8 +13,15 @@ from .conftest import ESOL_TARGET, FAST, SMALL
 
 @pytest.fixture(scope="module")
 def trained(esol):
-    model, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL,
-                     train_config=FAST, progress=False, cache_dir=None)  # fmt: skip
+    model, _ = train(
+        esol.head(80),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
     return model
 
 
@@ -44,8 +51,9 @@ class _Evil:
 
 def test_pickle_payload_is_refused_without_running(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "molpred-model", "format_version": 1, "x": _Evil()}, path,
-               pickle_protocol=2)  # fmt: skip
+    torch.save(
+        {"format": "molpred-model", "format_version": 1, "x": _Evil()}, path, pickle_protocol=2
+    )
     with pytest.raises(ModelFileError, match="refused|not a readable"):
         load_model(path)
     import os
@@ -88,13 +96,19 @@ def test_version_1_files_are_upgraded_not_refused(trained, tmp_path):
 
     payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
     meta = json.loads(payload["metadata"])
-    states = [{k: v for k, v in s.items() if not k.startswith("variance_head")
-               and k != "temperature"} for s in payload["members"]]  # fmt: skip
+    states = [
+        {k: v for k, v in s.items() if not k.startswith("variance_head") and k != "temperature"}
+        for s in payload["members"]
+    ]
     meta["model_config"].pop("variance_head")
     meta.pop("domain")
     meta["weights_sha256"] = weights_digest(states)
-    old = {"format": "molpred-model", "format_version": 1, "metadata": json.dumps(meta),
-           "members": states}  # fmt: skip
+    old = {
+        "format": "molpred-model",
+        "format_version": 1,
+        "metadata": json.dumps(meta),
+        "members": states,
+    }
     torch.save(old, tmp_path / "v1.pt")
     loaded = load_model(tmp_path / "v1.pt")
     assert loaded.domain is None and loaded.members[0].variance_head is None

@@ -19,14 +19,19 @@ SHARED_SPLITS = ROOT.parent / "shared" / "splits"
 CHEMPROP = ROOT / "benchmarks" / "runs" / "chemprop-venv" / "bin" / "chemprop"
 
 
+@pytest.mark.slow
 def test_accuracy_quick_mode_runs_both_tools(tmp_path):
     if not SHARED_SPLITS.is_dir():
         pytest.skip("needs ../shared/splits beside the checkout")
     if not CHEMPROP.exists() and not os.environ.get("CI"):
         pytest.skip("no chemprop environment: run python benchmarks/accuracy.py --quick once")
     out = tmp_path / "quick.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--quick",
-                    "--out", str(out)], check=True, cwd=ROOT, timeout=900)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--quick", "--out", str(out)],
+        check=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     rows = json.loads(out.read_text())
     assert {r["tool"] for r in rows} == {"molpred", "chemprop"}
     for row in rows:

@@ -15,6 +15,8 @@ import pytest
 from .conftest import ROOT, train_small
 from .load import CHROMIUM, check_no_cross_talk, concurrent_sessions, serve
 
+pytestmark = pytest.mark.slow  # a real cluster / browser
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, esol):
@@ -33,8 +35,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -56,7 +60,8 @@ def test_paste_score_rank_in_chromium(server, browser, tmp_path):
     page = _open(browser, server)
     page.get_by_label("SMILES, one per line").fill(
         "CC(=O)Oc1ccccc1C(=O)O aspirin\nC1CC broken\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\n"
-        "c1ccccc1O phenol")
+        "c1ccccc1O phenol"
+    )
     page.get_by_role("button", name="Score", exact=True).click()
     page.get_by_text("4 candidates (3 scored, 1 with errors)").wait_for(timeout=180_000)
     ranked = _download_csv(page)
@@ -81,7 +86,8 @@ def test_upload_in_chromium(server, browser, tmp_path):
     esol = pd.read_csv(ROOT / "data" / "esol.csv").head(447)
     names = ["eth", "junk", "anil", *(f"esol{i}" for i in range(len(esol)))]
     pd.DataFrame({"smiles": ["CCO", "xyz", "c1ccccc1N", *esol["smiles"]], "name": names}).to_csv(
-        csv, index=False)  # fmt: skip
+        csv, index=False
+    )
     uploader = page.locator('[data-testid="stFileUploader"]', has_text="CSV, TSV")
     uploader.locator("input[type=file]").set_input_files(str(csv))
     page.get_by_role("button", name="Score file").click()

@@ -11,20 +11,41 @@ from .conftest import ESOL_TARGET, ROOT
 
 
 def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "molpred.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "molpred.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc
 
 
+@pytest.mark.slow
 def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     data = tmp_path / "esol.csv"
     esol.head(150).to_csv(data, index=False)
     model = tmp_path / "m.pt"
-    run("train", data, "--target-columns", ESOL_TARGET, "--epochs", "3", "--hidden-size", "32",
-        "--head-hidden-size", "32", "--split", "scaffold", "--output", model, "--quiet",
-        "--metrics-out", tmp_path / "metrics.json")  # fmt: skip
+    run(
+        "train",
+        data,
+        "--target-columns",
+        ESOL_TARGET,
+        "--epochs",
+        "3",
+        "--hidden-size",
+        "32",
+        "--head-hidden-size",
+        "32",
+        "--split",
+        "scaffold",
+        "--output",
+        model,
+        "--quiet",
+        "--metrics-out",
+        tmp_path / "metrics.json",
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test"]["rmse"] > 0 and metrics["members"][0]["n_train"] > 100
 
@@ -36,8 +57,17 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert (scores["error"] != "").sum() == 3 and "16 rows: 13 scored, 3 failed" in proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 4  # header + top 3
 
-    proc = run("evaluate", model, data, "--target-columns", ESOL_TARGET, "--output",
-               tmp_path / "eval.json", "--plot", tmp_path / "domain.png")  # fmt: skip
+    proc = run(
+        "evaluate",
+        model,
+        data,
+        "--target-columns",
+        ESOL_TARGET,
+        "--output",
+        tmp_path / "eval.json",
+        "--plot",
+        tmp_path / "domain.png",
+    )
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["n_molecules"] == 150 and report["metrics"]["rmse"] > 0
     unc = report["uncertainty"][ESOL_TARGET]
@@ -47,8 +77,9 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert (tmp_path / "domain.png").read_bytes()[:4] == b"\x89PNG"
     assert "error by similarity" in proc.stdout
 
-    proc = run("predict", model, tiny_csv, "--output", out, "--no-domain", "--confidence", "0.8",
-               "--quiet")  # fmt: skip
+    proc = run(
+        "predict", model, tiny_csv, "--output", out, "--no-domain", "--confidence", "0.8", "--quiet"
+    )
     assert "domain_similarity" not in pd.read_csv(out).columns
 
 
@@ -57,16 +88,24 @@ def test_help_shows_a_worked_example(command):
     assert "example:" in run(command, "--help").stdout
 
 
+@pytest.mark.slow
 def test_unusable_input_exits_2_with_one_line(tmp_path, tiny_csv):
-    proc = run("train", tmp_path / "missing.csv", "--target-columns", "y", "--output",
-               tmp_path / "m.pt", check=False)  # fmt: skip
+    proc = run(
+        "train",
+        tmp_path / "missing.csv",
+        "--target-columns",
+        "y",
+        "--output",
+        tmp_path / "m.pt",
+        check=False,
+    )
     assert proc.returncode == 2 and "file not found" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    proc = run("train", tiny_csv, "--target-columns", "nope", "--output", tmp_path / "m.pt",
-               check=False)  # fmt: skip
+    proc = run(
+        "train", tiny_csv, "--target-columns", "nope", "--output", tmp_path / "m.pt", check=False
+    )
     assert proc.returncode == 2 and "'nope'" in proc.stderr
-    proc = run("predict", tmp_path / "m.pt", tiny_csv, "--output", tmp_path / "o.csv",
-               check=False)  # fmt: skip
+    proc = run("predict", tmp_path / "m.pt", tiny_csv, "--output", tmp_path / "o.csv", check=False)
     assert proc.returncode == 2 and "model file not found" in proc.stderr
 
 
@@ -81,9 +120,83 @@ def test_train_flag_defaults_are_the_library_defaults():
 
     args = vars(build_parser().parse_args(["train", "x.csv", "--target-columns", "y", "-o", "m"]))
     model, optim = asdict(ModelConfig()), asdict(TrainConfig())
-    for key in ("encoder", "hidden_size", "depth", "dropout", "pooling", "head_hidden_size",
-                "head_layers"):
+    for key in (
+        "encoder",
+        "hidden_size",
+        "depth",
+        "dropout",
+        "pooling",
+        "head_hidden_size",
+        "head_layers",
+    ):
         assert args[key] == model[key], key
     assert args["no_descriptors"] is not model["descriptors"]
     for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed"):
         assert args[key] == optim[key], key
+
+
+@pytest.fixture(scope="module")
+def model_file(esol, tmp_path_factory):
+    from .conftest import train_small
+
+    return train_small(esol.head(100)).save(tmp_path_factory.mktemp("cli") / "esol.pt")
+
+
+def test_options_are_checked_before_scoring(model_file, tiny_csv, tmp_path):
+    """Mistakes that would only show after an hours-long run are refused before it starts."""
+    src = tmp_path / "lib.csv"
+    src.write_bytes(tiny_csv.read_bytes())
+    proc = run("predict", model_file, src, "--output", src, check=False)
+    assert proc.returncode == 2 and "is the input file" in proc.stderr
+    assert src.read_bytes() == tiny_csv.read_bytes()  # the input is untouched
+    out = tmp_path / "scores.csv"
+    proc = run(
+        "predict", model_file, src, "--output", out, "--top", "3", "--sort-by", "nope", check=False
+    )
+    assert proc.returncode == 2 and "--sort-by 'nope'" in proc.stderr and not out.exists()
+    proc = run("predict", model_file, src, "--output", tmp_path / "scores.sdf", check=False)
+    assert proc.returncode == 2 and "cannot write sdf" in proc.stderr
+    assert not list(tmp_path.glob(".scores.sdf*"))  # nothing was scored
+
+
+def test_top_rows_are_the_best_of_the_whole_file(model_file, esol, tmp_path):
+    """--top keeps the best rows while streaming; they are the best rows of the written file,
+    across chunks, including the rows of a resumed run's finished parts."""
+    src = tmp_path / "lib.csv"
+    esol[["smiles"]].head(60).to_csv(src, index=False)
+    out = tmp_path / "scores.csv"
+    proc = run(
+        "predict",
+        model_file,
+        src,
+        "--output",
+        out,
+        "--top",
+        "5",
+        "--ascending",
+        "--chunk-size",
+        "7",
+        "--workers",
+        "1",
+        "--quiet",
+    )
+    written = pd.read_csv(out, keep_default_na=False)
+    best = written.sort_values(ESOL_TARGET, kind="stable")["smiles"].head(5).str.strip().tolist()
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 6 and [line.split()[0] for line in lines[1:]] == best
+    assert "_lower" not in lines[0] and "domain_similarity" not in lines[0]
+
+
+def test_a_users_error_column_is_kept_apart(model_file, tmp_path):
+    """An input column named ``error`` is the user's data: kept as ``input_error``, never
+    mixed with molpred's reasons."""
+    src = tmp_path / "lib.csv"
+    src.write_text("smiles,error\nCCO,failed\nC1CC,\nc1ccccc1O,\n")
+    out = tmp_path / "scores.csv"
+    proc = run("predict", model_file, src, "--output", out, "--top", "5", "--quiet")
+    scores = pd.read_csv(out, keep_default_na=False)
+    assert scores["input_error"].tolist() == ["failed", "", ""]
+    assert scores["error"].tolist()[0] == "" and scores["error"].tolist()[2] == ""
+    assert "unparseable" in scores["error"][1]
+    assert "3 rows: 2 scored, 1 failed" in proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 3  # header + both scored rows

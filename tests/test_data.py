@@ -26,8 +26,9 @@ def test_prepare_reports_every_unusable_row(tiny_csv):
     j = ds.smiles.index("CCN(CC)CC.Cl")
     assert np.isnan(ds.targets[j, 1])
     assert len(ds) == 16 - 3 - 1  # 3 invalid SMILES, 1 duplicate
-    parent = prepare_dataset(df, "smiles", ["logS", "active"], ["regression", "classification"],
-                             standardization="parent")  # fmt: skip
+    parent = prepare_dataset(
+        df, "smiles", ["logS", "active"], ["regression", "classification"], standardization="parent"
+    )
     assert "CCN(CC)CC" in parent.smiles and "CCN(CC)CC.Cl" not in parent.smiles
 
 
@@ -47,8 +48,9 @@ def test_missing_column_and_unusable_tables():
     with pytest.raises(DataError, match="no valid molecules"):
         prepare_dataset(pd.DataFrame({"smiles": ["C1CC"], "y": [1.0]}), "smiles", ["y"])
     with pytest.raises(DataError, match="0/1"):
-        prepare_dataset(pd.DataFrame({"smiles": ["CCO"], "y": [2.0]}), "smiles", ["y"],
-                        "classification")
+        prepare_dataset(
+            pd.DataFrame({"smiles": ["CCO"], "y": [2.0]}), "smiles", ["y"], "classification"
+        )
 
 
 def test_inf_label_is_reported_and_masked():

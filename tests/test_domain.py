@@ -19,13 +19,18 @@ def test_max_similarity_equals_rdkit_bulk_tanimoto(esol):
     ref, queries = mols[:250], mols[250:] + [Chem.MolFromSmiles("[Na+]")]  # no bits set
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     ref_bv = [gen.GetFingerprint(m) for m in ref]
-    expected = [max(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(q), ref_bv))
-                for q in queries]  # fmt: skip
-    got = max_similarity(np.stack([fingerprint(m) for m in queries]),
-                         np.stack([fingerprint(m) for m in ref]))  # fmt: skip
+    expected = [
+        max(DataStructs.BulkTanimotoSimilarity(gen.GetFingerprint(q), ref_bv)) for q in queries
+    ]
+    got = max_similarity(
+        np.stack([fingerprint(m) for m in queries]), np.stack([fingerprint(m) for m in ref])
+    )
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert got[:5].max() <= 1.0 and max_similarity(np.stack([fingerprint(ref[0])]),
-                                                   np.stack([fingerprint(ref[0])]))[0] == 1.0
+    assert (
+        got[:5].max() <= 1.0
+        and max_similarity(np.stack([fingerprint(ref[0])]), np.stack([fingerprint(ref[0])]))[0]
+        == 1.0
+    )
 
 
 def test_knn_distance():
@@ -46,13 +51,19 @@ def test_threshold_follows_validation_error():
 
 
 def test_default_model_reports_domain_and_flags_strangers(esol):
-    model, _ = train(esol.head(300), "smiles", [ESOL_TARGET], model_config=SMALL,
-                     train_config=FAST, progress=False, cache_dir=None)  # fmt: skip
+    model, _ = train(
+        esol.head(300),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
     train_smiles = esol["smiles"][:5].tolist()
     strangers = ["[Si](C)(C)(C)O[Si](C)(C)C", "FC(F)(F)S(=O)(=O)N[Se]C#N", "B1OB(O)OB(O)O1"]
     out = predict(model, train_smiles + strangers + ["not a smiles"])
-    assert list(out.columns[-4:]) == ["domain_similarity", "latent_distance", "in_domain",
-                                      "error"]  # fmt: skip
+    assert list(out.columns[-4:]) == ["domain_similarity", "latent_distance", "in_domain", "error"]
     seen = out.iloc[:5]
     assert (seen["domain_similarity"] >= 0.99).sum() >= 4  # (duplicates are merged in training)
     assert seen["in_domain"].all() and not out.iloc[5:8]["in_domain"].any()

@@ -23,15 +23,23 @@ def halogen_model(esol):
     y = [len(standardize(s).GetSubstructMatches(HALOGEN)) for s in smiles]
     df = pd.DataFrame({"smiles": smiles, "halogens": y})
     # a count is extensive: sum pooling (the default mean needs the size descriptors to count)
-    config = ModelConfig(hidden_size=64, head_hidden_size=64, depth=2, descriptors=False,
-                         pooling="sum")  # fmt: skip
-    model, metrics = train(df, "smiles", ["halogens"], model_config=config,
-                           train_config=TrainConfig(epochs=25, batch_size=32),
-                           progress=False, cache_dir=None)  # fmt: skip
+    config = ModelConfig(
+        hidden_size=64, head_hidden_size=64, depth=2, descriptors=False, pooling="sum"
+    )
+    model, metrics = train(
+        df,
+        "smiles",
+        ["halogens"],
+        model_config=config,
+        train_config=TrainConfig(epochs=25, batch_size=32),
+        progress=False,
+        cache_dir=None,
+    )
     assert metrics["test"]["rmse"] < 0.5  # it has learned the count
     return model
 
 
+@pytest.mark.slow
 def test_attributions_land_on_the_substructure(halogen_model, esol):
     hits = total = 0
     for smi in esol["smiles"]:
@@ -48,6 +56,7 @@ def test_attributions_land_on_the_substructure(halogen_model, esol):
     assert hits / total > 0.8
 
 
+@pytest.mark.slow
 def test_contributions_are_complete_and_drawable(halogen_model):
     smi = "Clc1ccc(Br)cc1CCO"
     contrib = atom_contributions(halogen_model, smi, steps=128)

@@ -67,11 +67,22 @@ def test_to_data_is_a_pyg_data():
 
 def _reference_codes(mol):
     """The featurizer's specification, spelled out one atom and one bond at a time."""
-    atom_values = [(a.GetAtomicNum(), a.GetTotalDegree(), a.GetFormalCharge(), a.GetChiralTag(),
-                    a.GetTotalNumHs(), a.GetHybridization(), a.GetIsAromatic(), a.IsInRing())
-                   for a in mol.GetAtoms()]  # fmt: skip
-    bond_values = [(b.GetBondType(), b.GetIsConjugated(), b.IsInRing(), b.GetStereo())
-                   for b in mol.GetBonds()]  # fmt: skip
+    atom_values = [
+        (
+            a.GetAtomicNum(),
+            a.GetTotalDegree(),
+            a.GetFormalCharge(),
+            a.GetChiralTag(),
+            a.GetTotalNumHs(),
+            a.GetHybridization(),
+            a.GetIsAromatic(),
+            a.IsInRing(),
+        )
+        for a in mol.GetAtoms()
+    ]
+    bond_values = [
+        (b.GetBondType(), b.GetIsConjugated(), b.IsInRing(), b.GetStereo()) for b in mol.GetBonds()
+    ]
 
     def code(field, value):
         return field.choices.index(value) if value in field.choices else field.unknown
@@ -82,10 +93,24 @@ def _reference_codes(mol):
 
 
 STEREO_AND_ODD = [
-    "C[C@H](N)C(=O)O", "C[C@@H](O)[C@H](N)C", "F/C=C/F", "F/C=C\\F", "C[S@](=O)c1ccccc1",
-    "[NH4+].[Cl-]", "C[N+](C)(C)C", "[O-][N+](=O)c1ccccc1", "C#N", "c1ccc2c(c1)[nH]c1ccccc12",
-    "[2H]C([2H])([2H])O", "C1CC2CCC1C2", "O=S(=O)(O)O", "[Na+].[O-]C(=O)C", "B1OC(C)(C)C(C)(C)O1",
-    "C[Si](C)(C)C", "[Se]=C=[Se]", "CC(C)(C)[C@@]1(O)CC[C@H](C)CC1",
+    "C[C@H](N)C(=O)O",
+    "C[C@@H](O)[C@H](N)C",
+    "F/C=C/F",
+    "F/C=C\\F",
+    "C[S@](=O)c1ccccc1",
+    "[NH4+].[Cl-]",
+    "C[N+](C)(C)C",
+    "[O-][N+](=O)c1ccccc1",
+    "C#N",
+    "c1ccc2c(c1)[nH]c1ccccc12",
+    "[2H]C([2H])([2H])O",
+    "C1CC2CCC1C2",
+    "O=S(=O)(O)O",
+    "[Na+].[O-]C(=O)C",
+    "B1OC(C)(C)C(C)(C)O1",
+    "C[Si](C)(C)C",
+    "[Se]=C=[Se]",
+    "CC(C)(C)[C@@]1(O)CC[C@H](C)CC1",
 ]
 
 

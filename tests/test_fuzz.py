@@ -19,8 +19,12 @@ from molpred.train import train
 from .conftest import ESOL_TARGET, FAST, SMALL, train_small
 from .fuzzing import check_file, check_predict, check_train, labels, smiles_inputs, table_files
 
-SHORT = settings(max_examples=150, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SHORT = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +32,14 @@ def model(esol):
     return train_small(esol.head(60))
 
 
+@pytest.mark.slow
 @SHORT
 @given(inputs=st.lists(smiles_inputs(), max_size=12))
 def test_predict_never_crashes_and_keeps_every_row(model, inputs):
     check_predict(model, inputs)
 
 
+@pytest.mark.slow
 @SHORT
 @given(file=table_files())
 @example(file=("input.sdf", b"0\r0\n  junk\n\nM  END\n"))  # found by the long campaign:
@@ -44,15 +50,22 @@ def test_every_reader_keeps_every_row_or_refuses_clearly(model, file):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # no overflow anywhere, however large
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(values=st.lists(labels(), min_size=1, max_size=24))
 @example(values=[1e29, -1e29, 3e28, 1.0, 5e29, 2e29, 0.0, 1e20])  # from the long campaign
 def test_train_rejects_unusable_labels_in_one_line(values):
     def fit(df):
-        model, _ = train(df, "smiles", ["y"], model_config=SMALL,
-                         train_config=FAST.__class__(epochs=1, batch_size=32, patience=5),
-                         progress=False, cache_dir=None)  # fmt: skip
+        model, _ = train(
+            df,
+            "smiles",
+            ["y"],
+            model_config=SMALL,
+            train_config=FAST.__class__(epochs=1, batch_size=32, patience=5),
+            progress=False,
+            cache_dir=None,
+        )
         return model
 
     check_train(values, fit)

@@ -6,9 +6,18 @@ import pytest
 from molpred.io import DataError, TableWriter, atomic_path, iter_table, read_table, table_format
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("a.csv", "csv"), ("a.CSV.GZ", "csv"), ("a.tsv", "tsv"),
-                                           ("a.smi", "smi"), ("a.txt", "smi"), ("a.sdf.gz", "sdf"),
-                                           ("a.parquet", "parquet")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("a.csv", "csv"),
+        ("a.CSV.GZ", "csv"),
+        ("a.tsv", "tsv"),
+        ("a.smi", "smi"),
+        ("a.txt", "smi"),
+        ("a.sdf.gz", "sdf"),
+        ("a.parquet", "parquet"),
+    ],
+)
 def test_table_format(name, fmt):
     assert table_format(name) == fmt
 

@@ -14,8 +14,13 @@ def _batch(smiles):
 @pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
 @pytest.mark.parametrize("pooling", ["mean", "sum", "attention"])
 def test_output_shape(encoder, pooling):
-    cfg = ModelConfig(encoder=encoder, pooling=pooling, hidden_size=16, head_hidden_size=16,
-                      task_types=("regression", "classification", "regression"))
+    cfg = ModelConfig(
+        encoder=encoder,
+        pooling=pooling,
+        hidden_size=16,
+        head_hidden_size=16,
+        task_types=("regression", "classification", "regression"),
+    )
     out = build_model(cfg)(_batch(["CCO", "c1ccccc1", "C"]))
     assert out.shape == (3, 3) and torch.isfinite(out).all()
 
@@ -32,8 +37,9 @@ def test_invariant_to_atom_order_and_batch_composition(encoder):
 
 
 def test_predict_unscales_regression_and_squashes_classification():
-    model = build_model(ModelConfig(hidden_size=8, head_hidden_size=8,
-                                    task_types=("regression", "classification"))).eval()
+    model = build_model(
+        ModelConfig(hidden_size=8, head_hidden_size=8, task_types=("regression", "classification"))
+    ).eval()
     model.y_mean[0], model.y_scale[0] = 100.0, 10.0
     batch = _batch(["CCO", "CCN"])
     raw, pred = model(batch), model.predict(batch)
@@ -41,8 +47,9 @@ def test_predict_unscales_regression_and_squashes_classification():
     assert ((pred[:, 1] > 0) & (pred[:, 1] < 1)).all()
 
 
-@pytest.mark.parametrize("bad", [dict(encoder="gcn"), dict(pooling="max"), dict(depth=0),
-                                 dict(dropout=1.5)])
+@pytest.mark.parametrize(
+    "bad", [dict(encoder="gcn"), dict(pooling="max"), dict(depth=0), dict(dropout=1.5)]
+)
 def test_config_rejects_unknown_values(bad):
     with pytest.raises(ValueError):
         ModelConfig(**bad)

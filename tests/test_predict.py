@@ -13,8 +13,15 @@ from .conftest import ESOL_TARGET, FAST, SMALL
 
 @pytest.fixture(scope="module")
 def model(esol):
-    m, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST,
-                 progress=False, cache_dir=None)  # fmt: skip
+    m, _ = train(
+        esol.head(80),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
     return m
 
 
@@ -22,8 +29,17 @@ def test_predict_returns_one_row_per_input_in_order(model):
     smiles = ["CCO", "C1CC", None, "c1ccccc1", "", "CCO"]
     out = predict(model, smiles)
     t = ESOL_TARGET
-    assert list(out.columns) == ["smiles", t, f"{t}_std", f"{t}_lower", f"{t}_upper",
-                                 "domain_similarity", "latent_distance", "in_domain", "error"]
+    assert list(out.columns) == [
+        "smiles",
+        t,
+        f"{t}_std",
+        f"{t}_lower",
+        f"{t}_upper",
+        "domain_similarity",
+        "latent_distance",
+        "in_domain",
+        "error",
+    ]
     ok = out["error"] == ""
     assert (out[f"{t}_lower"][ok] < out[t][ok]).all() and (out[t][ok] < out[f"{t}_upper"][ok]).all()
     assert (out[f"{t}_std"][ok] > 0).all() and out["in_domain"][~ok].isna().all()
@@ -112,9 +128,16 @@ def test_unusable_inputs(model, tmp_path):
 def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tmp_path):
     """A 'parent' model scores a salt as its parent (after a save/load round trip); an
     as-drawn model sees the counter-ion; a panel mixing the two scores each model its way."""
-    parent, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL,
-                      train_config=FAST, standardization="parent", progress=False,
-                      cache_dir=None)  # fmt: skip
+    parent, _ = train(
+        esol.head(80),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        standardization="parent",
+        progress=False,
+        cache_dir=None,
+    )
     from molpred import load_model
 
     parent = load_model(parent.save(tmp_path / "parent.pt"))
@@ -130,8 +153,10 @@ def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tm
     assert panel.loc[0, "error"] == "" and "unparseable" in panel.loc[1, "error"]
     src = tmp_path / "salts.csv"
     src.write_text("smiles\nCCN(CC)CC.Cl\nC1CC\n")
-    predict_file([model, parent], src, tmp_path / "out.csv", model_names=["drawn", "parent"],
-                 progress=False)  # fmt: skip
+    predict_file(
+        [model, parent], src, tmp_path / "out.csv", model_names=["drawn", "parent"], progress=False
+    )
     written = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert float(written.loc[0, f"parent.{ESOL_TARGET}"]) == pytest.approx(
-        alone.loc[0, ESOL_TARGET], abs=1e-5)  # fmt: skip
+        alone.loc[0, ESOL_TARGET], abs=1e-5
+    )

@@ -19,24 +19,47 @@ from .conftest import ESOL_TARGET, FAST, ROOT, SMALL
 @pytest.fixture(scope="module")
 def setup(esol, tmp_path_factory):
     d = tmp_path_factory.mktemp("resume")
-    model, _ = train(esol.head(80), "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST,
-                     progress=False, cache_dir=None)  # fmt: skip
+    model, _ = train(
+        esol.head(80),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
     model.save(d / "m.pt")
     smiles = (esol["smiles"].tolist() * 2)[:2000]
     smiles[7] = "not_a_smiles"
     pd.DataFrame({"id": [f"ID{i}" for i in range(2000)], "smiles": smiles}).to_csv(
-        d / "lib.csv", index=False)  # fmt: skip
+        d / "lib.csv", index=False
+    )
     return d
 
 
 def _cmd(d, out, *extra):
-    return [sys.executable, "-m", "molpred.cli", "predict", str(d / "m.pt"), str(d / "lib.csv"),
-            "--output", str(out), "--chunk-size", "100", "--quiet", "--device", "cpu", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "molpred.cli",
+        "predict",
+        str(d / "m.pt"),
+        str(d / "lib.csv"),
+        "--output",
+        str(out),
+        "--chunk-size",
+        "100",
+        "--quiet",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _kill_after_parts(cmd, parts_dir, n_parts):
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         done = len(list(parts_dir.glob("part-*.json"))) if parts_dir.exists() else 0
@@ -47,8 +70,10 @@ def _kill_after_parts(cmd, parts_dir, n_parts):
     proc.wait()
 
 
-@pytest.mark.parametrize(("suffix", "kill_points"), [("csv", (1, 8, 15)), ("csv.gz", (5,)),
-                                                     ("parquet", (12,))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("suffix", "kill_points"), [("csv", (1, 8, 15)), ("csv.gz", (5,)), ("parquet", (12,))]
+)
+@pytest.mark.slow
 def test_kill_9_then_resume_is_byte_identical(setup, suffix, kill_points):
     d = setup
     ref = d / f"ref.{suffix}"
@@ -68,6 +93,7 @@ def test_kill_9_then_resume_is_byte_identical(setup, suffix, kill_points):
     assert (df["error"].fillna("") != "").sum() == 1
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_is_byte_identical(setup):
     """Kills at random times (seeded), wherever the run is: importing, featurizing, writing a
     part, joining. Every restart resumes; the end result equals an uninterrupted run."""
@@ -78,8 +104,13 @@ def test_kill_9_at_random_moments_then_resume_is_byte_identical(setup):
     subprocess.run(_cmd(d, ref), cwd=ROOT, check=True)
     rng = random.Random(8)
     for _ in range(4):
-        proc = subprocess.Popen(_cmd(d, out, "--resume"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            _cmd(d, out, "--resume"),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(1.0, 6.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -87,12 +118,14 @@ def test_kill_9_at_random_moments_then_resume_is_byte_identical(setup):
     assert out.read_bytes() == ref.read_bytes()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_run(setup):
     d = setup
     out = d / "changed.csv"
     _kill_after_parts(_cmd(d, out, "--resume"), out.with_name(f".{out.name}.parts"), 2)
-    proc = subprocess.run(_cmd(d, out, "--resume", "--batch-size", "7"), cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        _cmd(d, out, "--resume", "--batch-size", "7"), cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "cannot --resume" in proc.stderr
 
 
@@ -100,15 +133,22 @@ def test_panel_of_models_scores_once_with_one_column_per_task(setup, tiny_csv, t
     from molpred.artifact import load_model
 
     m = load_model(setup / "m.pt")
-    tox, _ = train(pd.read_csv("data/tox21.csv").head(120), "smiles", ["NR-AR", "SR-p53"],
-                   model_config=SMALL, train_config=FAST, progress=False)  # fmt: skip
+    tox, _ = train(
+        pd.read_csv("data/tox21.csv").head(120),
+        "smiles",
+        ["NR-AR", "SR-p53"],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+    )
     predict_file([m, tox], tiny_csv, tmp_path / "panel.csv", progress=False)
     predict_file(m, tiny_csv, tmp_path / "single.csv", progress=False)
     panel = pd.read_csv(tmp_path / "panel.csv")
     single = pd.read_csv(tmp_path / "single.csv")
     cols = list(panel.columns)
     assert cols[-1] == "error" and cols.index(ESOL_TARGET) < cols.index("NR-AR") < cols.index(
-        "SR-p53")
+        "SR-p53"
+    )
     assert {"model0.domain_similarity", "model1.in_domain", "NR-AR_set"} <= set(cols)
     pd.testing.assert_series_equal(panel[ESOL_TARGET], single[ESOL_TARGET])
     with pytest.raises(DataError, match="molblock column"):
@@ -122,7 +162,12 @@ def test_molblock_column(setup, tmp_path):
 
     blocks = [Chem.MolToMolBlock(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1")] + ["junk"]
     pd.DataFrame({"mol": blocks, "id": [1, 2, 3]}).to_parquet(tmp_path / "b.parquet")
-    predict_file(load_model(setup / "m.pt"), tmp_path / "b.parquet", tmp_path / "b.csv",
-                 molblock_column="mol", progress=False)  # fmt: skip
+    predict_file(
+        load_model(setup / "m.pt"),
+        tmp_path / "b.parquet",
+        tmp_path / "b.csv",
+        molblock_column="mol",
+        progress=False,
+    )
     out = pd.read_csv(tmp_path / "b.csv", keep_default_na=False)
     assert out["error"].ne("").tolist() == [False, False, True]

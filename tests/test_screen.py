@@ -26,8 +26,11 @@ def test_parse_pasted_keeps_bad_lines_and_names():
 
 
 def test_medchem_properties_rules_and_alerts():
-    mols = [Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"), None,
-            Chem.MolFromSmiles("O=C(C=Cc1ccccc1)c1ccccc1O")]  # chalcone: a Brenk alert
+    mols = [
+        Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O"),
+        None,
+        Chem.MolFromSmiles("O=C(C=Cc1ccccc1)c1ccccc1O"),
+    ]  # chalcone: a Brenk alert
     t = medchem_table(mols)
     assert t.loc[0, "MW"] == pytest.approx(180.159, abs=1e-3) and t.loc[0, "HBD"] == 1
     assert bool(t.loc[0, "Lipinski"]) and bool(t.loc[0, "Veber"]) and t.loc[0, "PAINS"] == ""
@@ -60,8 +63,9 @@ def test_score_and_pareto_front():
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_screen_aligns_rows_and_reports_errors(model, workers):
-    out = screen({"sol": model}, ["CCO", "C1CC", "c1ccccc1O"], ["a", "b", "c"], chunk_size=2,
-                 workers=workers)  # fmt: skip
+    out = screen(
+        {"sol": model}, ["CCO", "C1CC", "c1ccccc1O"], ["a", "b", "c"], chunk_size=2, workers=workers
+    )
     assert out["name"].tolist() == ["a", "b", "c"] and out.columns[-1] == "error"
     assert out["error"].ne("").tolist() == [False, True, False]
     assert {ESOL_TARGET, f"{ESOL_TARGET}_lower", "in_domain", "QED", "PAINS"} <= set(out.columns)

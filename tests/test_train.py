@@ -40,8 +40,9 @@ def test_multitask_classification_with_missing_labels(tmp_path):
     df = pd.read_csv("data/tox21.csv").head(300)
     tasks = ["NR-AR", "SR-p53", "NR-AhR"]
     assert df[tasks].isna().any().any()  # the test needs real gaps
-    model, metrics = train(df, "smiles", tasks, model_config=SMALL, train_config=FAST,
-                           progress=False)
+    model, metrics = train(
+        df, "smiles", tasks, model_config=SMALL, train_config=FAST, progress=False
+    )
     assert model.task_types == ["classification"] * 3
     assert {"roc_auc", "pr_auc"} <= set(metrics["test"])
     out = predict(model, df["smiles"].head(20))
@@ -50,9 +51,16 @@ def test_multitask_classification_with_missing_labels(tmp_path):
 
 def test_mixed_regression_and_classification(tiny_csv):
     df = pd.read_csv(tiny_csv)
-    model, metrics = train(df, "smiles", ["logS", "active"], task_types=["regression",
-                           "classification"], model_config=SMALL, train_config=FAST,
-                           split_sizes=(0.6, 0.2, 0.2), progress=False)  # fmt: skip
+    model, metrics = train(
+        df,
+        "smiles",
+        ["logS", "active"],
+        task_types=["regression", "classification"],
+        model_config=SMALL,
+        train_config=FAST,
+        split_sizes=(0.6, 0.2, 0.2),
+        progress=False,
+    )
     assert model.task_types == ["regression", "classification"]
     assert metrics["primary_metric"] == "loss"
 
@@ -61,22 +69,38 @@ def test_same_seed_same_weights(esol):
     df = esol.head(80)
     weights = []
     for _ in range(2):
-        model, _ = train(df, "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST,
-                         progress=False, cache_dir=None)  # fmt: skip
+        model, _ = train(
+            df,
+            "smiles",
+            [ESOL_TARGET],
+            model_config=SMALL,
+            train_config=FAST,
+            progress=False,
+            cache_dir=None,
+        )
         weights.append(model.members[0].state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
 
 
 def test_kfold_trains_one_member_per_fold(esol):
-    model, metrics = train(esol.head(60), "smiles", [ESOL_TARGET], split="kfold", folds=3,
-                           model_config=SMALL, train_config=FAST, progress=False)  # fmt: skip
+    model, metrics = train(
+        esol.head(60),
+        "smiles",
+        [ESOL_TARGET],
+        split="kfold",
+        folds=3,
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+    )
     assert len(model.members) == 3 and len(metrics["members"]) == 3
     assert sum(m["n_test"] for m in metrics["members"]) == 60
     out = predict(model, ["CCO"])
     assert f"{ESOL_TARGET}_std" in out.columns
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_in_separate_processes(tmp_path):
     """Two fresh processes (different hash seeds, two torch threads each) train the same model:
     the weights are byte-identical and so are the predictions. (At the default hidden size the
@@ -96,8 +120,13 @@ predict(model, df["smiles"].head(50).tolist()).to_csv(sys.argv[2], index=False)
     for i, hash_seed in enumerate(["1", "2"]):
         paths = (tmp_path / f"m{i}.pt", tmp_path / f"p{i}.csv")
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        subprocess.run([sys.executable, "-c", script, *map(str, paths)], check=True, env=env,
-                       cwd=ROOT, timeout=300)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", script, *map(str, paths)],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
         runs.append(paths)
     (a, pa), (b, pb) = runs
     wa = torch.load(a, weights_only=True)["members"]

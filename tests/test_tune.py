@@ -39,9 +39,18 @@ def _shrink(monkeypatch):
 
 
 def test_search_space_lives_in_one_function():
-    params = {"encoder": "gine", "depth": 4, "hidden_size": 250, "dropout": 0.1, "pooling": "mean",
-              "descriptors": False, "head_layers": 1, "lr": 5e-4, "batch_size": 64,
-              "weight_decay": 1e-3}  # fmt: skip
+    params = {
+        "encoder": "gine",
+        "depth": 4,
+        "hidden_size": 250,
+        "dropout": 0.1,
+        "pooling": "mean",
+        "descriptors": False,
+        "head_layers": 1,
+        "lr": 5e-4,
+        "batch_size": 64,
+        "weight_decay": 1e-3,
+    }
     model, train = suggest(optuna.trial.FixedTrial(params))
     assert model["encoder"] == "gine" and model["hidden_size"] == model["head_hidden_size"] == 250
     assert train == {"lr": 5e-4, "batch_size": 64, "weight_decay": 1e-3}
@@ -51,6 +60,7 @@ def test_search_space_lives_in_one_function():
     assert set(trial.params) == set(params) and 2 <= m["depth"] <= 6 and 1e-4 <= t["lr"] <= 3e-3
 
 
+@pytest.mark.slow
 def test_study_persists_resumes_exports_and_reports(small, tmp_path, monkeypatch, capsys):
     _shrink(monkeypatch)
     storage = f"sqlite:///{tmp_path / 's.db'}"
@@ -71,16 +81,22 @@ def test_study_persists_resumes_exports_and_reports(small, tmp_path, monkeypatch
     assert cfg["train_config"]["epochs"] == 3
 
     html = write_report(more, tmp_path / "report.html").read_text()
-    for section in ("Optimization history", "Parameter importances", "Parallel coordinates",
-                    "Slice plots", "<table"):  # fmt: skip
+    for section in (
+        "Optimization history",
+        "Parameter importances",
+        "Parallel coordinates",
+        "Slice plots",
+        "<table",
+    ):
         assert section in html
     assert 'src="http' not in html  # plotly.js embedded: the report opens offline
 
 
 def test_weak_trials_are_pruned(small, tmp_path, monkeypatch, capsys):
     _shrink(monkeypatch)
-    monkeypatch.setattr(tune, "_pruner", lambda name, epochs: optuna.pruners.ThresholdPruner(
-        upper=0.0))  # every RMSE is above 0: prune at the first report  # fmt: skip
+    monkeypatch.setattr(
+        tune, "_pruner", lambda name, epochs: optuna.pruners.ThresholdPruner(upper=0.0)
+    )  # every RMSE is above 0: prune at the first report
     study = run_study(small, SETTINGS, n_trials=2, storage=f"sqlite:///{tmp_path / 'p.db'}")
     states = {t.state for t in study.trials}
     assert states == {optuna.trial.TrialState.PRUNED}
@@ -95,21 +111,56 @@ def test_unknown_config_keys_are_an_error(tmp_path):
 
 
 def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "molpred.cli", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "molpred.cli", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
+@pytest.mark.slow
 def test_cli_tune_then_train_from_the_best_configuration(small, tmp_path):
     storage = f"sqlite:///{tmp_path / 'cli.db'}"
-    proc = _cli("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "2", "--epochs",
-                "2", "--storage", storage, "--study-name", "cli", "--export",
-                tmp_path / "best.json", "--report", tmp_path / "r.html")  # fmt: skip
+    proc = _cli(
+        "tune",
+        small,
+        "--target-columns",
+        ESOL_TARGET,
+        "--n-trials",
+        "2",
+        "--epochs",
+        "2",
+        "--storage",
+        storage,
+        "--study-name",
+        "cli",
+        "--export",
+        tmp_path / "best.json",
+        "--report",
+        tmp_path / "r.html",
+    )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "best: trial" in out and err.count("trial ") >= 2
     best = json.loads((tmp_path / "best.json").read_text())
-    proc = _cli("train", small, "--target-columns", ESOL_TARGET, "--config", tmp_path / "best.json",
-                "--hidden-size", "32", "--epochs", "2", "--output", tmp_path / "m.pt", "--quiet")
+    proc = _cli(
+        "train",
+        small,
+        "--target-columns",
+        ESOL_TARGET,
+        "--config",
+        tmp_path / "best.json",
+        "--hidden-size",
+        "32",
+        "--epochs",
+        "2",
+        "--output",
+        tmp_path / "m.pt",
+        "--quiet",
+    )
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     meta = load_model(tmp_path / "m.pt").info
@@ -120,12 +171,27 @@ def test_cli_tune_then_train_from_the_best_configuration(small, tmp_path):
     assert meta.train_config["lr"] == pytest.approx(best["train_config"]["lr"])
 
 
+@pytest.mark.slow
 def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):
     """kill -9 a worker mid-trial: its trial turns stale (no heartbeat), is failed and re-queued
     by the next worker, and the study completes."""
     storage = f"sqlite:///{tmp_path / 'k.db'}"
-    proc = _cli("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "50", "--epochs",
-                "60", "--storage", storage, "--study-name", "k", "--pruner", "none")  # fmt: skip
+    proc = _cli(
+        "tune",
+        small,
+        "--target-columns",
+        ESOL_TARGET,
+        "--n-trials",
+        "50",
+        "--epochs",
+        "60",
+        "--storage",
+        storage,
+        "--study-name",
+        "k",
+        "--pruner",
+        "none",
+    )
     deadline = time.time() + 120
     running = []
     while time.time() < deadline and not running:
@@ -139,9 +205,16 @@ def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     _shrink(monkeypatch)
-    monkeypatch.setattr(tune, "_storage", lambda url: optuna.storages.RDBStorage(
-        url, heartbeat_interval=1, grace_period=2,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1)))
+    monkeypatch.setattr(
+        tune,
+        "_storage",
+        lambda url: optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=1,
+            grace_period=2,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(1),
+        ),
+    )
     time.sleep(3)
     n_before = len(optuna.load_study(study_name="k", storage=storage).trials)
     study = run_study(small, SETTINGS, n_trials=2 + n_before, storage=storage, study_name="k")
@@ -160,17 +233,31 @@ def _postgres_url() -> str:
     return url
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study_on_postgresql(small, tmp_path):
     url = _postgres_url()
     name = f"two-workers-{os.getpid()}-{time.time_ns()}"
-    args = ("tune", small, "--target-columns", ESOL_TARGET, "--n-trials", "6", "--epochs", "2",
-            "--storage", url, "--study-name", name)  # fmt: skip
+    args = (
+        "tune",
+        small,
+        "--target-columns",
+        ESOL_TARGET,
+        "--n-trials",
+        "6",
+        "--epochs",
+        "2",
+        "--storage",
+        url,
+        "--study-name",
+        name,
+    )
     workers = [_cli(*args) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1] for o in outputs]
     study = optuna.load_study(study_name=name, storage=url)
-    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,
-                                        optuna.trial.TrialState.PRUNED))  # fmt: skip
+    finished = study.get_trials(
+        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    )
     assert len(finished) >= 6 and len({t.number for t in study.trials}) == len(study.trials)
     per_worker = [sum(1 for l in err.splitlines() if l.startswith("trial ")) for _, err in outputs]
     assert all(n >= 1 for n in per_worker), per_worker  # both really ran trials
@@ -182,8 +269,9 @@ def test_cross_validation_objective_is_the_mean_over_folds(small, tmp_path, monk
     from dataclasses import replace
 
     _shrink(monkeypatch)
-    study = run_study(small, replace(SETTINGS, cv=3), n_trials=1,
-                      storage=f"sqlite:///{tmp_path / 'cv.db'}")  # fmt: skip
+    study = run_study(
+        small, replace(SETTINGS, cv=3), n_trials=1, storage=f"sqlite:///{tmp_path / 'cv.db'}"
+    )
     trial = study.trials[0]
     assert {f"fold{i}_best_epoch" for i in range(3)} <= set(trial.user_attrs)
     folds = [trial.user_attrs[f"fold{i}_rmse"] for i in range(3)]

@@ -52,8 +52,7 @@ def test_prediction_sets_and_coverage_for_classification():
     rng = np.random.default_rng(1)
     p = rng.uniform(size=6000)
     y = (rng.uniform(size=6000) < p).astype(float)  # calibrated probabilities
-    scores = conformal_scores(p[:3000, None], p[:3000, None], y[:3000, None],
-                              ["classification"])[0]  # fmt: skip
+    scores = conformal_scores(p[:3000, None], p[:3000, None], y[:3000, None], ["classification"])[0]
     sets = prediction_set(p[3000:], scores, 0.9)
     covered = np.mean([str(int(t)) in s.split(",") for t, s in zip(y[3000:], sets, strict=True)])
     assert abs(covered - 0.9) < 0.02

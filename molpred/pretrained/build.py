@@ -25,15 +25,29 @@ def build(name: str, data_dir: Path) -> dict:
     card = CARDS[name]
     df = pd.read_csv(data_dir / card.data)
     start = time.perf_counter()
-    model, metrics = train(df, card.smiles_column, list(card.targets),
-                           task_types=card.task, split="scaffold", progress=False,
-                           provenance={"card": name, "data": f"data/{card.data}",
-                                       "split": "scaffold 80/10/10, seed 0"})  # fmt: skip
+    model, metrics = train(
+        df,
+        card.smiles_column,
+        list(card.targets),
+        task_types=card.task,
+        split="scaffold",
+        progress=False,
+        provenance={
+            "card": name,
+            "data": f"data/{card.data}",
+            "split": "scaffold 80/10/10, seed 0",
+        },
+    )
     model.save(model_path(name))
     overall = {k: round(v, 4) for k, v in metrics["test"].items() if "/" not in k}
-    return {"model": name, "test": overall, "n_problems": metrics["n_problems"],
-            "seconds": round(time.perf_counter() - start, 1), "molpred": __version__,
-            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    return {
+        "model": name,
+        "test": overall,
+        "n_problems": metrics["n_problems"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "molpred": __version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main() -> None:

@@ -34,8 +34,9 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
     rng = np.random.default_rng(seed)
     first_members, first_train, _ = groups[0]
     sample = rng.choice(first_train, size=min(2000, len(first_train)), replace=False)
-    _, _, ref_emb, _ = member_outputs(first_members[:1], dataset.subset(sample).featurized(),
-                                      embeddings=True)  # fmt: skip
+    _, _, ref_emb, _ = member_outputs(
+        first_members[:1], dataset.subset(sample).featurized(), embeddings=True
+    )
     ref_emb_t = torch.from_numpy(ref_emb)
     for g, (members, _train_idx, val_idx) in enumerate(groups):
         if len(val_idx) == 0:
@@ -50,24 +51,35 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
         mean, spread = combine(values, variances, task_types)
         for t, scores in enumerate(conformal_scores(mean, spread, val.targets, task_types)):
             per_task[t].extend(scores)
-        scale = np.array([float(members[0].y_scale[t]) if k == "regression" else 1.0
-                          for t, k in enumerate(task_types)])  # fmt: skip
+        scale = np.array(
+            [
+                float(members[0].y_scale[t]) if k == "regression" else 1.0
+                for t, k in enumerate(task_types)
+            ]
+        )
         with warnings.catch_warnings():  # a molecule unlabeled in every task: NaN, quietly
             warnings.simplefilter("ignore", RuntimeWarning)
             errs.append(np.nanmean(np.abs(val.targets - mean) / scale, axis=1))
         sims.append(max_similarity(val.fingerprints, ref_fps))
         if emb is not None:
             val_emb_dist.append(knn_distance(torch.from_numpy(emb), ref_emb_t))
-    calibration = {"conformal_scores": [sorted(s) for s in per_task],
-                   "n_calibration": [len(s) for s in per_task]}  # fmt: skip
+    calibration = {
+        "conformal_scores": [sorted(s) for s in per_task],
+        "n_calibration": [len(s) for s in per_task],
+    }
     if not sims:
         return calibration, None
     sim, err = np.concatenate(sims), np.concatenate(errs)
     choice = choose_threshold(sim, err)
     latent_scale = float(np.median(np.concatenate(val_emb_dist))) if val_emb_dist else 1.0
-    domain = Domain(torch.from_numpy(np.ascontiguousarray(ref_fps)),
-                    ref_emb_t.to(torch.float16), latent_scale, float(choice["threshold"]),
-                    str(choice["rule"]), [dataset.smiles[i] for i in reference],
-                    torch.from_numpy(np.ascontiguousarray(dataset.targets[reference])))  # fmt: skip
+    domain = Domain(
+        torch.from_numpy(np.ascontiguousarray(ref_fps)),
+        ref_emb_t.to(torch.float16),
+        latent_scale,
+        float(choice["threshold"]),
+        str(choice["rule"]),
+        [dataset.smiles[i] for i in reference],
+        torch.from_numpy(np.ascontiguousarray(dataset.targets[reference])),
+    )
     calibration["domain_threshold"] = choice
     return calibration, domain

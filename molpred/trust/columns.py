@@ -15,15 +15,21 @@ __all__ = ["prediction_columns", "interval_columns"]
 
 
 def interval_columns(
-    task: TaskColumns, scores: list[float] | None, mean: np.ndarray, spread: np.ndarray,
+    task: TaskColumns,
+    scores: list[float] | None,
+    mean: np.ndarray,
+    spread: np.ndarray,
     confidence: float,
-) -> dict[str, object]:  # fmt: skip
+) -> dict[str, object]:
     """A task's conformal columns at ``confidence``: bounds (regression; NaN when the model is
     not calibrated) or the prediction set (calibrated classification). Cheap: the page
     recomputes them when the confidence changes."""
     if task.kind == "regression":
-        lo, hi = (regression_interval(mean, spread, scores, confidence)
-                  if scores else (np.full(len(mean), np.nan),) * 2)  # fmt: skip
+        lo, hi = (
+            regression_interval(mean, spread, scores, confidence)
+            if scores
+            else (np.full(len(mean), np.nan),) * 2
+        )
         return {task.lower: lo, task.upper: hi}
     if task.set:
         return {task.set: prediction_set(mean, scores, confidence)}

@@ -107,8 +107,11 @@ def choose_threshold(similarity: np.ndarray, error: np.ndarray) -> dict[str, flo
             best = (ratio, t)
     if best[0] >= 1.2:
         return {"threshold": best[1], "rule": "validation error", "error_ratio": best[0]}
-    return {"threshold": fallback, "rule": "5th percentile of validation similarity",
-            "error_ratio": best[0]}  # fmt: skip
+    return {
+        "threshold": fallback,
+        "rule": "5th percentile of validation similarity",
+        "error_ratio": best[0],
+    }
 
 
 @dataclass
@@ -152,5 +155,9 @@ class Domain:
         return out
 
     def meta(self) -> dict:
-        return {"latent_scale": self.latent_scale, "threshold": self.threshold, "rule": self.rule,
-                "smiles": self.smiles}  # fmt: skip
+        return {
+            "latent_scale": self.latent_scale,
+            "threshold": self.threshold,
+            "rule": self.rule,
+            "smiles": self.smiles,
+        }

@@ -130,9 +130,12 @@ def prediction_set(prob: np.ndarray, scores: Sequence[float], confidence: float)
 
 
 def uncertainty_metrics(
-    targets: np.ndarray, mean: np.ndarray, spread: np.ndarray, lower: np.ndarray | None = None,
+    targets: np.ndarray,
+    mean: np.ndarray,
+    spread: np.ndarray,
+    lower: np.ndarray | None = None,
     upper: np.ndarray | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Quality of one regression task's uncertainty on labeled data.
 
     - ``spearman``: rank correlation between absolute error and predicted spread (higher is

@@ -1,0 +1,37 @@
+"""``molpred`` command line: thin subcommands over the library.
+
+Exit codes: 0 success; 2 unusable input (missing file or column, no valid molecules, bad model
+file), with a one-line reason on stderr. The parser (``parser.py``) imports no torch, so
+``--help`` is instant; each command (``commands.py``) imports what it uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from molpred.cli import commands
+from molpred.cli.parser import build_parser
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = {
+    "train": commands.train,
+    "predict": commands.predict,
+    "evaluate": commands.evaluate,
+    "tune": commands.tune,
+    "report": commands.report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # --config parses again
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:  # DataError, ModelFileError, bad options
+        print(f"molpred {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,293 @@
+"""The ``molpred`` subcommands: each takes the parsed arguments, calls the library and prints
+what a user reads. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+
+from molpred.cli.parser import build_parser
+
+
+def train(args: argparse.Namespace) -> int:
+    from molpred.models import ModelConfig
+    from molpred.train import TrainConfig
+    from molpred.train import train as train_model
+
+    provenance = None
+    if args.config:
+        args, provenance = _apply_config(args)
+
+    model_config = ModelConfig(
+        encoder=args.encoder,
+        hidden_size=args.hidden_size,
+        depth=args.depth,
+        dropout=args.dropout,
+        pooling=args.pooling,
+        head_hidden_size=args.head_hidden_size,
+        head_layers=args.head_layers,
+        descriptors=not args.no_descriptors,
+    )
+    names = {f.name for f in fields(TrainConfig)}
+    train_config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    model, metrics = train_model(
+        args.data,
+        args.smiles_column,
+        args.target_columns,
+        task_types=args.task,
+        model_config=model_config,
+        train_config=train_config,
+        split=args.split,
+        split_sizes=args.split_sizes,
+        folds=args.folds,
+        split_column=args.split_column,
+        splits_file=args.splits_file,
+        replicate=args.replicate,
+        ensemble_size=args.ensemble_size,
+        standardization=args.standardize,
+        workers=args.workers,
+        cache_dir=None if args.no_cache else "default",
+        progress=not args.quiet,
+        provenance=provenance,
+    )
+    model.save(args.output)
+    _print_metrics(metrics, model.task_names)
+    if metrics["n_problems"]:
+        print(
+            f"{metrics['n_problems']} input rows or labels could not be used"
+            + (
+                f" (see {args.problems_out})"
+                if args.problems_out
+                else " (write them with --problems-out)"
+            ),
+            file=sys.stderr,
+        )
+    if args.problems_out:
+        from molpred.io import atomic_path
+
+        with atomic_path(args.problems_out) as tmp:
+            model.problems.to_csv(tmp, index=False)
+    if args.metrics_out:
+        _write_json(args.metrics_out, metrics)
+    print(f"model written to {args.output}")
+    return 0
+
+
+def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """Re-parse with the exported configuration as defaults, so explicit flags still win."""
+    from molpred.tune import load_config
+
+    model_cfg, train_cfg, source = load_config(args.config)
+    defaults = {
+        "encoder": model_cfg.encoder,
+        "hidden_size": model_cfg.hidden_size,
+        "depth": model_cfg.depth,
+        "dropout": model_cfg.dropout,
+        "pooling": model_cfg.pooling,
+        "head_hidden_size": model_cfg.head_hidden_size,
+        "head_layers": model_cfg.head_layers,
+        "no_descriptors": not model_cfg.descriptors,
+        "epochs": train_cfg.epochs,
+        "batch_size": train_cfg.batch_size,
+        "lr": train_cfg.lr,
+        "weight_decay": train_cfg.weight_decay,
+        "patience": train_cfg.patience,
+    }
+    again = build_parser(train_defaults=defaults).parse_args(args.argv)
+    again.argv = args.argv
+    return again, {"config": args.config, **source}
+
+
+def tune(args: argparse.Namespace) -> int:
+    from molpred.tune import TuneSettings, export_best, redact, run_study, write_report
+
+    settings = TuneSettings(
+        smiles_column=args.smiles_column,
+        target_columns=tuple(args.target_columns),
+        task_types=(args.task,) * len(args.target_columns) if args.task else None,
+        split=args.split,
+        cv=args.cv,
+        splits_file=args.splits_file,
+        replicate=args.replicate,
+        epochs=args.epochs,
+        seed=args.seed,
+        pruner=args.pruner,
+    )
+    study = run_study(
+        args.data,
+        settings,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        storage=args.storage,
+        study_name=args.study_name,
+        workers=args.workers,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    storage = args.storage or f"sqlite:///{study.study_name}.db"
+    states = [t.state.name for t in study.trials]
+    print(
+        f"study {study.study_name} on {redact(storage)}: {len(states)} trials "
+        f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+        f"{states.count('FAIL')} failed)"
+    )
+    if states.count("COMPLETE"):
+        print(
+            f"best: trial {study.best_trial.number} {study.user_attrs.get('metric')}="
+            f"{study.best_value:.4f} {study.best_params}"
+        )
+        if args.export:
+            export_best(study, args.export, storage)
+            print(f"best configuration written to {args.export}")
+    if args.report:
+        print(f"report written to {write_report(study, args.report)}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from molpred.tune import load_study, write_report
+
+    try:
+        study = load_study(args.storage, args.study_name)
+    except KeyError:
+        raise ValueError(f"no study named {args.study_name!r} in that storage") from None
+    print(f"report written to {write_report(study, args.output)}")
+    return 0
+
+
+def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
+    test, std = metrics["test"], metrics["test_std"]
+    if not test:
+        return
+    overall = [k for k in test if "/" not in k and k != "loss"]  # the loss is training's business
+    n = len(metrics["members"])
+    print(f"test metrics (mean ± sd over {n} models):" if n > 1 else "test metrics:")
+    for key in overall:
+        print(f"  {key:8s} {test[key]:.4f}" + (f" ± {std[key]:.4f}" if n > 1 else ""))
+    if len(task_names) > 1:
+        for key in sorted(k for k in test if "/" in k):
+            print(f"  {key:40s} {test[key]:.4f}")
+
+
+def _write_json(path: str, obj: dict) -> None:
+    from molpred.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=float))
+
+
+def predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from molpred.io import DataError, writable_format
+    from molpred.predict import predict_file
+    from molpred.predictor import Predictor
+
+    # every option that can be checked is checked before an hours-long run, not after it
+    source, output = Path(args.input), Path(args.output)
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise DataError(f"--output {args.output} is the input file; choose another name")
+    if args.engine == "ray" and args.resume:
+        raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
+    if not (args.engine == "ray" and (args.output.endswith("/") or output.is_dir())):
+        writable_format(output)
+    predictor = Predictor.from_files(
+        args.model,
+        confidence=args.confidence,
+        domain=not args.no_domain,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    top = _top_rows(args, predictor) if args.top else None
+    if args.engine == "ray":
+        from molpred.distributed import predict_file_ray
+
+        summary = predict_file_ray(
+            predictor,
+            args.input,
+            args.output,
+            smiles_column=args.smiles_column,
+            molblock_column=args.molblock_column,
+            chunk_size=args.chunk_size,
+            actors=args.actors,
+            address=args.address,
+        )
+        print(summary, file=sys.stderr)
+        return 0
+    summary = predict_file(
+        predictor,
+        args.input,
+        args.output,
+        smiles_column=args.smiles_column,
+        molblock_column=args.molblock_column,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+        resume=args.resume,
+        progress=not args.quiet,
+        top=top,
+    )
+    print(summary, file=sys.stderr)
+    if top is not None:
+        _print_top(top, predictor)
+    return 0
+
+
+def _top_rows(args: argparse.Namespace, predictor):
+    from molpred.io import DataError
+    from molpred.predict import TopRows
+
+    schema = predictor.schema
+    try:
+        task = schema.find(args.sort_by) if args.sort_by else schema.tasks[0]
+    except KeyError:
+        raise DataError(
+            f"--sort-by {args.sort_by!r} is not a predicted column: {schema.value_columns}"
+        ) from None
+    return TopRows(args.top, task.value, args.ascending)
+
+
+def _print_top(top, predictor) -> None:
+    import pandas as pd
+
+    from molpred.schema import ERROR
+
+    if top.rows is None or top.rows.empty:
+        return
+    hidden = {ERROR, *predictor.schema.detail_columns}  # the file has them all
+    rows = top.rows[[c for c in top.rows.columns if c not in hidden]]
+    with pd.option_context("display.max_colwidth", 60, "display.expand_frame_repr", False):
+        print(rows.to_string(index=False))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from molpred.artifact import load_model
+    from molpred.evaluate import evaluate_model, plot_error_by_similarity
+
+    model = load_model(args.model)
+    report = evaluate_model(
+        model, args.data, args.smiles_column, args.target_columns, confidence=args.confidence
+    )
+    print(f"{report['n_molecules']} molecules ({report['n_problems']} rows unusable)")
+    for key, value in report["metrics"].items():
+        print(f"  {key:40s} {value:.4f}")
+    for task, values in report["uncertainty"].items():
+        print(f"uncertainty, {task}:")
+        for key, value in values.items():
+            print(f"  {key:40s} {value:.4f}")
+    if report.get("by_similarity"):
+        import pandas as pd
+
+        print("error by similarity to the training set:")
+        print(pd.DataFrame(report["by_similarity"]).to_string(index=False, float_format="%.3f"))
+        print(
+            f"in domain (similarity >= {report['domain_threshold']:.3f}): "
+            f"{report['in_domain']}; out of domain: {report['out_of_domain']}"
+        )
+    if args.plot:
+        print(f"plot written to {plot_error_by_similarity(report, args.plot)}")
+    if args.output:
+        _write_json(args.output, report)
+    return 0

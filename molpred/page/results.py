@@ -1,0 +1,211 @@
+"""The page's results: ranking controls, filters, the ranked table with its downloads, and the
+property plot (Streamlit views called by ``app.py``)."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from molpred.page.detail import detail
+from molpred.page.labels import TRUST_HELP, column_names, preferred
+from molpred.predictor import Predictor
+from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
+from molpred.screen import to_sdf
+
+__all__ = ["ranking_controls", "filters", "results"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _keep_open(panel: str) -> None:
+    st.session_state[f"{panel}_open"] = True
+
+
+def ranking_controls(
+    columns: dict[str, str], predictor: Predictor, table: pd.DataFrame
+) -> list[Objective]:
+    """Direction and weight per property. The defaults count each model once (a model's
+    tasks share a weight of 1: twelve Tox21 assays do not outweigh everything else); a range
+    starts at the card's preferred range, else the middle half of the scored values. Once
+    touched, the panel stays open across reruns."""
+    defaults = preferred(predictor)
+    share = {task.value: 1.0 / len(m.tasks) for m in predictor.schema.models for task in m.tasks}
+    objectives = []
+    touched = {"on_change": _keep_open, "args": ("ranking",)}
+    with st.expander(
+        "Ranking: direction and weight per property",
+        expanded=st.session_state.get("ranking_open", False),
+    ):
+        for col, label in columns.items():
+            hint = defaults.get(col, "higher" if col == "QED" else "")
+            a, b, c, d = st.columns([3, 2, 2, 3])
+            choice = a.selectbox(
+                label,
+                ["ignore", *DIRECTIONS],
+                key=f"dir_{col}",
+                index=(["ignore", *DIRECTIONS].index(hint.split()[0]) if hint else 0),
+                **touched,
+            )
+            if choice == "ignore":
+                continue
+            weight = b.number_input(
+                "weight", 0.0, 10.0, round(share.get(col, 1.0), 3), 0.05, key=f"w_{col}", **touched
+            )
+            lo = hi = None
+            if choice == "range":
+                if hint.startswith("range"):
+                    lo0, hi0 = map(float, hint.split()[1:3])
+                else:
+                    values = pd.to_numeric(table[col], errors="coerce").dropna()
+                    lo0, hi0 = (
+                        (
+                            round(float(values.quantile(0.25)), 3),
+                            round(float(values.quantile(0.75)), 3),
+                        )
+                        if len(values)
+                        else (0.0, 1.0)
+                    )
+                lo = c.number_input("from", value=lo0, key=f"lo_{col}", **touched)
+                hi = d.number_input("to", value=hi0, key=f"hi_{col}", **touched)
+            try:
+                objectives.append(Objective(col, choice, weight, lo, hi))
+            except ValueError as exc:
+                st.warning(str(exc))
+    return objectives
+
+
+def filters(table: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
+    keep = pd.Series(True, index=table.index)
+    with st.expander("Filters", expanded=False):
+        a, b, c = st.columns(3)
+        if a.checkbox("in every model's domain", key="f_domain"):
+            for col in st.session_state["predictor"].schema.in_domain_columns:
+                keep &= table[col].fillna(False).astype(bool)
+        if b.checkbox("no PAINS / Brenk alert", key="f_alerts"):
+            keep &= (table["PAINS"].fillna("") == "") & (table["Brenk"].fillna("") == "")
+            keep &= table["error"] == ""  # no structure, nothing checked: not "no alert"
+        if c.checkbox("passes Lipinski and Veber", key="f_rules"):
+            keep &= table["Lipinski"].fillna(False).astype(bool) & table["Veber"].fillna(
+                False
+            ).astype(bool)
+        for col in st.multiselect(
+            "Range filters", list(columns), format_func=columns.get, key="f_cols"
+        ):
+            values = table[col].dropna()
+            if values.empty or values.min() == values.max():
+                continue
+            lo, hi = st.slider(
+                columns[col],
+                float(values.min()),
+                float(values.max()),
+                (float(values.min()), float(values.max())),
+                key=f"f_{col}",
+            )
+            keep &= table[col].between(lo, hi)
+    return keep
+
+
+def results(
+    predictor: Predictor, objectives: list[Objective], keep: pd.Series, columns: dict[str, str]
+) -> None:
+    table = st.session_state["results"].copy()
+    table["score"] = score(table, objectives) if objectives else np.nan
+    table = table[keep.reindex(table.index, fill_value=True)]
+    table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
+    table = table[lead + [c for c in table.columns if c not in lead]]
+    failed = int((table["error"] != "").sum())
+    st.subheader(
+        f"{_plural(len(table), 'candidate')} ({len(table) - failed:,} scored, "
+        f"{failed:,} with errors)"
+    )
+    names = column_names(predictor, columns)
+    config = {
+        "structure": st.column_config.ImageColumn("structure", width="medium"),
+        "score": st.column_config.NumberColumn("score", format="%.3f"),
+        "error": st.column_config.TextColumn("error", width="large"),
+    }
+    for col, label in names.items():
+        if col in table:
+            help_text = next((h for suffix, h in TRUST_HELP.items() if col.endswith(suffix)), None)
+            kind = (
+                st.column_config.TextColumn
+                if table[col].dtype == object
+                else st.column_config.NumberColumn
+            )
+            config[col] = kind(
+                label,
+                help=help_text,
+                **({} if kind is st.column_config.TextColumn else {"format": "%.3g"}),
+            )
+    shown = table.drop(columns="molecule")
+    st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
+    machine = st.checkbox(
+        "Machine column names in downloads",
+        key="machine_names",
+        help="Stable names for scripts (e.g. 'exp_lower'); by default the "
+        "downloads use the names shown in the table",
+    )
+    rename = {} if machine else names
+    plain = shown.drop(columns="structure").rename(columns=rename)
+    a, b = st.columns(2)
+    # on_click="ignore": no rerun on click, which could replace the file mid-download
+    a.download_button(
+        "Download CSV",
+        plain.to_csv(index=False).encode(),
+        "molpred_ranked.csv",
+        "text/csv",
+        key="dl_csv",
+        on_click="ignore",
+    )
+    # the SDF (~2 ms a molecule) is made when clicked, not on every rerun
+    b.download_button(
+        "Download SDF",
+        lambda: to_sdf(table.drop(columns="structure").rename(columns=rename)),
+        "molpred_ranked.sdf",
+        "chemical/x-mdl-sdfile",
+        key="dl_sdf",
+        on_click="ignore",
+    )
+    scatter(table, columns, objectives)
+    detail(table, predictor)
+
+
+def scatter(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objective]) -> None:
+    numeric = [c for c in columns if c in table and table[c].notna().any()]
+    if len(numeric) < 2:
+        return
+    st.subheader("Property plot")
+    a, b = st.columns(2)
+    x = a.selectbox("x", numeric, index=0, format_func=columns.get, key="sx")
+    y = b.selectbox("y", numeric, index=1, format_func=columns.get, key="sy")
+    if x == y:
+        st.info("Choose two different properties to plot.")
+        return
+    # Pareto-optimal on the two plotted properties (with many objectives every molecule is)
+    plotted = [o for o in objectives if o.column in (x, y)]
+    table = table.assign(pareto=pareto_front(table, plotted) if len(plotted) == 2 else False)
+    data = table[["name", "smiles", x, y, "score", "pareto"]].dropna(subset=[x, y])
+    data = data.rename(columns={x: "x", y: "y"})
+    chart = (
+        alt.Chart(data)
+        .mark_circle()
+        .encode(
+            x=alt.X("x:Q", title=columns[x]),
+            y=alt.Y("y:Q", title=columns[y]),
+            color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis")),
+            size=alt.condition("datum.pareto", alt.value(160), alt.value(40)),
+            stroke=alt.condition("datum.pareto", alt.value("red"), alt.value(None)),
+            tooltip=["name", "smiles", "x", "y", "score", "pareto"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    st.caption(
+        "Red-ringed points are Pareto-optimal on the two plotted properties, in the "
+        "directions chosen under Ranking (both must be ranked)."
+    )

@@ -1,0 +1,102 @@
+"""The one scoring path: Predictor, its output schema and the chunk executor."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from molpred.parallel import map_ordered
+from molpred.predict import predict
+from molpred.predictor import Predictor
+from molpred.schema import OutputSchema
+from molpred.screen import MedchemHook
+
+from .conftest import ESOL_TARGET, train_small
+
+
+@pytest.fixture(scope="module")
+def model(esol):
+    return train_small(esol.head(100))
+
+
+def test_schema_keys_columns_by_model_and_task():
+    tasks = [
+        [("y", "regression", True)],
+        [("y", "classification", True), ("z", "classification", False)],
+        [("w", "regression", False)],
+    ]
+    schema = OutputSchema.build(["a", "b", "a"], tasks, [True, False, True])
+    assert [m.name for m in schema.models] == ["a1", "b", "a3"]
+    assert schema.task("b", "y").value == "b.y" and schema.task("a1", "y").value == "a1.y"
+    assert schema.task("b", "y").set == "b.y_set" and schema.task("b", "z").set is None
+    # one clash prefixes every task of the panel, so a column's name never depends on others
+    assert schema.find("z").key == ("b", "z") and schema.find("a1.y").key == ("a1", "y")
+    with pytest.raises(KeyError):
+        schema.find("y")  # two models have it: the user must say which
+    assert schema.columns() == [
+        "a1.y",
+        "a1.y_std",
+        "a1.y_lower",
+        "a1.y_upper",
+        "a1.domain_similarity",
+        "a1.latent_distance",
+        "a1.in_domain",
+        "b.y",
+        "b.y_std",
+        "b.y_set",
+        "b.z",
+        "b.z_std",
+        "a3.w",
+        "a3.w_std",
+        "a3.w_lower",
+        "a3.w_upper",
+        "a3.domain_similarity",
+        "a3.latent_distance",
+        "a3.in_domain",
+        "error",
+    ]
+    assert "a1.y_lower" in schema.detail_columns and "a1.in_domain" not in schema.detail_columns
+
+
+def test_predict_output_follows_the_schema(model):
+    predictor = Predictor({"x": model, "y": model})
+    out = predict(predictor, ["CCO", "C1CC"])
+    assert list(out.columns) == ["smiles", *predictor.schema.columns()]
+    assert out[f"x.{ESOL_TARGET}"].equals(out[f"y.{ESOL_TARGET}"])
+
+
+def test_stream_is_the_same_in_a_pool_and_skips_finished_chunks(model, esol):
+    predictor = Predictor(model)
+    frame = esol[["smiles"]].head(90).reset_index(drop=True)
+    frame.loc[7, "smiles"] = "not a smiles"
+    chunks = [frame.iloc[i : i + 20] for i in range(0, 90, 20)]
+    local = list(predictor.stream(iter(chunks), "smiles", workers=1))
+    pooled = list(predictor.stream(iter(chunks), "smiles", workers=2, skip=lambda i: i == 1))
+    assert [i for i, _, _ in pooled] == [0, 1, 2, 3, 4] and pooled[1][2] is None
+    for (_, _, a), (i, _, b) in zip(local, pooled, strict=True):
+        if i != 1:
+            pd.testing.assert_frame_equal(a, b)
+    assert "unparseable" in local[0][2].loc[7, "error"]
+
+
+def test_the_page_hook_travels_to_workers_and_keeps_rows_aligned(model):
+    featurizer = Predictor(model).featurizer(hook=MedchemHook(depict=True))
+    again = pickle.loads(pickle.dumps(featurizer))
+    prepared = again(["CCO", "C1CC", "c1ccccc1O"])
+    assert prepared.errors()[1] and not prepared.errors()[0]
+    assert prepared.notes["structure"].isna().tolist() == [False, True, False]
+    assert np.isnan(prepared.notes.loc[1, "MW"]) and prepared.notes.loc[0, "MW"] > 40
+
+
+def test_intervals_follow_a_new_confidence_without_rescoring(model):
+    predictor = Predictor(model, confidence=0.9)
+    table = predict(predictor, ["CCO", "c1ccccc1N", "bad"])
+    narrow = predictor.reinterval(table, 0.5)
+    direct = predict(Predictor(model, confidence=0.5), ["CCO", "c1ccccc1N", "bad"])
+    pd.testing.assert_frame_equal(narrow, direct)
+
+
+def test_map_ordered_keeps_order_with_a_pool():
+    out = list(map_ordered(abs, [-3, 1, -2, 5, -8], workers=2, skip=lambda i: i == 3))
+    assert [(i, r) for i, _, r in out] == [(0, 3), (1, 1), (2, 2), (3, None), (4, 8)]
