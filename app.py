@@ -62,7 +62,7 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
     own = sorted(MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
     own_names = [p.name for p in own]
     own_chosen = st.sidebar.multiselect(
-        f"Your models (`{MODELS_DIR}/`)", own_names, default=own_names if not bundled else []
+        f"Your models (`{MODELS_DIR}/`)", own_names, default=own_names
     )
     upload = st.sidebar.file_uploader("…or upload a model file", type=["pt"], key="model_file")
     models: dict[str, molpred.MolpredModel] = {n: _bundled(n) for n in chosen}
@@ -127,23 +127,32 @@ def inputs() -> pd.DataFrame | None:
             else:
                 asked = table
     with upload:
-        asked = _uploaded() if asked is None else asked
+        uploaded = _uploaded()
     with draw:
-        try:
-            from streamlit_ketcher import st_ketcher
-        except ImportError:  # pragma: no cover - a dependency, but keep the page usable
-            st.info("Install streamlit-ketcher to draw molecules.")
-            return asked
-        drawn = st_ketcher(key="ketcher", height=450)
-        if st.button("Score drawing", key="score_draw"):
-            if drawn:
-                asked = pd.DataFrame({"name": ["drawn"], "smiles": [drawn]})
-            else:
-                st.warning(
-                    "Press **Apply** under the drawing first: the editor hands its "
-                    "molecule to the page only then."
-                )
-    return asked
+        drawn = _drawn()
+    return next((t for t in (asked, uploaded, drawn) if t is not None), None)
+
+
+def _drawn() -> pd.DataFrame | None:
+    """The structure editor loads when asked for: started hidden in a background tab, Ketcher
+    threw "Cannot read properties of undefined (reading 'eventBus')" on every page load."""
+    if not st.toggle("Open the structure editor", key="draw_open"):
+        return None
+    try:
+        from streamlit_ketcher import st_ketcher
+    except ImportError:  # pragma: no cover - a dependency, but keep the page usable
+        st.info("Install streamlit-ketcher to draw molecules.")
+        return None
+    drawn = st_ketcher(key="ketcher", height=450)
+    if not st.button("Score drawing", key="score_draw"):
+        return None
+    if not drawn:
+        st.warning(
+            "Press **Apply** under the drawing first: the editor hands its molecule to the "
+            "page only then."
+        )
+        return None
+    return pd.DataFrame({"name": ["drawn"], "smiles": [drawn]})
 
 
 def _uploaded() -> pd.DataFrame | None:

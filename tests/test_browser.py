@@ -107,3 +107,61 @@ def test_ten_concurrent_sessions_without_cross_talk(server):
     check_no_cross_talk(batches, tables)
     assert all((t["error"] == "").sum() >= 190 for t in tables)
     print(f"10 sessions x 200 molecules: {seconds:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def readme_server(tmp_path_factory, esol):
+    """README's flow: `make demo` leaves models/esol.pt (bundled ESOL's task name, as a bundled
+    model has it too) and `make app` serves it beside every bundled model."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium (see .ci/run)")
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    models = tmp_path_factory.mktemp("readme_models")
+    train_small(esol.head(200)).save(models / "esol.pt")
+    with serve({"MOLPRED_MODELS_DIR": str(models)}) as url:
+        yield url
+
+
+def _rank_by(page, label: str, direction: str) -> None:
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(direction)  # the box filters its options by what it holds
+    page.get_by_role("option", name=direction, exact=True).click()
+    page.wait_for_timeout(1500)
+
+
+def test_readme_flow_ranks_with_every_model(readme_server, browser):
+    """The user's model and the bundled solubility model share a task name: both keep their
+    columns, the ranking is not emptied, and the user's predictions drive the score. The page
+    loads without a JavaScript error."""
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(readme_server)
+    page.get_by_text("molpred · screen candidates").wait_for(timeout=120_000)
+    page.get_by_label("SMILES, one per line").fill(
+        "CCO ethanol\nc1ccccc1O phenol\nC1CC broken\nCCCCCCCCCCCC dodecane\n"
+        "CC(=O)Oc1ccccc1C(=O)O aspirin\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine"
+    )
+    page.get_by_role("button", name="Score", exact=True).click()
+    page.get_by_text("6 candidates (5 scored, 1 with errors)").wait_for(timeout=180_000)
+    page.get_by_text("Ranking: direction and weight per property").click()
+    mine = "measured log solubility in mols per litre"
+    scores = {}
+    for direction in ("higher", "lower"):
+        _rank_by(page, mine, direction)
+        scores[direction] = _download_csv(page).set_index("name")
+    table = scores["higher"]
+    bundled = ["logS (log10(mol/L))", "logD7.4 (logD)", "dG_hyd (kcal/mol)", "NR-AR (probability)",
+               "BBB_penetration (probability)", "CT_TOX (probability)"]  # fmt: skip
+    assert {mine, *bundled} <= set(table.columns)  # every model's predictions, readable names
+    scored = table[table["error"] == ""].index
+    score = {d: pd.to_numeric(t.loc[scored, "score"]) for d, t in scores.items()}
+    assert len(scored) == 5 and score["higher"].notna().all()
+    # only the user's direction changed: the score moved with the user's predictions
+    shift = score["higher"] - score["lower"]
+    order = pd.to_numeric(table.loc[scored, mine]).sort_values().index
+    assert shift[order].is_monotonic_increasing and shift.max() > shift.min()
+    assert not errors, errors
+    page.close()
