@@ -74,17 +74,13 @@ def predict(
         and the model carries its domain (prefixed ``<model name>.`` for a panel; task names
         too where they clash); and ``error`` (``""`` when scored).
     """
-    predictor = (
-        models
-        if isinstance(models, Predictor)
-        else Predictor(
-            models,
-            model_names,
-            confidence=confidence,
-            domain=domain,
-            batch_size=batch_size,
-            device=device,
-        )
+    predictor = Predictor.of(
+        models,
+        model_names,
+        confidence=confidence,
+        domain=domain,
+        batch_size=batch_size,
+        device=device,
     )
     frame = pd.DataFrame({"smiles": list(smiles)})
     workers = workers or (default_workers() if len(frame) >= PARALLEL_THRESHOLD else 1)
@@ -269,17 +265,13 @@ def predict_file(
     """
     start = time.perf_counter()
     workers = default_workers() if workers is None else workers
-    predictor = (
-        models
-        if isinstance(models, Predictor)
-        else Predictor(
-            models,
-            model_names,
-            confidence=confidence,
-            domain=domain,
-            batch_size=batch_size,
-            device=device,
-        )
+    predictor = Predictor.of(
+        models,
+        model_names,
+        confidence=confidence,
+        domain=domain,
+        batch_size=batch_size,
+        device=device,
     )
     input_path, output_path = Path(input_path), Path(output_path)
     writable_format(output_path)  # reject an unsupported output name before any work

@@ -153,6 +153,12 @@ class Predictor:
         self.names = [m.name for m in self.schema.models]
 
     @classmethod
+    def of(cls, models, names: Sequence[str] | None = None, **options) -> Predictor:
+        """``models`` if it already is a Predictor (its own options stand), else one built
+        from them."""
+        return models if isinstance(models, Predictor) else cls(models, names, **options)
+
+    @classmethod
     def from_files(cls, paths: Sequence[str | Path], **options) -> Predictor:
         """Load model files; each is named after its file (``esol.pt`` -> ``esol``)."""
         names = [Path(p).name.split(".")[0] for p in paths]

@@ -166,3 +166,54 @@ def test_detail_smiles_is_literal_text(app):
     smiles = "C[C@@H](O)c1ccccc1"
     _score(app, f"{smiles} phenylethanol")
     assert any(c.value == smiles for c in app.code)
+
+
+def test_every_tab_is_drawn_after_scoring(app):
+    """Pressing Score (or the empty-paste warning) once left Upload and Draw blank."""
+    _score(app, "CCO ethanol")
+    assert app.file_uploader(key="candidates_file") is not None
+    assert app.toggle(key="draw_open") is not None
+    app.text_area(key="pasted").input("  ")
+    app.button(key="score_paste").click()
+    app.run()
+    assert app.file_uploader(key="candidates_file") is not None
+
+
+def test_ranking_panel_stays_open_and_ranges_start_from_the_data(app):
+    results = _score(app, "CCO ethanol\nc1ccccc1O phenol\nCCCCCCCCCCCC dodecane\nC1CC broken")
+    panel = next(e for e in app.expander if e.label.startswith("Ranking"))
+    assert not panel.proto.expanded
+    app.selectbox(key="dir_MW").set_value("range")
+    app.run()
+    panel = next(e for e in app.expander if e.label.startswith("Ranking"))
+    assert panel.proto.expanded  # a change keeps the panel open
+    mw = results["MW"].dropna()
+    assert app.number_input(key="lo_MW").value == pytest.approx(mw.quantile(0.25), abs=1e-3)
+    assert app.number_input(key="hi_MW").value == pytest.approx(mw.quantile(0.75), abs=1e-3)
+
+
+def test_alert_filter_drops_rows_without_a_structure(app):
+    _score(app, "CCO ethanol\nC1CC broken")
+    app.checkbox(key="f_alerts").check()
+    app.run()
+    assert _table(app, "rank")["name"].tolist() == ["ethanol"]
+    assert any(s.value.startswith("1 candidate (") for s in app.subheader)
+
+
+def test_bad_model_upload_is_named_by_its_file(app):
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("broken_model.pt", b"not a model", "application/octet-stream")
+    )
+    app.run()
+    assert any("broken_model.pt" in e.value for e in app.sidebar.error)
+
+
+def test_default_ranking_counts_each_model_once(app):
+    """Twelve Tox21 assays share one model's weight instead of outweighing the rest."""
+    app.sidebar.multiselect[0].set_value(["tox21", "clintox"])
+    app.run()
+    _score(app, "CCO ethanol\nc1ccccc1O phenol")
+    assert app.number_input(key="w_NR-AR").value == pytest.approx(1 / 12, abs=1e-3)
+    assert app.selectbox(key="dir_CT_TOX").value == "lower"
+    assert app.selectbox(key="dir_FDA_APPROVED").value == "higher"
+    assert app.number_input(key="w_CT_TOX").value == pytest.approx(0.5)

@@ -6,22 +6,13 @@ import torch
 
 from molpred.artifact import FORMAT_VERSION, ModelFileError, load_model
 from molpred.predict import predict
-from molpred.train import train
 
-from .conftest import ESOL_TARGET, FAST, SMALL
+from .conftest import ESOL_TARGET, FAST, train_small
 
 
 @pytest.fixture(scope="module")
 def trained(esol):
-    model, _ = train(
-        esol.head(80),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    model = train_small(esol.head(80))
     return model
 
 

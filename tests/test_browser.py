@@ -18,16 +18,21 @@ from .load import CHROMIUM, check_no_cross_talk, concurrent_sessions, serve
 pytestmark = pytest.mark.slow  # a real cluster / browser
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, esol):
+def _serve_with_model(tmp_path_factory, esol, file_name: str):
+    """The page served with one small ESOL model in its models directory."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("CI must install Chromium (see .ci/run)")
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     models = tmp_path_factory.mktemp("models")
-    train_small(esol.head(200)).save(models / "tiny.pt")
+    train_small(esol.head(200)).save(models / file_name)
     with serve({"MOLPRED_MODELS_DIR": str(models)}) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, esol):
+    yield from _serve_with_model(tmp_path_factory, esol, "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +118,7 @@ def test_ten_concurrent_sessions_without_cross_talk(server):
 def readme_server(tmp_path_factory, esol):
     """README's flow: `make demo` leaves models/esol.pt (bundled ESOL's task name, as a bundled
     model has it too) and `make app` serves it beside every bundled model."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Chromium (see .ci/run)")
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
-    models = tmp_path_factory.mktemp("readme_models")
-    train_small(esol.head(200)).save(models / "esol.pt")
-    with serve({"MOLPRED_MODELS_DIR": str(models)}) as url:
-        yield url
+    yield from _serve_with_model(tmp_path_factory, esol, "esol.pt")
 
 
 def _rank_by(page, label: str, direction: str) -> None:

@@ -200,3 +200,28 @@ def test_a_users_error_column_is_kept_apart(model_file, tmp_path):
     assert "unparseable" in scores["error"][1]
     assert "3 rows: 2 scored, 1 failed" in proc.stderr
     assert len(proc.stdout.strip().splitlines()) == 3  # header + both scored rows
+
+
+def test_help_shows_defaults_and_starts_without_torch():
+    assert "(default: 60)" in run("train", "--help").stdout
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, molpred.cli; molpred.cli.build_parser(); print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert proc.stdout.strip() == "False"
+
+
+def test_one_models_metrics_print_without_a_spread(capsys):
+    from molpred.cli.commands import _print_metrics
+
+    metrics = {"test": {"rmse": 0.5, "loss": 0.1}, "test_std": {"rmse": 0.0}, "members": [{}]}
+    _print_metrics(metrics, ["y"])
+    out = capsys.readouterr().out
+    assert "rmse" in out and "±" not in out and "loss" not in out

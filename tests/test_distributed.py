@@ -15,9 +15,8 @@ import pytest
 pytest.importorskip("ray")
 
 from molpred.predict import predict_file  # noqa: E402
-from molpred.train import train  # noqa: E402
 
-from .conftest import ESOL_TARGET, FAST, ROOT, SMALL  # noqa: E402
+from .conftest import ESOL_TARGET, ROOT, train_small  # noqa: E402
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -66,15 +65,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_file(esol, tmp_path_factory):
-    model, _ = train(
-        esol.head(80),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    model = train_small(esol.head(80))
     return model.save(tmp_path_factory.mktemp("m") / "esol.pt")
 
 

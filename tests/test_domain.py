@@ -8,10 +8,9 @@ from rdkit.Chem import rdFingerprintGenerator
 from molpred.chem import standardize
 from molpred.featurize import fingerprint
 from molpred.predict import predict
-from molpred.train import train
 from molpred.trust.domain import choose_threshold, knn_distance, max_similarity
 
-from .conftest import ESOL_TARGET, FAST, SMALL
+from .conftest import train_small
 
 
 def test_max_similarity_equals_rdkit_bulk_tanimoto(esol):
@@ -51,15 +50,7 @@ def test_threshold_follows_validation_error():
 
 
 def test_default_model_reports_domain_and_flags_strangers(esol):
-    model, _ = train(
-        esol.head(300),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    model = train_small(esol.head(300))
     train_smiles = esol["smiles"][:5].tolist()
     strangers = ["[Si](C)(C)(C)O[Si](C)(C)C", "FC(F)(F)S(=O)(=O)N[Se]C#N", "B1OB(O)OB(O)O1"]
     out = predict(model, train_smiles + strangers + ["not a smiles"])

@@ -8,20 +8,12 @@ from molpred.io import DataError
 from molpred.predict import predict, predict_file
 from molpred.train import train
 
-from .conftest import ESOL_TARGET, FAST, SMALL
+from .conftest import ESOL_TARGET, FAST, SMALL, train_small
 
 
 @pytest.fixture(scope="module")
 def model(esol):
-    m, _ = train(
-        esol.head(80),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    m = train_small(esol.head(80))
     return m
 
 

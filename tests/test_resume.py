@@ -13,21 +13,13 @@ from molpred.io import DataError
 from molpred.predict import predict_file
 from molpred.train import train
 
-from .conftest import ESOL_TARGET, FAST, ROOT, SMALL
+from .conftest import ESOL_TARGET, FAST, ROOT, SMALL, train_small
 
 
 @pytest.fixture(scope="module")
 def setup(esol, tmp_path_factory):
     d = tmp_path_factory.mktemp("resume")
-    model, _ = train(
-        esol.head(80),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    model = train_small(esol.head(80))
     model.save(d / "m.pt")
     smiles = (esol["smiles"].tolist() * 2)[:2000]
     smiles[7] = "not_a_smiles"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import streamlit as st
+from rdkit import Chem
 
 import molpred
 from molpred.chem import InvalidMoleculeError, standardize
@@ -20,11 +21,12 @@ __all__ = ["detail"]
 
 
 @st.cache_data(max_entries=512, show_spinner="Explaining…")
-def _explained(model_key: str, smiles: str, task: str, _model: molpred.MolpredModel) -> bytes:
+def _explained(
+    model_key: str, smiles: str, task: str, _model: molpred.MolpredModel, _mol: Chem.Mol
+) -> bytes:
     """The atom-contribution picture of one molecule for one task, computed once per
     (model, molecule, task) across reruns."""
-    mol = standardize(smiles, _model.standardization)
-    return draw_contributions(mol, atom_contributions(_model, mol, task), 420)
+    return draw_contributions(_mol, atom_contributions(_model, _mol, task), 420)
 
 
 def detail(table: pd.DataFrame, predictor: Predictor) -> None:
@@ -57,7 +59,7 @@ def detail(table: pd.DataFrame, predictor: Predictor) -> None:
     left.code(smiles, language=None)  # literal text: never read as Markdown
     key = f"{name}:{model.info.data_fingerprint}:{model.info.created}"
     right.image(
-        _explained(key, smiles, task, model),
+        _explained(key, smiles, task, model, mol),
         caption="Atom contributions (green raises the prediction, red lowers it)",
     )
     if model.domain is not None and model.domain.smiles:

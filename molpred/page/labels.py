@@ -77,8 +77,9 @@ def column_names(predictor: Predictor, columns: dict[str, str]) -> dict[str, str
 def preferred(predictor: Predictor) -> dict[str, str]:
     """Value column -> ranking hint of its bundled model card."""
     return {
-        task.value: card.preferred
+        task.value: card.preference(task.task)
         for model, columns in zip(predictor.models, predictor.schema.models, strict=True)
-        if (card := card_of(columns.name, model)) and card.preferred
+        if (card := card_of(columns.name, model))
         for task in columns.tasks
+        if card.preference(task.task)
     }

@@ -17,6 +17,20 @@ from molpred.screen import to_sdf
 __all__ = ["ranking_controls", "filters", "results"]
 
 
+def _readable(table: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
+    """Blank instead of "None" in the text cells of rows that could not be scored, and an
+    explicit word for an empty conformal set (no class is plausible), which otherwise looks
+    like a missing value."""
+    out = table.copy()
+    scored = out["error"] == ""
+    for task in predictor.schema.tasks:
+        if task.set:
+            out[task.set] = np.where(scored, out[task.set].replace("", "neither"), "")
+    text = [c for c in out.columns if out[c].dtype == object and c != "structure"]
+    out[text] = out[text].where(out[text].notna(), "")
+    return out
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -143,7 +157,7 @@ def results(
                 help=help_text,
                 **({} if kind is st.column_config.TextColumn else {"format": "%.3g"}),
             )
-    shown = table.drop(columns="molecule")
+    shown = _readable(table.drop(columns="molecule"), predictor)
     st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
     machine = st.checkbox(
         "Machine column names in downloads",

@@ -29,12 +29,18 @@ class Card:
     units: str
     description: str
     source: str
-    preferred: str = ""  # a hint for ranking: higher, lower, or "range lo hi"
+    preferred: str | tuple[str, ...] = ""  # ranking hint: higher, lower, "range lo hi"; per target
     labels: tuple[str, ...] = ()  # display names of the targets (default: the target names)
 
     def display(self, target: str) -> str:
         names = dict(zip(self.targets, self.labels or self.targets, strict=True))
         return names[target]
+
+    def preference(self, target: str) -> str:
+        """The ranking hint of one target ("" if there is no sensible default)."""
+        if isinstance(self.preferred, str):
+            return self.preferred
+        return dict(zip(self.targets, self.preferred, strict=True))[target]
 
 
 CARDS: dict[str, Card] = {
@@ -125,6 +131,7 @@ CARDS: dict[str, Card] = {
             "probability",
             "Probability of FDA approval and of failing clinical trials for toxicity.",
             "Gayvert et al. 2016 via MoleculeNet (1,484 compounds)",
+            preferred=("higher", "lower"),
         ),
     )
 }
