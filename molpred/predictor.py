@@ -125,8 +125,7 @@ class Predictor:
         batch_size: int = 128,
         device: str = "cpu",
     ):
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        _check_confidence(confidence)
         if isinstance(models, MolpredModel):
             models = [models]
         if isinstance(models, Mapping):
@@ -166,23 +165,20 @@ class Predictor:
 
     def with_confidence(self, confidence: float) -> Predictor:
         """The same panel at another conformal level (no model is copied)."""
+        _check_confidence(confidence)
         other = Predictor.__new__(Predictor)
         other.__dict__.update(self.__dict__)
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
         other.confidence = confidence
         return other
 
     def reinterval(self, table: pd.DataFrame, confidence: float) -> pd.DataFrame:
         """``table`` (scored by this panel) with its intervals and prediction sets at another
         confidence, from the stored values and spreads; no molecule is scored again."""
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+        _check_confidence(confidence)
         out = table.copy()
         for model, columns in zip(self.models, self.schema.models, strict=True):
             for t, task in enumerate(columns.tasks):
-                mean = out[task.value].to_numpy(dtype=np.float64)
-                spread = out[task.std].to_numpy(dtype=np.float64)
+                mean, spread = out[task.value].to_numpy(), out[task.std].to_numpy()
                 new = interval_columns(task, model.conformal_scores(t), mean, spread, confidence)
                 for name, values in new.items():
                     out[name] = np.asarray(values, dtype=out[name].dtype)
@@ -279,6 +275,11 @@ class Predictor:
             del prepared
             release_memory()
             yield i, chunk.frame, scored
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
 
 
 class _Items(list):
