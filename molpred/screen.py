@@ -74,7 +74,10 @@ def screen(
     chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
     parts, done = [], 0
     hook = MedchemHook(depict)
-    for _, _, scored in predictor.stream(chunks, "smiles", hook=hook, workers=workers):
+    # at most 20,000 molecules in 200-molecule chunks: trimming the heap after each costs more
+    # than the memory it saves (~8% of the page's scoring time)
+    stream = predictor.stream(chunks, "smiles", hook=hook, workers=workers, trim=False)
+    for _, _, scored in stream:
         parts.append(scored)
         done += len(scored)
         if progress is not None:
