@@ -14,6 +14,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +57,8 @@ def page_seconds(smiles: list[str], models: list[str] | None = None) -> tuple[fl
 
 
 def main() -> None:
+    # the bundled models only: a user's models/ directory would be scored too
+    os.environ["MOLPRED_MODELS_DIR"] = tempfile.mkdtemp(prefix="app_speed_models_")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     args = ap.parse_args()
