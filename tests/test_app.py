@@ -217,3 +217,18 @@ def test_default_ranking_counts_each_model_once(app):
     assert app.selectbox(key="dir_CT_TOX").value == "lower"
     assert app.selectbox(key="dir_FDA_APPROVED").value == "higher"
     assert app.number_input(key="w_CT_TOX").value == pytest.approx(0.5)
+
+
+def test_what_a_chemist_reads(app):
+    """Rank, structure, name, score and error lead; an unscored row shows blanks, not "None";
+    the Explain menu and the model card use readable names, without internal keys."""
+    _score(app, "CCO ethanol\nC1CC broken")
+    ranked = _table(app, "rank")
+    assert list(ranked.columns[:5]) == ["rank", "structure", "name", "score", "error"]
+    broken = ranked[ranked["name"] == "broken"].iloc[0]
+    assert broken["PAINS"] == "" and broken["Brenk"] == ""
+    assert app.selectbox(key="detail_task").format_func(("tiny", ESOL_TARGET)) == (
+        f"tiny: {ESOL_TARGET}"
+    )
+    cards = " ".join(c.value for c in app.sidebar.caption)
+    assert "test metrics: mae " in cards and "loss" not in cards and "{" not in cards

@@ -26,8 +26,13 @@ def _readable(table: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     for task in predictor.schema.tasks:
         if task.set:
             out[task.set] = np.where(scored, out[task.set].replace("", "neither"), "")
-    text = [c for c in out.columns if out[c].dtype == object and c != "structure"]
-    out[text] = out[text].where(out[text].notna(), "")
+    text = [
+        c
+        for c in out.columns
+        if c != "structure" and pd.api.types.infer_dtype(out[c], skipna=True) == "string"
+    ]
+    for c in text:
+        out[c] = out[c].astype(object).where(out[c].notna(), "")
     return out
 
 
