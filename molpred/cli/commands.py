@@ -202,18 +202,17 @@ def predict(args: argparse.Namespace) -> int:
         device=args.device,
     )
     top = _top_rows(args, predictor) if args.top else None
+    # what to read and how, the same for both engines
+    source = dict(
+        smiles_column=args.smiles_column,
+        molblock_column=args.molblock_column,
+        chunk_size=args.chunk_size,
+    )
     if args.engine == "ray":
         from molpred.distributed import predict_file_ray
 
         summary = predict_file_ray(
-            predictor,
-            args.input,
-            args.output,
-            smiles_column=args.smiles_column,
-            molblock_column=args.molblock_column,
-            chunk_size=args.chunk_size,
-            actors=args.actors,
-            address=args.address,
+            predictor, args.input, args.output, actors=args.actors, address=args.address, **source
         )
         print(summary, file=sys.stderr)
         return 0
@@ -221,13 +220,11 @@ def predict(args: argparse.Namespace) -> int:
         predictor,
         args.input,
         args.output,
-        smiles_column=args.smiles_column,
-        molblock_column=args.molblock_column,
-        chunk_size=args.chunk_size,
         workers=args.workers,
         resume=args.resume,
         progress=not args.quiet,
         top=top,
+        **source,
     )
     print(summary, file=sys.stderr)
     if top is not None:
