@@ -69,13 +69,22 @@ def run(name: str, rep: int, confidence: float, workdir: Path) -> dict:
         "out_of_domain": report.get("out_of_domain"),
         "by_similarity": report.get("by_similarity"),
     }
+    flagged = [k for k in (report.get("out_of_domain") or {}) if k.endswith("/mae")]
+    ratios = [
+        report["out_of_domain"][k] / report["in_domain"][k]
+        for k in flagged
+        if report["out_of_domain"][k] is not None and report["in_domain"][k]
+    ]
+    row["domain_mae_ratio"] = float(np.mean(ratios)) if ratios else None
     if task == "regression":
+        row["width_ratio_90_10"] = float(np.mean([u["width_ratio_90_10"] for u in unc.values()]))
         row["spearman"] = float(np.nanmean([u["spearman"] for u in unc.values()]))
         row["miscalibration_area"] = float(
             np.mean([u["miscalibration_area"] for u in unc.values()])
         )
     else:
         row["mean_set_size"] = float(np.mean([u["mean_set_size"] for u in unc.values()]))
+        row["calibration_error"] = float(np.nanmean([u["calibration_error"] for u in unc.values()]))
     if rep == 0:
         library = pd.read_csv(LIBRARY, nrows=5000).iloc[:, 0].tolist()
         timing = {}
@@ -111,8 +120,9 @@ def main() -> None:
 def summary(df: pd.DataFrame) -> str:
     lines = [
         "| data set | replicates | target coverage | coverage (mean ± sd) | Spearman "
-        "abs(err) vs sd | miscalibration area | MAE in / out of domain (rep 0) |",
-        "|---|---|---|---|---|---|---|",
+        "abs(err) vs sd | interval width p90/p10 | miscalibration area | calibration error "
+        "(ECE) | MAE out / in domain (mean) | MAE in / out of domain (rep 0) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in df.groupby("dataset", sort=False):
         first = g.iloc[0]
@@ -125,10 +135,13 @@ def summary(df: pd.DataFrame) -> str:
             )
         spearman = _mean(g, "spearman", "{:.2f}")
         misc = _mean(g, "miscalibration_area", "{:.3f}")
+        width = _mean(g, "width_ratio_90_10", "{:.2f}")
+        ece = _mean(g, "calibration_error", "{:.3f}")
+        ratio = _mean(g, "domain_mae_ratio", "{:.2f}x")
         lines.append(
             f"| {name} | {len(g)} | {g['confidence'].iloc[0]:.2f} | "
             f"{g['coverage'].mean():.3f} ± {g['coverage'].std(ddof=0):.3f} | {spearman} "
-            f"| {misc} | {in_out} |"
+            f"| {width} | {misc} | {ece} | {ratio} | {in_out} |"
         )
     return "\n".join(lines) + "\n"
 

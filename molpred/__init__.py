@@ -11,6 +11,8 @@ The names below load on first use, so ``molpred --help`` starts without importin
 """
 
 import os
+import sys
+import types
 from importlib import import_module
 
 from molpred._version import __version__
@@ -48,3 +50,18 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _Package(types.ModuleType):
+    """``molpred.train`` and ``molpred.predict`` name both a function of the API and the module
+    that holds it. Importing such a module would set the package attribute to the module (so
+    ``molpred.predict(model, smiles)`` failed once anything had imported
+    ``molpred.predict``); the function keeps the name."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _HOMES.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -43,6 +43,7 @@ from molpred.featurize import (
 from molpred.io import atomic_path
 from molpred.models import ModelConfig, MolModel, build_model
 from molpred.trust.domain import Domain
+from molpred.trust.error_model import TaskErrorModel
 
 __all__ = ["MolpredModel", "ModelInfo", "ModelFileError", "load_model", "FORMAT_VERSION"]
 
@@ -109,6 +110,9 @@ class ModelInfo:
     conformal_scores: tuple[tuple[float, ...], ...] = ()
     n_calibration: tuple[int, ...] = ()
     domain_threshold: dict[str, Any] | None = None
+    # per task, the fitted expected-error model (see molpred.trust.error_model); None in
+    # files from before it, whose spread is the ensemble's own
+    error_model: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, meta: dict[str, Any]) -> ModelInfo:
@@ -130,6 +134,7 @@ class ModelInfo:
             conformal_scores=tuple(tuple(s or ()) for s in scores),
             n_calibration=tuple(calibration.get("n_calibration") or ()),
             domain_threshold=calibration.get("domain_threshold"),
+            error_model=calibration.get("error_model"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +146,8 @@ class ModelInfo:
             }
         if self.domain_threshold is not None:
             calibration["domain_threshold"] = self.domain_threshold
+        if self.error_model is not None:
+            calibration["error_model"] = self.error_model
         return {
             "task_names": list(self.task_names),
             "task_types": list(self.task_types),
@@ -189,6 +196,17 @@ class MolpredModel:
         scores = self.info.conformal_scores
         return list(scores[task]) if task < len(scores) and scores[task] else None
 
+    def error_model(self, task: int) -> TaskErrorModel | None:
+        """Task ``task``'s expected-error model (None: the spread is the ensemble's own)."""
+        stored = self.info.error_model
+        if stored is None or stored["tasks"][task] is None:
+            return None
+        return TaskErrorModel.from_dict(stored["tasks"][task])
+
+    def error_median(self, task: int) -> float:
+        """The median expected error of task ``task`` on validation molecules."""
+        return float(self.info.error_model["medians"][task])
+
     @property
     def config(self) -> ModelConfig:
         return self.members[0].config
@@ -224,6 +242,7 @@ class MolpredModel:
             conformal_scores=tuple(tuple(s) for s in calibration.get("conformal_scores", [])),
             n_calibration=tuple(calibration.get("n_calibration", [])),
             domain_threshold=calibration.get("domain_threshold"),
+            error_model=calibration.get("error_model"),
         )
         return cls(list(members), info, problems=dataset.problems, domain=domain)
 
@@ -358,5 +377,6 @@ def load_model(
             d.get("rule", ""),
             d.get("smiles"),
             extras.get("domain_targets"),
+            error_threshold=d.get("error_threshold"),
         )
     return MolpredModel(members, ModelInfo.from_dict(meta), domain=domain)

@@ -15,7 +15,7 @@ from molpred.data import prepare_dataset
 from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import compute_metrics
 from molpred.predictor import Predictor, Prepared
-from molpred.trust.uncertainty import uncertainty_metrics
+from molpred.trust.uncertainty import calibration_error, uncertainty_metrics
 
 __all__ = ["evaluate_model", "SIMILARITY_BINS", "plot_error_by_similarity"]
 
@@ -81,6 +81,7 @@ def evaluate_model(
                     np.mean([s in c.split(",") for s, c in zip(truth, sets, strict=True)])
                 ),
                 "mean_set_size": float(np.mean([len(c.split(",")) if c else 0 for c in sets])),
+                "calibration_error": calibration_error(y[mask, t], preds[mask, t]),
             }
     report["uncertainty"] = unc
     if schema.domain:

@@ -34,7 +34,8 @@ from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import map_ordered, release_memory
 from molpred.schema import ERROR, OutputSchema
-from molpred.trust.columns import interval_columns, prediction_columns
+from molpred.trust.columns import Placement, interval_columns, prediction_columns
+from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
 
 __all__ = ["Predictor", "ChunkFeaturizer", "ChunkHook", "Prepared"]
@@ -195,8 +196,12 @@ class Predictor:
         self, molblock: bool = False, hook: ChunkHook | None = None, trim: bool = True
     ) -> ChunkFeaturizer:
         """The featurization the panel needs: once per distinct standardization (usually
-        one); fingerprints only if a domain column will be written."""
-        fps = any(m.domain for m in self.schema.models)
+        one); fingerprints only if a domain column will be written or an error model needs
+        the similarity."""
+        fps = any(
+            columns.domain or (model.domain is not None and _modelled_tasks(model))
+            for model, columns in zip(self.models, self.schema.models, strict=True)
+        )
         modes = tuple(dict.fromkeys(self.standardizations))
         return ChunkFeaturizer(modes, fps, molblock, hook, trim)
 
@@ -208,23 +213,21 @@ class Predictor:
         for model, columns in zip(self.models, self.schema.models, strict=True):
             feats = prepared.feats[model.standardization]
             failed = np.array([g is None for g in feats.graphs], dtype=bool)
+            modelled = _modelled_tasks(model)
+            placed = model.domain is not None and (columns.domain or bool(modelled))
             values, variances, emb, _ = member_outputs(
-                model.members, feats, self.batch_size, self.device, embeddings=columns.domain
+                model.members, feats, self.batch_size, self.device, embeddings=placed
             )
             mean, spread = combine(values, variances, model.task_types)
+            place = None
+            if placed:
+                place = Placement.of(model.domain, feats.fingerprints, emb)
+                spread, relative = expected_error(model, modelled, spread, place)
+                if relative is not None:
+                    place.in_domain = model.domain.in_domain(place.similarity, relative)
             conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
             cols.update(
-                prediction_columns(
-                    columns,
-                    conformal,
-                    model.domain,
-                    mean,
-                    spread,
-                    emb,
-                    feats.fingerprints,
-                    failed,
-                    self.confidence,
-                )
+                prediction_columns(columns, conformal, mean, spread, place, failed, self.confidence)
             )
         cols[ERROR] = errors
         return pd.DataFrame(cols)
@@ -283,6 +286,25 @@ class Predictor:
             if trim:
                 release_memory()
             yield i, chunk.frame, scored
+
+
+def _modelled_tasks(model: MolpredModel) -> list[int]:
+    return [t for t in range(len(model.task_names)) if model.error_model(t) is not None]
+
+
+def expected_error(
+    model: MolpredModel, tasks: Sequence[int], spread: np.ndarray, place: Placement
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The spread with each error-modelled task's column replaced by its expected error, and
+    the molecules' expected error relative to validation molecules (None without a model)."""
+    if not tasks:
+        return spread, None
+    spread = spread.copy()
+    for t in tasks:
+        x = error_features(spread[:, t], place.similarity, place.latent)
+        spread[:, t] = model.error_model(t).sigma(x)
+    relative = relative_error([spread[:, t] for t in tasks], [model.error_median(t) for t in tasks])
+    return spread, relative
 
 
 def _check_confidence(confidence: float) -> None:

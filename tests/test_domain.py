@@ -57,7 +57,10 @@ def test_default_model_reports_domain_and_flags_strangers(esol):
     assert list(out.columns[-4:]) == ["domain_similarity", "latent_distance", "in_domain", "error"]
     seen = out.iloc[:5]
     assert (seen["domain_similarity"] >= 0.99).sum() >= 4  # (duplicates are merged in training)
-    assert seen["in_domain"].all() and not out.iloc[5:8]["in_domain"].any()
+    # unlike the training set, or an unusually high expected error: out
+    assert seen["in_domain"].sum() >= 4 and not out.iloc[5:8]["in_domain"].any()
+    task = "measured log solubility in mols per litre_std"
+    assert out[task].iloc[5:8].min() > out[task].iloc[:5].median()
     assert pd.isna(out.iloc[8]["in_domain"]) and np.isnan(out.iloc[8]["domain_similarity"])
     latent = out["latent_distance"]
     assert (latent[:8] >= 0).all() and np.isnan(latent[8])

@@ -152,3 +152,20 @@ def test_prediction_prepares_structures_as_the_model_was_trained(model, esol, tm
     assert float(written.loc[0, f"parent.{ESOL_TARGET}"]) == pytest.approx(
         alone.loc[0, ESOL_TARGET], abs=1e-5
     )
+
+
+def test_api_functions_keep_their_names_after_their_modules_are_imported():
+    """``molpred.predict`` and ``molpred.train`` are functions, also once the modules of the
+    same name have been imported (they used to become the modules)."""
+    code = (
+        "import molpred.predict, molpred.train\n"
+        "import molpred\n"
+        "from molpred import predict\n"
+        "assert callable(molpred.predict) and callable(molpred.train) and callable(predict)\n"
+        "from molpred.predict import predict_file\n"
+        "assert callable(predict_file)\n"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code], check=True)

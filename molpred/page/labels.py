@@ -39,7 +39,9 @@ def value_labels(predictor: Predictor) -> dict[str, str]:
 
 
 TRUST_HELP = {
-    "_std": "Predicted spread of this prediction (same units): larger means less certain.",
+    "_std": "Expected error of this prediction (same units), learned from held-out molecules: "
+    "it grows with distance from the training set and the model's own doubt. Larger means "
+    "less certain; rank by it to find the risky predictions.",
     "_lower": "Lower end of the conformal interval at the sidebar's confidence.",
     "_upper": "Upper end of the conformal interval at the sidebar's confidence.",
     "_set": "Conformal prediction set: the classes (0, 1) still plausible at the sidebar's "
@@ -49,8 +51,9 @@ TRUST_HELP = {
     "latent_distance": "Distance to the nearest training molecules in the model's own "
     "representation, relative to typical new molecules: ~1 is usual, above 2 "
     "is far from anything it learned.",
-    "in_domain": "Whether the molecule is similar enough to the training set for the model's "
-    "validation error to hold.",
+    "in_domain": "Whether the model's validation error holds here: false when the expected "
+    "error is higher than for most validation molecules (unlike the training set, or in a "
+    "region where the model is unsure).",
 }
 
 

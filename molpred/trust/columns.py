@@ -3,6 +3,8 @@ sets, and the applicability domain (names from :mod:`molpred.schema`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -11,7 +13,7 @@ from molpred.schema import ModelColumns, TaskColumns
 from molpred.trust.domain import Domain
 from molpred.trust.uncertainty import prediction_set, regression_interval
 
-__all__ = ["prediction_columns", "interval_columns"]
+__all__ = ["prediction_columns", "interval_columns", "Placement"]
 
 
 def interval_columns(
@@ -39,35 +41,55 @@ def interval_columns(
 def prediction_columns(
     columns: ModelColumns,
     conformal: list[list[float] | None],
-    domain: Domain | None,
     mean: np.ndarray,
     spread: np.ndarray,
-    embeddings: np.ndarray | None,
-    fingerprints: np.ndarray,
+    place: Placement | None,
     failed: np.ndarray,
     confidence: float,
 ) -> dict[str, object]:
     """Column name -> values for one model, in output order.
 
     ``mean``, ``spread`` ``[N, T]``; ``conformal[t]`` the model's sorted held-out scores of task
-    ``t`` (None if uncalibrated); ``embeddings`` ``[N, D]`` (None without the domain);
-    ``fingerprints`` ``[N, 256]`` packed; ``failed`` ``[N]`` rows that could not be scored.
+    ``t`` (None if uncalibrated); ``place`` where the molecules lie relative to the training set
+    (None without a domain); ``failed`` ``[N]`` rows that could not be scored.
     """
     out: dict[str, object] = {}
     for t, task in enumerate(columns.tasks):
         out[task.value] = mean[:, t]
         out[task.std] = spread[:, t]
         out.update(interval_columns(task, conformal[t], mean[:, t], spread[:, t], confidence))
-    if columns.domain and domain is not None:
-        sim = domain.similarity(fingerprints)
+    if columns.domain and place is not None:
+        sim = place.similarity.copy()
         sim[failed] = np.nan
+        latent = place.latent.copy()
+        latent[failed] = np.nan
         out[columns.similarity] = sim
-        latent = np.full(len(sim), np.nan, dtype=np.float32)
-        if embeddings is not None:
-            latent = domain.latent(torch.from_numpy(np.nan_to_num(embeddings)))
-            latent[failed] = np.nan
         out[columns.latent] = latent
-        in_domain = pd.array(sim >= domain.threshold, dtype="boolean")
+        in_domain = pd.array(place.in_domain, dtype="boolean")
         in_domain[failed] = pd.NA
         out[columns.in_domain] = in_domain
     return out
+
+
+@dataclass
+class Placement:
+    """Where molecules lie relative to a model's training set: Tanimoto similarity, latent
+    distance (both ``[N]``) and the domain flag."""
+
+    similarity: np.ndarray
+    latent: np.ndarray
+    in_domain: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        domain: Domain,
+        fingerprints: np.ndarray,
+        embeddings: np.ndarray | None,
+        relative_error: np.ndarray | None = None,
+    ) -> Placement:
+        sim = domain.similarity(fingerprints)
+        latent = np.full(len(sim), np.nan, dtype=np.float32)
+        if embeddings is not None:
+            latent = domain.latent(torch.from_numpy(np.nan_to_num(embeddings)))
+        return cls(sim, latent, domain.in_domain(sim, relative_error))

@@ -10,8 +10,12 @@ Two measures per query, both against the training set stored (compactly) in the 
   model's own representation, divided by the median of the same quantity over validation
   molecules (so ~1 is typical of new data, > 2 is far out).
 
-``in_domain`` is ``domain_similarity >= threshold``, where the threshold is chosen from the
-validation error (:func:`choose_threshold`).
+``in_domain`` is ``domain_similarity >= threshold`` and, for models with an error model
+(:mod:`molpred.trust.error_model`), also the expected error relative to a typical validation
+molecule at most ``error_threshold``: a molecule is out of the domain when it is unlike the
+training set or when its expected error is unusually high. Both thresholds are chosen from the
+validation error (:func:`choose_threshold`); ``benchmarks/ensemble_choice.py`` compares the
+rules.
 
 Shapes: fingerprints ``[N, 256]`` uint8 (2048 packed bits); representations ``[N, D]``.
 """
@@ -129,12 +133,20 @@ class Domain:
     rule: str = ""
     smiles: list[str] | None = None
     targets: torch.Tensor | None = None
+    error_threshold: float | None = None  # on the relative expected error; None: not used
     _reference: _Reference | None = field(default=None, init=False, repr=False, compare=False)
 
     def similarity(self, fps: np.ndarray) -> np.ndarray:
         if self._reference is None:  # unpacked once per loaded model, not once per chunk
             self._reference = _Reference(self.fingerprints)
         return max_similarity(fps, self._reference)
+
+    def in_domain(self, similarity: np.ndarray, relative_error: np.ndarray | None) -> np.ndarray:
+        """Which molecules are in the domain (see the module docstring)."""
+        inside = similarity >= self.threshold
+        if self.error_threshold is not None and relative_error is not None:
+            inside &= relative_error <= self.error_threshold
+        return inside
 
     def latent(self, embeddings: torch.Tensor) -> np.ndarray:
         return knn_distance(embeddings, self.embeddings) / max(self.latent_scale, 1e-12)
@@ -159,5 +171,6 @@ class Domain:
             "latent_scale": self.latent_scale,
             "threshold": self.threshold,
             "rule": self.rule,
+            "error_threshold": self.error_threshold,
             "smiles": self.smiles,
         }

@@ -29,6 +29,7 @@ __all__ = [
     "prediction_set",
     "uncertainty_metrics",
     "spread_floor",
+    "calibration_error",
 ]
 
 
@@ -158,6 +159,27 @@ def uncertainty_metrics(
     out["miscalibration_area"] = float(np.abs(observed - levels).mean()) if len(y) else math.nan
     if lower is not None and upper is not None:
         inside = (y >= lower[mask]) & (y <= upper[mask])
+        width = upper[mask] - lower[mask]
         out["coverage"] = float(inside.mean()) if len(y) else math.nan
-        out["mean_interval_width"] = float((upper[mask] - lower[mask]).mean()) if len(y) else 0
+        out["mean_interval_width"] = float(width.mean()) if len(y) else 0
+        # how much the intervals adapt: 1.0 means every molecule gets the same width
+        p10, p90 = np.percentile(width, [10, 90]) if len(y) else (math.nan, math.nan)
+        out["width_ratio_90_10"] = float(p90 / p10) if p10 > 0 else math.nan
     return out
+
+
+def calibration_error(labels: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of binary probabilities: the molecule-weighted mean gap
+    between the mean predicted probability and the observed frequency of positives, over
+    ``bins`` equal-width probability bins (0 is perfectly calibrated)."""
+    ok = ~np.isnan(labels) & ~np.isnan(prob)
+    y, p = labels[ok], prob[ok]
+    if not len(y):
+        return math.nan
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            gap += sel.sum() * abs(p[sel].mean() - y[sel].mean())
+    return float(gap / len(y))
