@@ -1,9 +1,9 @@
-"""molpred vs chemprop on the project's fixed scaffold splits.
+"""molpred vs chemprop and a fingerprint forest on the project's fixed scaffold splits.
 
-For each data set and replicate, both tools train with their defaults on the same rows of
+For each data set and replicate, every tool trains with its defaults on the same rows of
 ``../shared/splits/clean/<name>.csv`` and the same ``{train, val, test}`` indices from
 ``../shared/splits/<name>.json``; the test metric is computed by this script from each tool's
-test-set predictions, so both are scored by the same code.
+test-set predictions, so all are scored by the same code.
 
 chemprop 2.3.1 runs from its own virtual environment (it pins an older RDKit), created on first
 use at ``benchmarks/runs/chemprop-venv``.
@@ -225,7 +225,7 @@ def main() -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="the harness's smoke test: FreeSolv, replicate 0, 3 epochs, both tools",
+        help="the harness's smoke test: FreeSolv, replicate 0, 3 epochs, every tool",
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "accuracy.json"))
     ap.add_argument(
@@ -313,27 +313,33 @@ def summary_table(df: pd.DataFrame) -> str:
 
 
 def verdicts(df: pd.DataFrame) -> str:
-    """Per data set: does molpred's mean beat chemprop's, is a loss within chemprop's sd, and
-    the ratio of the times to the best epoch (chemprop / molpred)."""
+    """Per data set: does molpred's mean beat each reference tool's (chemprop, the forest), is
+    a loss within one sd, and the ratio of chemprop's time to the best epoch to molpred's."""
+    refs = [t for t in ("chemprop", "forest") if t in set(df["tool"])]
+    head = " | ".join(f"{t} | vs {t}" for t in refs)
     lines = [
-        "| data set | molpred | chemprop | verdict | time to best, chemprop / molpred |",
-        "|---|---|---|---|---|",
+        f"| data set | molpred | {head} | time to best, chemprop / molpred |",
+        "|---|---|" + "---|---|" * len(refs) + "---|",
     ]
     for name, g in df.groupby("dataset", sort=False):
         tools = {t: gg for t, gg in g.groupby("tool")}
-        if set(tools) != {"molpred", "chemprop"}:
+        if "molpred" not in tools or any(t not in tools for t in refs):
             continue
-        mine, ref = tools["molpred"]["value"], tools["chemprop"]["value"]
+        mine = tools["molpred"]["value"]
         higher = HIGHER_IS_BETTER[g["metric"].iloc[0]]
-        better = mine.mean() > ref.mean() if higher else mine.mean() < ref.mean()
-        within = abs(mine.mean() - ref.mean()) <= max(ref.std(ddof=0), mine.std(ddof=0))
-        verdict = "win" if better else ("loss within 1 sd" if within else "loss")
+        cells = []
+        for t in refs:
+            ref = tools[t]["value"]
+            better = mine.mean() > ref.mean() if higher else mine.mean() < ref.mean()
+            within = abs(mine.mean() - ref.mean()) <= max(ref.std(ddof=0), mine.std(ddof=0))
+            verdict = "win" if better else ("loss within 1 sd" if within else "loss")
+            cells.append(f"{ref.mean():.3f} | {verdict}")
         ratio = (
             tools["chemprop"]["seconds_to_best"].mean() / tools["molpred"]["seconds_to_best"].mean()
+            if "chemprop" in tools
+            else float("nan")
         )
-        lines.append(
-            f"| {name} | {mine.mean():.3f} | {ref.mean():.3f} | {verdict} | {ratio:.1f}x |"
-        )
+        lines.append(f"| {name} | {mine.mean():.3f} | {' | '.join(cells)} | {ratio:.1f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -252,8 +252,9 @@ def predict_file(
     the columns of :func:`predict` for every model, and ``error``; its rows line up with the
     input's. Nothing is written to ``output_path`` until every row is done. ``workers``:
     featurization processes (default: all cores; ``1`` featurizes in this process).
-    ``domain=False`` skips the applicability-domain columns (and the fingerprints they need),
-    which saves ~20% of the scoring time. ``top`` collects the best rows as they stream (rows
+    ``domain=False`` leaves out the applicability-domain columns; for models from before the
+    error model it also skips the fingerprints they need (~20% of the scoring time), while a
+    model with an error model still needs them for its expected error. ``top`` collects the best rows as they stream (rows
     of a resumed run's finished parts included).
 
     Raises

@@ -1,5 +1,6 @@
-"""The benchmark harness must not rot: its quick mode trains both molpred and chemprop (in the
-harness's own virtual environment) on one shared scaffold split and scores both.
+"""The benchmark harness must not rot: its quick mode trains molpred, chemprop (in the
+harness's own virtual environment) and the fingerprint forest on one shared scaffold split and
+scores all three.
 
 Runs where chemprop's environment exists or can be made: always in CI (``.ci/run``), locally
 once ``benchmarks/runs/chemprop-venv`` exists (``python benchmarks/accuracy.py --quick`` makes it).
@@ -20,7 +21,7 @@ CHEMPROP = ROOT / "benchmarks" / "runs" / "chemprop-venv" / "bin" / "chemprop"
 
 
 @pytest.mark.slow
-def test_accuracy_quick_mode_runs_both_tools(tmp_path):
+def test_accuracy_quick_mode_runs_all_three_tools(tmp_path):
     if not SHARED_SPLITS.is_dir():
         pytest.skip("needs ../shared/splits beside the checkout")
     if not CHEMPROP.exists() and not os.environ.get("CI"):
@@ -33,8 +34,56 @@ def test_accuracy_quick_mode_runs_both_tools(tmp_path):
         timeout=900,
     )
     rows = json.loads(out.read_text())
-    assert {r["tool"] for r in rows} == {"molpred", "chemprop"}
+    assert {r["tool"] for r in rows} == {"molpred", "chemprop", "forest"}
     for row in rows:
         assert row["dataset"] == "freesolv" and row["metric"] == "rmse"
         assert math.isfinite(row["value"]) and row["value"] > 0 and row["seconds"] > 0
-    assert "| freesolv | rmse | molpred |" in out.with_suffix(".md").read_text()
+    table = out.with_suffix(".md").read_text()
+    assert "| freesolv | rmse | molpred |" in table and "| freesolv | rmse | forest |" in table
+    assert "vs forest" in table
+
+
+@pytest.mark.slow
+def test_ensemble_study_and_choice_run_end_to_end(tmp_path):
+    """The study trains members and stores their outputs; the choice reads them and reports
+    validation-chosen spreads and domain rules with their test values."""
+    if not SHARED_SPLITS.is_dir():
+        pytest.skip("needs ../shared/splits beside the checkout")
+    archive = tmp_path / "study.zip"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ensemble_study.py"),
+            "--datasets",
+            "freesolv",
+            "--replicates",
+            "0",
+            "--members",
+            "200:0",
+            "--epochs",
+            "2",
+            "--out",
+            str(archive),
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    out = tmp_path / "choice.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ensemble_choice.py"),
+            str(archive),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    (row,) = json.loads(out.read_text())
+    assert row["dataset"] == "freesolv" and row["members"] == 1
+    for key in ("spread/all three/val", "spread/all three/test", "domain/similarity/test"):
+        assert math.isfinite(row[key])
+    assert "| 1 | freesolv | spread/all three |" in out.with_suffix(".md").read_text()
