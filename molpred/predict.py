@@ -254,8 +254,8 @@ def predict_file(
     featurization processes (default: all cores; ``1`` featurizes in this process).
     ``domain=False`` leaves out the applicability-domain columns; for models from before the
     error model it also skips the fingerprints they need (~20% of the scoring time), while a
-    model with an error model still needs them for its expected error. ``top`` collects the best rows as they stream (rows
-    of a resumed run's finished parts included).
+    model with an error model still needs them for its expected error. ``top`` collects the
+    best rows as they stream (rows of a resumed run's finished parts included).
 
     Raises
     ------
