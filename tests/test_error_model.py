@@ -112,3 +112,14 @@ def test_files_without_an_error_model_keep_the_ensemble_spread(esol, tmp_path):
     assert np.allclose(out[f"{ESOL_TARGET}_std"], spread[:, 0], rtol=1e-5)
     sim = out["domain_similarity"].to_numpy()
     assert (out["in_domain"].to_numpy(bool) == (sim >= loaded.domain.threshold)).all()
+
+
+def test_expected_error_does_not_depend_on_the_domain_columns(esol):
+    """Without the domain columns the model still computes what its expected error reads."""
+    model = train_small(esol.head(300))
+    smiles = esol["smiles"].iloc[300:360].tolist() + ["not a smiles"]
+    full, bare = predict(model, smiles), predict(model, smiles, domain=False)
+    assert "in_domain" not in bare.columns and "in_domain" in full.columns
+    std = f"{ESOL_TARGET}_std"
+    assert np.allclose(bare[std].iloc[:-1], full[std].iloc[:-1])
+    assert np.isnan(bare[std].iloc[-1]) and bare["error"].iloc[-1]
