@@ -221,10 +221,9 @@ class Predictor:
             mean, spread = combine(values, variances, model.task_types)
             place = None
             if placed:
-                place = Placement.of(model.domain, feats.fingerprints, emb)
-                spread, relative = expected_error(model, modelled, spread, place)
-                if relative is not None:
-                    place.in_domain = model.domain.in_domain(place.similarity, relative)
+                sim, latent = model.domain.place(feats.fingerprints, emb)
+                spread, relative = expected_error(model, modelled, spread, sim, latent)
+                place = Placement(sim, latent, model.domain.in_domain(sim, relative))
             conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
             cols.update(
                 prediction_columns(columns, conformal, mean, spread, place, failed, self.confidence)
@@ -293,7 +292,11 @@ def _modelled_tasks(model: MolpredModel) -> list[int]:
 
 
 def expected_error(
-    model: MolpredModel, tasks: Sequence[int], spread: np.ndarray, place: Placement
+    model: MolpredModel,
+    tasks: Sequence[int],
+    spread: np.ndarray,
+    similarity: np.ndarray,
+    latent: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The spread with each error-modelled task's column replaced by its expected error, and
     the molecules' expected error relative to validation molecules (None without a model)."""
@@ -301,7 +304,7 @@ def expected_error(
         return spread, None
     spread = spread.copy()
     for t in tasks:
-        x = error_features(spread[:, t], place.similarity, place.latent)
+        x = error_features(spread[:, t], similarity, latent)
         spread[:, t] = model.error_model(t).sigma(x)
     relative = relative_error([spread[:, t] for t in tasks], [model.error_median(t) for t in tasks])
     return spread, relative

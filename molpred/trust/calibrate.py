@@ -122,14 +122,17 @@ def _held_out(groups, dataset, ref_fps, ref_emb):
             continue
         val = dataset.subset(val_idx)
         feats = val.featurized()
-        values, variances, _, raw = member_outputs(members, feats)
+        # the representation is the first member's: reuse it where that member is here
+        shared = members[0] is representation[0]
+        values, variances, emb, raw = member_outputs(members, feats, embeddings=shared)
         for t, kind in enumerate(task_types):
             if kind == "classification":
                 for j, m in enumerate(members):
                     m.temperature[t] = fit_temperature(raw[:, t, j], val.targets[:, t])
                     values[:, t, j] = 1.0 / (1.0 + np.exp(-raw[:, t, j] / float(m.temperature[t])))
         mean, spread = combine(values, variances, task_types)
-        _, _, emb, _ = member_outputs(representation, feats, embeddings=True)
+        if not shared:
+            _, _, emb, _ = member_outputs(representation, feats, embeddings=True)
         parts.append(
             (
                 val.targets,

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from molpred.schema import ModelColumns, TaskColumns
-from molpred.trust.domain import Domain
 from molpred.trust.uncertainty import prediction_set, regression_interval
 
 __all__ = ["prediction_columns", "interval_columns", "Placement"]
@@ -79,17 +77,3 @@ class Placement:
     similarity: np.ndarray
     latent: np.ndarray
     in_domain: np.ndarray
-
-    @classmethod
-    def of(
-        cls,
-        domain: Domain,
-        fingerprints: np.ndarray,
-        embeddings: np.ndarray | None,
-        relative_error: np.ndarray | None = None,
-    ) -> Placement:
-        sim = domain.similarity(fingerprints)
-        latent = np.full(len(sim), np.nan, dtype=np.float32)
-        if embeddings is not None:
-            latent = domain.latent(torch.from_numpy(np.nan_to_num(embeddings)))
-        return cls(sim, latent, domain.in_domain(sim, relative_error))

@@ -141,6 +141,17 @@ class Domain:
             self._reference = _Reference(self.fingerprints)
         return max_similarity(fps, self._reference)
 
+    def place(
+        self, fingerprints: np.ndarray, embeddings: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Similarity and latent distance ``[N]`` of molecules (latent NaN without
+        representations)."""
+        sim = self.similarity(fingerprints)
+        latent = np.full(len(sim), np.nan, dtype=np.float32)
+        if embeddings is not None:
+            latent = self.latent(torch.from_numpy(np.nan_to_num(embeddings)))
+        return sim, latent
+
     def in_domain(self, similarity: np.ndarray, relative_error: np.ndarray | None) -> np.ndarray:
         """Which molecules are in the domain (see the module docstring)."""
         inside = similarity >= self.threshold
