@@ -43,7 +43,7 @@ from molpred.schema import ERROR
 
 _LIST_CHUNK = 1000  # molecules per chunk when a list is featurized in worker processes
 
-__all__ = ["predict", "predict_file", "PredictSummary", "TopRows", "pick_column"]
+__all__ = ["predict", "score_table", "predict_file", "PredictSummary", "TopRows", "pick_column"]
 
 
 def predict(
@@ -82,13 +82,21 @@ def predict(
         batch_size=batch_size,
         device=device,
     )
-    frame = pd.DataFrame({"smiles": list(smiles)})
+    return score_table(predictor, pd.DataFrame({"smiles": list(smiles)}), "smiles", workers)
+
+
+def score_table(
+    predictor: Predictor, frame: pd.DataFrame, column: str, workers: int | None = None
+) -> pd.DataFrame:
+    """``frame`` (kept whole, one row per row) with the panel's columns added: the in-memory
+    path of :func:`predict` and ``molpred suggest``. ``workers`` as in :func:`predict`."""
+    frame = frame.reset_index(drop=True)
     workers = workers or (default_workers() if len(frame) >= PARALLEL_THRESHOLD else 1)
     if workers <= 1:
-        return predictor.score_frame(frame, "smiles")
+        return predictor.score_frame(frame, column)
     chunks = (frame.iloc[i : i + _LIST_CHUNK] for i in range(0, len(frame), _LIST_CHUNK))
     with scoring_threads(workers):
-        parts = [out for _, _, out in predictor.stream(chunks, "smiles", workers=workers)]
+        parts = [out for _, _, out in predictor.stream(chunks, column, workers=workers)]
     return pd.concat(parts, ignore_index=True)
 
 

@@ -2,8 +2,10 @@
 
 Each :class:`Objective` maps one column to a desirability in [0, 1]:
 
-- ``higher`` / ``lower``: linear between the 5th and 95th percentiles of the candidates (so one
-  outlier does not flatten everyone else), clipped to [0, 1];
+- ``higher`` / ``lower``: a logistic curve through 0.05 at the 5th and 0.95 at the 95th
+  percentile of the candidates, nearly linear between them: one outlier does not flatten
+  everyone else, and the best candidates are still ordered among themselves (a clipped line
+  tied the top 5% at 1, which left them in input order);
 - ``range``: 1 inside ``[low, high]``, falling linearly to 0 over one range-width outside it.
 
 The score is the weighted mean of the desirabilities (an MPO-style sum, as in CNS MPO): a
@@ -18,10 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
-__all__ = ["Objective", "desirability", "score", "pareto_front"]
+__all__ = ["Objective", "parse_objective", "desirability", "score", "pareto_front"]
 
 DIRECTIONS = ("higher", "lower", "range")
+_LOGIT_95 = float(np.log(0.95 / 0.05))
 
 
 @dataclass(frozen=True)
@@ -43,22 +47,53 @@ class Objective:
             raise ValueError(f"{self.column}: a range needs low <= high")
 
 
-def desirability(values: pd.Series | np.ndarray, objective: Objective) -> np.ndarray:
-    """Desirability in [0, 1] (NaN where the value is missing)."""
+def parse_objective(text: str) -> Objective:
+    """An objective written on the command line: ``COLUMN=higher``, ``COLUMN=lower`` or
+    ``COLUMN=LOW..HIGH`` (a range), optionally ``@WEIGHT`` (e.g. ``exp=1..3@2``)."""
+    column, sep, rest = text.rpartition("=")
+    if not sep or not column:
+        raise ValueError(
+            f"objective {text!r}: write COLUMN=higher, COLUMN=lower or COLUMN=LOW..HIGH"
+        )
+    goal, _, weight_text = rest.partition("@")
+    try:
+        weight = float(weight_text) if weight_text else 1.0
+        if goal in ("higher", "lower"):
+            return Objective(column, goal, weight)
+        low, dots, high = goal.partition("..")
+        if dots:
+            return Objective(column, "range", weight, float(low), float(high))
+    except ValueError as exc:
+        raise ValueError(f"objective {text!r}: {exc}") from None
+    raise ValueError(f"objective {text!r}: the goal must be higher, lower or LOW..HIGH")
+
+
+def desirability(
+    values: pd.Series | np.ndarray,
+    objective: Objective,
+    reference: pd.Series | np.ndarray | None = None,
+) -> np.ndarray:
+    """Desirability in [0, 1] (NaN where the value is missing).
+
+    ``reference``: the values whose 5th and 95th percentiles scale ``higher``/``lower``
+    (default: ``values`` themselves). :mod:`molpred.suggest` scores sampled and measured
+    values on the candidates' scale with it. ``values`` may have any shape.
+    """
     x = np.asarray(values, dtype=np.float64)
     if objective.direction == "range":
         lo, hi = float(objective.low), float(objective.high)  # type: ignore[arg-type]
         width = max(hi - lo, 1e-12)
         below, above = (lo - x) / width, (x - hi) / width
         return np.clip(1.0 - np.maximum(np.maximum(below, above), 0.0), 0.0, 1.0)
-    finite = x[np.isfinite(x)]
+    ref = x if reference is None else np.asarray(reference, dtype=np.float64)
+    finite = ref[np.isfinite(ref)]
     if finite.size == 0:
         return np.full_like(x, np.nan)
     lo, hi = np.percentile(finite, [5, 95])
     if hi - lo < 1e-12:
         d = np.where(np.isfinite(x), 1.0, np.nan)
-    else:
-        d = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    else:  # logistic: 0.05 at the 5th percentile, 0.95 at the 95th, ~linear between
+        d = expit((x - (lo + hi) / 2) * (2 * _LOGIT_95 / (hi - lo)))
     return d if objective.direction == "higher" else 1.0 - d
 
 

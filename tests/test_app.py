@@ -232,3 +232,42 @@ def test_what_a_chemist_reads(app):
     )
     cards = " ".join(c.value for c in app.sidebar.caption)
     assert "test metrics: mae " in cards and "loss" not in cards and "{" not in cards
+
+
+def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_dir):
+    import molpred
+
+    trained = molpred.load_model(models_dir / "tiny.pt").domain.smiles[:3]
+    new = [  # none of them in ESOL
+        "CC(C)(C)c1ccc(cc1)S(N)(=O)=O",
+        "O=C(NC1CC1)c1ccncc1",
+        "CN1CCN(CC1)c1ncccn1",
+        "FC(F)(F)c1ccc(OCC2CC2)cc1",
+    ]
+    lines = [f"{s} train{i}" for i, s in enumerate(trained)] + [
+        f"{s} new{i}" for i, s in enumerate(new)
+    ]
+    _score(app, "\n".join([*lines, "C1CC broken"]))
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("higher")
+    app.number_input(key="b_n").set_value(6)
+    app.button(key="b_go").click()
+    app.run()
+    assert not app.exception, app.exception
+    batch = app.session_state["batch"]
+    # training molecules and the broken row are never picked: 4 of the 6 asked for
+    assert sorted(batch["name"]) == [f"new{i}" for i in range(4)]
+    assert batch["pick"].tolist() == [1, 2, 3, 4] and batch["why"].str.contains("UCB").all()
+    ranked = _table(app, "rank")
+    assert ranked["batch"].notna().sum() == 4 and (ranked["why"] != "").sum() == 4
+    assert any("Red diamonds" in c.value for c in app.caption)  # the chemical-space map
+    labels = [b.label for b in app.get("download_button")]
+    assert "Download batch CSV" in labels and "Download batch SDF" in labels
+    app.toggle(key="only_batch").set_value(True)
+    app.run()
+    assert _table(app, "rank")["batch"].tolist() == [1, 2, 3, 4]
+    app.checkbox(key="b_training").set_value(False)
+    app.button(key="b_go").click()
+    app.run()
+    assert len(app.session_state["batch"]) == 6  # now the training molecules may be picked
+    _score(app, "CCO\nCCCO")  # new candidates: the old batch is gone
+    assert "batch" not in app.session_state

@@ -41,12 +41,24 @@ def test_medchem_properties_rules_and_alerts():
 def test_desirability_directions_and_ranges():
     x = np.array([0.0, 5.0, 10.0, np.nan])
     up = desirability(x, Objective("a", "higher"))
-    assert up[0] == 0 and up[2] == 1 and 0 < up[1] < 1 and np.isnan(up[3])
+    assert 0 < up[0] < 0.05 and up[1] == pytest.approx(0.5) and 0.95 < up[2] < 1
+    assert np.isnan(up[3])
     np.testing.assert_allclose(desirability(x, Objective("a", "lower"))[:3], 1 - up[:3])
     rng = desirability(np.array([1.0, 2.0, 3.5, 6.0]), Objective("a", "range", low=1, high=3))
     np.testing.assert_allclose(rng, [1.0, 1.0, 0.75, 0.0])
     with pytest.raises(ValueError):
         Objective("a", "sideways")
+
+
+def test_desirability_orders_the_best_and_resists_outliers():
+    """The top 5% are not tied (they were, at 1, and so kept their input order), and one
+    huge value does not squash the others together."""
+    x = np.arange(100.0)
+    up = desirability(x, Objective("a", "higher"))
+    assert np.all(np.diff(up) > 0)
+    with_outlier = desirability(np.append(x, 1e6), Objective("a", "higher"))
+    assert with_outlier[90] - with_outlier[10] > 0.7
+    assert np.argsort(-score(pd.DataFrame({"a": x}), [Objective("a")]))[:3].tolist() == [99, 98, 97]
 
 
 def test_score_and_pareto_front():

@@ -19,6 +19,7 @@ COMMANDS = {
     "train": commands.train,
     "predict": commands.predict,
     "evaluate": commands.evaluate,
+    "suggest": commands.suggest,
     "tune": commands.tune,
     "report": commands.report,
 }

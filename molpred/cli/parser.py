@@ -33,6 +33,14 @@ TUNE_EXAMPLE = """example:
 REPORT_EXAMPLE = """example:
   molpred report --storage sqlite:///assay7.db --study-name assay7 --output study.html
 """
+SUGGEST_EXAMPLE = """example:
+  # 48 to make next: likely in logD 1-3 and soluble, at most 2 per scaffold, none measured
+  molpred suggest logd.pt solubility.pt candidates.csv --objective exp=1..3 \\
+      --objective "measured log solubility in mols per litre=higher" \\
+      --exclude measured.csv --exclude-training --output batch.csv
+  molpred suggest assay.pt enumerated.smi --objective pIC50=higher --strategy ei \\
+      --n 24 --max-similarity 0.6 --output batch.sdf
+"""
 EVALUATE_EXAMPLE = """example:
   molpred evaluate esol.pt data/esol.csv --smiles-column smiles \\
       --target-columns "measured log solubility in mols per litre" --output metrics.json
@@ -210,6 +218,57 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         "before the expected-error model, which need no fingerprints then)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser(
+        "suggest",
+        help="pick the next batch to make and test from scored candidates",
+        epilog=SUGGEST_EXAMPLE,
+        formatter_class=fmt,
+    )
+    s.add_argument("model", nargs="+", help="one or more model files")
+    s.add_argument("input", help="candidates: .csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
+    s.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv, .parquet or .sdf")
+    s.add_argument("--smiles-column", help="default: the column named 'smiles'")
+    s.add_argument("--n", type=int, default=48, help="molecules in the batch")
+    s.add_argument(
+        "--objective",
+        action="append",
+        metavar="COLUMN=GOAL[@WEIGHT]",
+        help="what a good molecule is, repeatable: GOAL is higher, lower or LOW..HIGH "
+        "(default: the bundled models' preferred directions)",
+    )
+    s.add_argument(
+        "--strategy",
+        choices=["ucb", "greedy", "ei", "random"],
+        default="ucb",
+        help="ucb: objective + beta x its sd; greedy: objective; ei: expected improvement "
+        "over the best measured; random: a control batch",
+    )
+    s.add_argument("--beta", type=float, default=1.0, help="weight of the sd for --strategy ucb")
+    s.add_argument(
+        "--max-per-scaffold",
+        type=int,
+        default=2,
+        help="at most this many picks per Bemis-Murcko scaffold (0: no limit)",
+    )
+    s.add_argument(
+        "--max-similarity",
+        type=float,
+        help="no two picks more Tanimoto-similar than this (e.g. 0.6; default: no limit)",
+    )
+    s.add_argument(
+        "--exclude",
+        action="append",
+        metavar="MEASURED_FILE",
+        help="molecules already measured (a table with a SMILES column; columns named like an "
+        "objective are read as measured values), repeatable",
+    )
+    s.add_argument(
+        "--exclude-training", action="store_true", help="also exclude the models' training sets"
+    )
+    s.add_argument("--confidence", type=float, default=0.9, help="level of the intervals")
+    s.add_argument("--workers", type=int, help="featurization processes (default: all cores)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the sampling (and of random)")
 
     e = sub.add_parser(
         "evaluate",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map
 from molpred.page.detail import detail
 from molpred.page.labels import TRUST_HELP, column_names, preferred
 from molpred.predictor import Predictor
@@ -136,18 +137,32 @@ def results(
     table = table[keep.reindex(table.index, fill_value=True)]
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
+    batch_panel(table, predictor, objectives)
+    batch = st.session_state.get("batch")
     lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
+    if batch is not None:  # the picks are marked in the table, with why each was chosen
+        table.insert(1, BATCH, batch["pick"].reindex(table.index).astype("Int64"))
+        table["why"] = batch["why"].reindex(table.index).fillna("")
+        lead.insert(1, BATCH)
+        candidates = table
+        if st.toggle("Show only the batch", key="only_batch"):
+            table = table[table[BATCH].notna()].sort_values(BATCH)
     table = table[lead + [c for c in table.columns if c not in lead]]
     failed = int((table["error"] != "").sum())
     st.subheader(
         f"{_plural(len(table), 'candidate')} ({len(table) - failed:,} scored, "
         f"{failed:,} with errors)"
+        + (f", {len(batch)} in the suggested batch" if batch is not None else "")
     )
     names = column_names(predictor, columns)
     config = {
         "structure": st.column_config.ImageColumn("structure", width="medium"),
         "score": st.column_config.NumberColumn("score", format="%.3f"),
         "error": st.column_config.TextColumn("error", width="large"),
+        BATCH: st.column_config.NumberColumn(
+            "batch", help="Pick number in the suggested batch (blank: not picked)"
+        ),
+        "why": st.column_config.TextColumn("why picked", width="large"),
     }
     for col, label in names.items():
         if col in table:
@@ -191,7 +206,11 @@ def results(
         key="dl_sdf",
         on_click="ignore",
     )
+    if batch is not None:
+        batch_downloads(batch)
     scatter(table, columns, objectives)
+    if batch is not None:
+        chemical_map(candidates, batch)
     detail(table, predictor)
 
 
@@ -209,22 +228,25 @@ def scatter(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objec
     # Pareto-optimal on the two plotted properties (with many objectives every molecule is)
     plotted = [o for o in objectives if o.column in (x, y)]
     table = table.assign(pareto=pareto_front(table, plotted) if len(plotted) == 2 else False)
-    data = table[["name", "smiles", x, y, "score", "pareto"]].dropna(subset=[x, y])
+    table = table.assign(picked=table[BATCH].notna() if BATCH in table else False)
+    data = table[["name", "smiles", x, y, "score", "pareto", "picked"]].dropna(subset=[x, y])
     data = data.rename(columns={x: "x", y: "y"})
     chart = (
         alt.Chart(data)
-        .mark_circle()
+        .mark_point(filled=True, opacity=0.8)
         .encode(
             x=alt.X("x:Q", title=columns[x]),
             y=alt.Y("y:Q", title=columns[y]),
             color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis")),
             size=alt.condition("datum.pareto", alt.value(160), alt.value(40)),
             stroke=alt.condition("datum.pareto", alt.value("red"), alt.value(None)),
-            tooltip=["name", "smiles", "x", "y", "score", "pareto"],
+            shape=alt.condition("datum.picked", alt.value("diamond"), alt.value("circle")),
+            tooltip=["name", "smiles", "x", "y", "score", "pareto", "picked"],
         )
     )
     st.altair_chart(chart, width="stretch")
     st.caption(
         "Red-ringed points are Pareto-optimal on the two plotted properties, in the "
-        "directions chosen under Ranking (both must be ranked)."
+        "directions chosen under Ranking (both must be ranked); diamonds are in the "
+        "suggested batch."
     )

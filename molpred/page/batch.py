@@ -1,0 +1,151 @@
+"""The page's next-batch panel: choose how to pick, suggest the batch from the ranked and
+filtered candidates (:mod:`molpred.suggest`), download it, and see where it lies in chemical
+space (a Streamlit view called by ``molpred.page.results``)."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+from rdkit import Chem
+from sklearn.decomposition import PCA
+
+from molpred.featurize import fingerprint
+from molpred.io import DataError, InMemoryFile, read_table
+from molpred.predictor import Predictor
+from molpred.ranking import Objective
+from molpred.screen import to_sdf
+from molpred.suggest import STRATEGIES, BatchOptions, measured_molecules, suggest
+
+__all__ = ["batch_panel", "chemical_map", "BATCH"]
+
+BATCH = "batch"  # the table's column: the molecule's pick number, blank if not picked
+STRATEGY_NAMES = {
+    "ucb": "balanced: good and informative (UCB)",
+    "greedy": "best predicted (greedy)",
+    "ei": "expected improvement over the best measured",
+    "random": "random (a control group)",
+}
+
+
+def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Objective]) -> None:
+    """Controls and the Suggest button; the batch (rows of ``table``, index kept) is kept in
+    ``st.session_state["batch"]`` until the candidates are scored again."""
+    with st.expander(
+        "Next batch: suggest what to make and test",
+        expanded=st.session_state.get("batch_open", False),
+    ):
+        if not objectives:
+            st.info("Choose at least one property under **Ranking**: the batch is picked by it.")
+            return
+        st.caption(
+            "Picks from the ranked candidates that pass the filters, by the ranking objective "
+            "and its uncertainty, at most a few per scaffold; each pick says why."
+        )
+        a, b, c, d = st.columns(4)
+        n = a.number_input("molecules", 1, max(len(table), 1), min(48, len(table)), key="b_n")
+        strategy = b.selectbox(
+            "strategy", STRATEGIES, format_func=STRATEGY_NAMES.get, key="b_strategy"
+        )
+        per_scaffold = c.number_input(
+            "at most per scaffold", 0, 1000, 2, key="b_scaffold", help="0: no limit"
+        )
+        max_similarity = d.slider(
+            "max similarity between picks",
+            0.3,
+            1.0,
+            1.0,
+            0.05,
+            key="b_similarity",
+            help="Tanimoto (Morgan, radius 2); 1: no limit",
+        )
+        measured_file = st.file_uploader(
+            "Already measured (a table with a SMILES column; columns named like a ranked "
+            "property are read as measured values)",
+            type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
+            key="measured_file",
+        )
+        training = st.checkbox(
+            "Leave out the models' training molecules", value=True, key="b_training"
+        )
+        if not st.button("Suggest batch", type="primary", key="b_go"):
+            return
+        st.session_state["batch_open"] = True
+        options = BatchOptions(
+            n=int(n),
+            strategy=strategy,
+            max_per_scaffold=int(per_scaffold) or None,
+            max_similarity=None if max_similarity >= 1.0 else float(max_similarity),
+        )
+        tables = []
+        if measured_file is not None:
+            try:
+                data = InMemoryFile(measured_file.name, measured_file.getvalue())
+                tables.append(read_table(data, as_text=True))
+            except DataError as exc:
+                st.error(f"Cannot read {measured_file.name}: {exc}")
+                return
+        try:
+            measured = measured_molecules(predictor, tables, objectives, training=training)
+        except DataError as exc:
+            st.error(f"{measured_file.name if measured_file else 'Measured molecules'}: {exc}")
+            return
+        with st.spinner("Choosing the batch…"):
+            st.session_state["batch"] = suggest(table, objectives, options, measured=measured)
+
+
+def chemical_map(table: pd.DataFrame, batch: pd.DataFrame) -> None:
+    """Where the batch lies among the candidates: the first two principal components of their
+    Morgan fingerprints, the batch highlighted."""
+    scored = table[table["error"] == ""]
+    if len(scored) < 3:
+        return
+    xy = _projection(tuple(scored["smiles"]), tuple(scored["molecule"]))
+    data = scored[["name", "smiles", "score"]].assign(x=xy[:, 0], y=xy[:, 1])
+    data[BATCH] = scored.index.isin(batch.index)
+    data["pick"] = batch["pick"].reindex(scored.index).to_numpy()
+    st.subheader("Chemical space")
+    base = alt.Chart(data).encode(
+        x=alt.X("x:Q", title="PC 1 of fingerprints"),
+        y=alt.Y("y:Q", title="PC 2"),
+        tooltip=["name", "smiles", "score", "pick"],
+    )
+    others = base.transform_filter(f"!datum.{BATCH}").mark_circle(color="#bbbbbb", size=30)
+    picked = base.transform_filter(f"datum.{BATCH}").mark_point(
+        color="crimson", shape="diamond", size=120, filled=True
+    )
+    st.altair_chart(others + picked, width="stretch")
+    st.caption(
+        f"Red diamonds: the {len(batch)} suggested molecules; grey: the other candidates. "
+        "Nearby points share substructures (Morgan fingerprints, principal components)."
+    )
+
+
+@st.cache_data(max_entries=4, show_spinner="Mapping chemical space…")
+def _projection(smiles: tuple[str, ...], molecules: tuple[bytes, ...]) -> np.ndarray:
+    """``[N, 2]`` principal components of the molecules' fingerprint bits (``smiles`` only
+    keys the cache)."""
+    bits = np.unpackbits(np.vstack([fingerprint(Chem.Mol(m)) for m in molecules]), axis=1)
+    return PCA(n_components=2, random_state=0).fit_transform(bits.astype(np.float32))
+
+
+def batch_downloads(batch: pd.DataFrame) -> None:
+    plain = batch.drop(columns=[c for c in ("structure", "molecule") if c in batch])
+    a, b = st.columns(2)
+    a.download_button(
+        "Download batch CSV",
+        plain.to_csv(index=False).encode(),
+        "molpred_batch.csv",
+        "text/csv",
+        key="dl_batch_csv",
+        on_click="ignore",
+    )
+    b.download_button(
+        "Download batch SDF",
+        lambda: to_sdf(batch.drop(columns="structure", errors="ignore")),
+        "molpred_batch.sdf",
+        "chemical/x-mdl-sdfile",
+        key="dl_batch_sdf",
+        on_click="ignore",
+    )

@@ -1,0 +1,196 @@
+"""Next-batch suggestion: strategies on synthetic objectives whose right answer is known, the
+diversity limits, exclusion of measured molecules, and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from rdkit import Chem
+
+from molpred.cli import main
+from molpred.predictor import Predictor
+from molpred.ranking import Objective
+from molpred.suggest import BatchOptions, measured_molecules, objective_draws, suggest
+from tests.conftest import ESOL_TARGET, train_small
+
+ALCOHOLS = ["C" * k + "O" for k in range(1, 41)]  # 40 distinct acyclic molecules
+UP = [Objective("y", "higher")]
+
+
+def _table(smiles, y, sd=0.0, error=None) -> pd.DataFrame:
+    n = len(smiles)
+    return pd.DataFrame(
+        {
+            "smiles": smiles,
+            "y": np.asarray(y, dtype=float),
+            "y_std": np.broadcast_to(np.asarray(sd, dtype=float), (n,)).copy(),
+            "y_lower": 0.0,  # a regression task's interval: its sd is sampled
+            "error": error if error is not None else [""] * n,
+        }
+    )
+
+
+def _free(strategy="greedy", n=5, **kw) -> BatchOptions:
+    return BatchOptions(n=n, strategy=strategy, max_per_scaffold=None, **kw)
+
+
+def test_greedy_takes_the_best_in_order():
+    y = np.random.default_rng(0).permutation(np.arange(40.0))
+    batch = suggest(_table(ALCOHOLS, y), UP, _free())
+    assert batch["y"].tolist() == [39.0, 38.0, 37.0, 36.0, 35.0]
+    assert batch["pick"].tolist() == [1, 2, 3, 4, 5]
+    assert batch.index.tolist() == [int(np.flatnonzero(y == v)[0]) for v in batch["y"]]
+    low = suggest(_table(ALCOHOLS, y), [Objective("y", "lower")], _free(n=2))
+    assert low["y"].tolist() == [0.0, 1.0]
+
+
+def test_ucb_prefers_the_uncertain_and_beta_zero_is_greedy():
+    y = np.linspace(0, 1, 40)
+    sd = np.where(np.arange(40) < 5, 2.0, 0.01)  # the five worst are very uncertain
+    table = _table(ALCOHOLS, y, sd)
+    explore = suggest(table, UP, _free("ucb", beta=3.0))
+    assert set(explore.index) == set(range(5))
+    exploit = suggest(table, UP, _free("ucb", beta=0.0))
+    assert exploit.index.tolist() == suggest(table, UP, _free()).index.tolist()
+
+
+def test_expected_improvement_over_the_best_measured():
+    y = np.r_[np.full(5, 0.5), np.linspace(0.0, 0.45, 35)]
+    sd = np.r_[np.full(5, 0.001), np.full(35, 0.3)]
+    table = _table(ALCOHOLS, y, sd)
+    measured = pd.DataFrame({"smiles": ["CC(C)O"], "y": [0.9]})  # better than every mean
+    picks = suggest(table, UP, _free("ei"), measured=measured)
+    # the confident ones cannot beat 0.9; the uncertain ones, best means first, can
+    assert not set(picks.index) & set(range(5))
+    assert picks.index.tolist() == [39, 38, 37, 36, 35]
+    assert "over best measured" in picks["why"].iloc[0]
+
+
+def test_range_objective_is_uncertain_only_near_its_edges():
+    table = _table(["CO", "CCO"], [2.0, 3.0], [0.1, 0.1])
+    draws = objective_draws(table, [Objective("y", "range", 1.0, 1.0, 3.0)], samples=2000)
+    assert draws[0].std() < 1e-6 and draws[1].std() > 0.01
+
+
+def test_failed_missing_and_duplicate_rows_are_never_picked():
+    smiles = ["CCO", "OCC", "C1CC", "CCCO", "CCCCO"]  # OCC is CCO again; C1CC is broken
+    error = ["", "", "cannot parse", "", ""]
+    table = _table(smiles, [5.0, 4.0, 9.0, np.nan, 1.0], error=error)
+    batch = suggest(table, UP, _free(n=5))
+    assert batch["smiles"].tolist() == ["CCO", "CCCCO"]
+
+
+def test_measured_molecules_are_excluded_as_parents():
+    smiles = ["C[NH3+]", "CCN", "CCCN"]
+    measured = pd.DataFrame({"smiles": ["CN.Cl"]})  # the hydrochloride of the best one
+    batch = suggest(_table(smiles, [3.0, 2.0, 1.0]), UP, _free(n=2), measured=measured)
+    assert batch["smiles"].tolist() == ["CCN", "CCCN"]
+    also = suggest(_table(smiles, [3.0, 2.0, 1.0]), UP, _free(n=1), exclude=["NCC"])
+    assert also["smiles"].tolist() == ["C[NH3+]"]
+
+
+def test_at_most_k_per_scaffold_then_filled_with_a_reason():
+    benzenes = ["c1ccccc1" + s for s in ("C", "CC", "CCC", "O", "N")]
+    pyridines = ["c1ccncc1" + s for s in ("C", "CC")]
+    table = _table(benzenes + pyridines, [10, 9, 8, 7, 6, 2, 1])
+    batch = suggest(table, UP, BatchOptions(n=4, strategy="greedy", max_per_scaffold=2))
+    assert batch["scaffold"].tolist() == ["c1ccccc1", "c1ccccc1", "c1ccncc1", "c1ccncc1"]
+    assert batch["y"].tolist() == [10, 9, 2, 1]
+    more = suggest(table, UP, BatchOptions(n=6, strategy="greedy", max_per_scaffold=2))
+    assert more["y"].tolist() == [10, 9, 2, 1, 8, 7]
+    assert ["ran out" in w for w in more["why"]] == [False] * 4 + [True] * 2
+
+
+def test_no_two_picks_more_similar_than_the_limit():
+    rng = np.random.default_rng(1)
+    smiles = [f"c1ccc(cc1){'C' * k}{end}" for k in range(1, 9) for end in ("O", "N", "Cl")]
+    table = _table(smiles, rng.random(len(smiles)))
+    batch = suggest(table, UP, _free(n=6, max_similarity=0.5))
+    fps = [Chem.RDKFingerprint(Chem.MolFromSmiles(s)) for s in batch["smiles"]]  # parse check
+    assert len(fps) == 6
+    assert (batch["nearest_pick_similarity"][:-1] <= 0.5 + 1e-9).all() or any(
+        "ran out" in w for w in batch["why"]
+    )
+    unconstrained = suggest(table, UP, _free(n=6))
+    assert unconstrained["nearest_pick_similarity"].max() > 0.5  # the limit did something
+
+
+def test_random_is_seeded():
+    table = _table(ALCOHOLS, np.arange(40.0))
+    a = suggest(table, UP, _free("random", seed=3)).index.tolist()
+    assert a == suggest(table, UP, _free("random", seed=3)).index.tolist()
+    assert a != suggest(table, UP, _free("random", seed=4)).index.tolist()
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="strategy"):
+        BatchOptions(strategy="thompson")
+    with pytest.raises(ValueError):
+        BatchOptions(max_similarity=0.0)
+    with pytest.raises(KeyError):
+        suggest(_table(["CCO"], [1.0]), [Objective("nope")])
+
+
+@pytest.fixture(scope="module")
+def esol_model(esol):
+    return train_small(esol.iloc[:120])
+
+
+def test_measured_molecules_read_files_training_sets_and_fill_gaps(esol_model, esol):
+    predictor = Predictor({"sol": esol_model})
+    objective = [Objective(ESOL_TARGET, "higher")]
+    mine = pd.DataFrame({"SMILES": ["CCO", "CCCO"], ESOL_TARGET: [0.5, np.nan]})
+    out = measured_molecules(predictor, [mine], objective, training=True)
+    n_train = len(esol_model.domain.smiles)
+    assert len(out) == 2 + n_train and out["smiles"].iloc[0] == "CCO"
+    assert out[ESOL_TARGET].iloc[0] == 0.5  # measured
+    assert np.isfinite(out[ESOL_TARGET]).all()  # CCCO's gap filled by the prediction
+    trained = {Chem.CanonSmiles(s): v for s, v in zip(esol["smiles"], esol[ESOL_TARGET])}
+    first = Chem.CanonSmiles(esol_model.domain.smiles[0])
+    assert out[ESOL_TARGET].iloc[2] == pytest.approx(trained[first], abs=1e-3)
+
+
+def test_cli_suggest_end_to_end(esol_model, esol, tmp_path, capsys):
+    model = tmp_path / "sol.pt"
+    esol_model.save(model)
+    pool = esol.iloc[200:320][["smiles"]].assign(name=[f"c{i}" for i in range(120)])
+    pool = pd.concat([pool, pd.DataFrame({"smiles": ["C1CC"], "name": ["broken"]})])
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    measured = pool.iloc[:10][["smiles"]]
+    measured.to_csv(tmp_path / "measured.csv", index=False)
+    out = tmp_path / "batch.csv"
+    args = ["suggest", str(model), str(tmp_path / "pool.csv"), "--n", "12", "--output", str(out)]
+    code = main(
+        [
+            *args,
+            "--objective",
+            f"{ESOL_TARGET}=higher",
+            "--exclude",
+            str(measured_path := tmp_path / "measured.csv"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    batch = pd.read_csv(out, keep_default_na=False)  # an acyclic molecule's scaffold is ""
+    assert len(batch) == 12 and batch["pick"].tolist() == list(range(1, 13))
+    assert not set(batch["name"]) & {*pool["name"].iloc[:10], "broken"}
+    assert batch["why"].str.contains("UCB").all() and batch["why"].str.contains("scaffold").all()
+    assert "12 picked from 121 candidates" in capsys.readouterr().err
+    sdf = tmp_path / "batch.sdf"
+    assert (
+        main(
+            [
+                *args[:-1],
+                str(sdf),
+                "--objective",
+                "measured log solubility in mols per litre=-3..-1",
+                "--exclude",
+                str(measured_path),
+            ]
+        )
+        == 0
+    )
+    records = [m for m in Chem.SDMolSupplier(str(sdf)) if m is not None]
+    assert len(records) == 12 and records[0].HasProp("why")
+    assert main(args) == 2  # a user's model has no preferred direction: say what is good
+    assert "--objective" in capsys.readouterr().err
