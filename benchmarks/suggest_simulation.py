@@ -3,7 +3,8 @@ random picks, without a worse model?
 
 Each labeled public set plays a project's candidate pool whose measurements are hidden. Start
 from 5% of it labeled (random, per seed); each round, train a model with ``molpred train``'s
-defaults (but 30 epochs, patience 10: 240 trainings on 2 cores) on everything labeled so far, score the pool, let a strategy pick a batch of 48
+defaults (but 30 epochs, patience 10: 240 trainings on 2 cores) on everything labeled so far,
+score the pool, let a strategy pick a batch of 48
 (``molpred.suggest``), reveal their measured values, and repeat for 10 rounds. Reported per
 strategy and round (mean over seeds): the fraction of the pool's top 5% (by the true objective)
 found, and the RMSE of the model on the molecules not yet labeled.

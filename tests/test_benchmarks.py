@@ -87,3 +87,28 @@ def test_ensemble_study_and_choice_run_end_to_end(tmp_path):
     for key in ("spread/all three/val", "spread/all three/test", "domain/similarity/test"):
         assert math.isfinite(row[key])
     assert "| 1 | freesolv | spread/all three |" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_suggest_simulation_quick_mode(tmp_path):
+    """One round of the retrospective loop on the CYP3A4 set: the script trains, scores, picks
+    and records what the results table of RESULTS.md reads."""
+    if not (ROOT.parent / "shared" / "data" / "admet").is_dir():
+        pytest.skip("needs ../shared/data/admet beside the checkout")
+    out = tmp_path / "simulation.json"
+    script = ROOT / "benchmarks" / "suggest_simulation.py"
+    subprocess.run(
+        [sys.executable, str(script), "--sets", "cyp3a4", "--seeds", "0", "--rounds", "1"]
+        + ["--strategies", "random", "greedy", "--quick", "--output", str(out)],
+        check=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    result = json.loads(out.read_text())
+    assert result["complete"] and result["epochs"] == 5
+    (cyp,) = result["results"]
+    assert cyp["set"] == "cyp3a4" and cyp["top"] >= 0.05 * cyp["molecules"]
+    assert [r["strategy"] for r in cyp["runs"]] == ["random", "greedy"]
+    for run in cyp["runs"]:
+        assert run["found"][0] == 0 and 0 <= run["found"][1] <= 48
+        assert all(math.isfinite(e) and e > 0 for e in run["rmse_rest"])

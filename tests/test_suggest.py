@@ -146,7 +146,9 @@ def test_measured_molecules_read_files_training_sets_and_fill_gaps(esol_model, e
     assert len(out) == 2 + n_train and out["smiles"].iloc[0] == "CCO"
     assert out[ESOL_TARGET].iloc[0] == 0.5  # measured
     assert np.isfinite(out[ESOL_TARGET]).all()  # CCCO's gap filled by the prediction
-    trained = {Chem.CanonSmiles(s): v for s, v in zip(esol["smiles"], esol[ESOL_TARGET])}
+    trained = {
+        Chem.CanonSmiles(s): v for s, v in zip(esol["smiles"], esol[ESOL_TARGET], strict=True)
+    }
     first = Chem.CanonSmiles(esol_model.domain.smiles[0])
     assert out[ESOL_TARGET].iloc[2] == pytest.approx(trained[first], abs=1e-3)
 

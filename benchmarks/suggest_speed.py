@@ -1,0 +1,93 @@
+"""How long suggesting a batch takes: 48 from 20,000 scored candidates (issue #20: <= 10 s).
+
+The first 20,000 molecules of MOSES test are scored once with two bundled models (logD and
+solubility, as on the page; not timed), then each strategy picks 48 for "logD in 1-3 and
+highest solubility" with the default diversity limit (2 per scaffold), and once more with a
+similarity limit of 0.6; median of ``--repeats`` runs. The page's chemical-space map
+(fingerprints of every candidate, then PCA) is timed too, as the page draws it with a batch.
+
+Usage::
+
+    python benchmarks/suggest_speed.py [--n-candidates 20000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem
+from sklearn.decomposition import PCA
+
+import molpred
+from molpred.featurize import fingerprint
+from molpred.predictor import Predictor
+from molpred.pretrained import model_path
+from molpred.ranking import Objective
+from molpred.suggest import STRATEGIES, BatchOptions, suggest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARY = ROOT.parent / "shared" / "data" / "moses_test.csv.gz"
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-candidates", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "suggest_speed.json"))
+    args = ap.parse_args()
+    smiles = pd.read_csv(LIBRARY, nrows=args.n_candidates)["SMILES"].tolist()
+    models = {n: molpred.load_model(model_path(n)) for n in ("lipophilicity", "solubility")}
+    table = molpred.predict(Predictor(models), smiles)
+    logd, logs = (m.task_names[0] for m in models.values())
+    objectives = [Objective(logd, "range", 1.0, 1.0, 3.0), Objective(logs, "higher")]
+    timings = {}
+    for strategy in STRATEGIES:
+        options = BatchOptions(n=48, strategy=strategy)
+        timings[strategy] = median_seconds(
+            lambda options=options: suggest(table, objectives, options), args.repeats
+        )
+    tight = BatchOptions(n=48, max_similarity=0.6)
+    timings["ucb, max similarity 0.6"] = median_seconds(
+        lambda: suggest(table, objectives, tight), args.repeats
+    )
+
+    def chemical_map() -> np.ndarray:
+        mols = [Chem.MolFromSmiles(s) for s in smiles]
+        bits = np.unpackbits(np.vstack([fingerprint(m) for m in mols]), axis=1)
+        return PCA(n_components=2, random_state=0).fit_transform(bits.astype(np.float32))
+
+    timings["page map (fingerprints + PCA)"] = median_seconds(
+        chemical_map, max(args.repeats // 2, 1)
+    )
+    result = {
+        "candidates": len(table),
+        "batch": 48,
+        "median_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+    }
+    Path(args.output).write_text(json.dumps(result, indent=1))
+    for name, seconds in timings.items():
+        print(f"{name:32s} {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
