@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from molpred.artifact import MolpredModel
 from molpred.data import MoleculeDataset, prepare_dataset
 from molpred.features import collate
 from molpred.io import DataError, read_table
@@ -30,6 +31,14 @@ from molpred.splits import (
     scaffold_split,
     splits_from_file,
     splits_from_labels,
+)
+from molpred.transfer import (
+    FREEZE_EPOCHS,
+    Pretrained,
+    architecture,
+    initialize,
+    load_pretrained,
+    set_frozen,
 )
 from molpred.trust.calibrate import calibrate
 
@@ -57,6 +66,9 @@ class TrainConfig:
     patience: int = 20
     seed: int = 0
     device: str = "auto"
+    # epochs in which only the head learns (the encoder and pooling are frozen); None: 0, or
+    # molpred.transfer.FREEZE_EPOCHS when training starts from a pretrained encoder
+    freeze_epochs: int | None = None
 
 
 @dataclass
@@ -206,7 +218,10 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
         leave=False,
         dynamic_ncols=True,
     )
+    frozen_epochs = config.freeze_epochs or 0
     for epoch in bar:
+        if frozen_epochs:
+            set_frozen(model, epoch <= frozen_epochs)
         model.train()
         total, count = 0.0, 0
         for batch in _batches(train, config.batch_size, rng.permutation(len(train))):
@@ -242,6 +257,7 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
         if epoch - best[1] >= config.patience:
             break
     bar.close()
+    set_frozen(model, False)
     model.load_state_dict(best[2])
     model.eval()
     return FitResult(best[1], sign * best[0], metric, history, time.perf_counter() - start, best[3])
@@ -293,8 +309,12 @@ def train(
     cache_dir: str | Path | None = "default",
     progress: bool = True,
     provenance: dict | None = None,
+    init: Pretrained | MolpredModel | str | Path | None = None,
 ):
     """Train (and test) a model from a labeled table.
+
+    ``init``: a model (file) whose encoder every member starts from (:mod:`molpred.transfer`);
+    ``model_config`` then defaults to its architecture and must match its encoder.
 
     One model is trained per split (k-fold and multi-replicate split files give several) and per
     ensemble seed; all of them become members of the returned model, whose prediction is their
@@ -306,8 +326,6 @@ def train(
         A :class:`molpred.artifact.MolpredModel` and a dict with ``test`` (mean over members),
         ``test_std``, ``members`` (one entry per trained member) and ``n_problems``.
     """
-    from molpred.artifact import MolpredModel
-
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     train_config = train_config or TrainConfig()
     if cache_dir == "default":
@@ -323,6 +341,12 @@ def train(
     )
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
+    pretrained = init if isinstance(init, Pretrained) or init is None else load_pretrained(init)
+    if pretrained is not None:
+        model_config = architecture(model_config, pretrained)
+        provenance = {**(provenance or {}), "init": pretrained.provenance()}
+        if train_config.freeze_epochs is None:
+            train_config = replace(train_config, freeze_epochs=FREEZE_EPOCHS)
     model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
     if split_column is not None and split_column not in df.columns:
         raise DataError(f"split column {split_column!r} not found")
@@ -345,6 +369,8 @@ def train(
             cfg = replace(train_config, seed=train_config.seed + e_i)
             torch.manual_seed(cfg.seed)
             model = build_model(model_config)
+            if pretrained is not None:
+                initialize(model, pretrained)
             result = fit(model, ds.subset(sp.train), ds.subset(sp.val), cfg, progress=progress)
             test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
             val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}

@@ -118,18 +118,17 @@ def test_train_flag_defaults_are_the_library_defaults():
     from molpred.models import ModelConfig
     from molpred.train import TrainConfig
 
-    args = vars(build_parser().parse_args(["train", "x.csv", "--target-columns", "y", "-o", "m"]))
+    parser = build_parser()
+    args = vars(parser.parse_args(["train", "x.csv", "--target-columns", "y", "-o", "m"]))
     model, optim = asdict(ModelConfig()), asdict(TrainConfig())
-    for key in (
-        "encoder",
-        "hidden_size",
-        "depth",
-        "dropout",
-        "pooling",
-        "head_hidden_size",
-        "head_layers",
-    ):
+    for key in ("dropout", "head_hidden_size", "head_layers"):
         assert args[key] == model[key], key
+    # the encoder's flags are unset (ModelConfig's default, or the --init model's encoder);
+    # their help states ModelConfig's default
+    (subcommands,) = [a for a in parser._actions if a.dest == "command"]
+    helps = {a.dest: a.help for a in subcommands.choices["train"]._actions}
+    for key in ("encoder", "hidden_size", "depth", "pooling"):
+        assert args[key] is None and f"default: {model[key]}" in helps[key], key
     assert args["no_descriptors"] is not model["descriptors"]
     for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed"):
         assert args[key] == optim[key], key

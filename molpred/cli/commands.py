@@ -21,12 +21,18 @@ def train(args: argparse.Namespace) -> int:
     if args.config:
         args, provenance = _apply_config(args)
 
+    encoder = {"encoder": args.encoder, "hidden_size": args.hidden_size, "depth": args.depth}
+    encoder["pooling"] = args.pooling
+    pretrained = None
+    if args.init:
+        from molpred.transfer import load_pretrained
+
+        pretrained = load_pretrained(args.init)
+    # unset encoder flags: the source's encoder with --init, else molpred's defaults
+    base = pretrained.config if pretrained is not None else ModelConfig()
     model_config = ModelConfig(
-        encoder=args.encoder,
-        hidden_size=args.hidden_size,
-        depth=args.depth,
+        **{k: getattr(base, k) if v is None else v for k, v in encoder.items()},
         dropout=args.dropout,
-        pooling=args.pooling,
         head_hidden_size=args.head_hidden_size,
         head_layers=args.head_layers,
         descriptors=not args.no_descriptors,
@@ -52,6 +58,7 @@ def train(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else "default",
         progress=not args.quiet,
         provenance=provenance,
+        init=pretrained,
     )
     model.save(args.output)
     _print_metrics(metrics, model.task_names)

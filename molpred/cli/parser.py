@@ -49,11 +49,12 @@ EVALUATE_EXAMPLE = """example:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--encoder", choices=["dmpnn", "gine"], default="dmpnn")
-    g.add_argument("--hidden-size", type=int, default=200)
-    g.add_argument("--depth", type=int, default=3, help="message-passing steps")
+    source = "; with --init, the source model's"
+    g.add_argument("--encoder", choices=["dmpnn", "gine"], help=f"default: dmpnn{source}")
+    g.add_argument("--hidden-size", type=int, help=f"default: 200{source}")
+    g.add_argument("--depth", type=int, help=f"message-passing steps (default: 3{source})")
     g.add_argument("--dropout", type=float, default=0.0)
-    g.add_argument("--pooling", choices=["mean", "sum", "attention"], default="mean")
+    g.add_argument("--pooling", choices=["mean", "sum", "attention"], help=f"default: mean{source}")
     g.add_argument("--head-hidden-size", type=int, default=300)
     g.add_argument("--head-layers", type=int, default=2)
     g.add_argument(
@@ -70,6 +71,17 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model file's encoder (transfer learning): a new head learns "
+        "first, then everything",
+    )
+    g.add_argument(
+        "--freeze-epochs",
+        type=int,
+        help="epochs in which only the head learns (default: 5 with --init, else 0)",
+    )
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -1,0 +1,100 @@
+"""Start a model from another model's encoder (``molpred train --init MODEL``).
+
+The message-passing encoder and the pooling of the source model's first member are copied
+into every new member; the head (and variance head) start fresh, sized for the new tasks. During
+the first ``TrainConfig.freeze_epochs`` epochs only the head learns, so its random start does
+not wreck the pretrained representation; then everything trains together.
+
+The new model file is self-contained: the copied weights are in it, and its provenance names
+the source (file name, card, SHA-256 of the source's weights), so nothing refers to a file that
+may be missing later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from molpred.artifact import MolpredModel, load_model, weights_digest
+from molpred.io import DataError
+from molpred.models import ModelConfig
+
+__all__ = [
+    "FREEZE_EPOCHS",
+    "Pretrained",
+    "load_pretrained",
+    "architecture",
+    "initialize",
+    "set_frozen",
+]
+
+FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
+
+# what an encoder's weights depend on: a new model must match the source in these
+ARCHITECTURE = ("encoder", "hidden_size", "depth", "pooling")
+_TRANSFERRED = ("encoder.", "pool.")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """The transferable part of a model: encoder and pooling weights, and their architecture."""
+
+    state: dict[str, torch.Tensor]
+    config: ModelConfig
+    name: str
+    sha256: str
+
+    def provenance(self) -> dict[str, str]:
+        return {"name": self.name, "weights_sha256": self.sha256}
+
+
+def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
+    """The encoder of a model file (or of a loaded model)."""
+    model = source if isinstance(source, MolpredModel) else load_model(source)
+    name = model.info.card or (Path(source).name if not isinstance(source, MolpredModel) else "")
+    member = model.members[0]
+    state = {
+        k: v.detach().cpu().clone()
+        for k, v in member.state_dict().items()
+        if k.startswith(_TRANSFERRED)
+    }
+    digest = weights_digest([m.state_dict() for m in model.members])
+    return Pretrained(state, member.config, name or "model", digest)
+
+
+def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> ModelConfig:
+    """The new model's configuration: the source's encoder with ``requested``'s head settings
+    (all of the source's when nothing is requested). A requested encoder that differs from the
+    source's is an error, not a silent switch."""
+    source = pretrained.config
+    if requested is None:
+        return replace(source, task_types=("regression",))
+    clash = {
+        f: (getattr(requested, f), getattr(source, f))
+        for f in ARCHITECTURE
+        if getattr(requested, f) != getattr(source, f)
+    }
+    if clash:
+        detail = ", ".join(
+            f"{f} {new!r} (the source has {old!r})" for f, (new, old) in clash.items()
+        )
+        raise DataError(f"--init {pretrained.name}: the encoder must match the source's: {detail}")
+    return requested
+
+
+def initialize(model: nn.Module, pretrained: Pretrained) -> None:
+    """Copy the pretrained encoder and pooling into ``model`` (its head stays as built)."""
+    missing = set(pretrained.state) - set(model.state_dict())
+    if missing:
+        raise DataError(f"--init {pretrained.name}: no place for {sorted(missing)[:3]} …")
+    model.load_state_dict(pretrained.state, strict=False)
+
+
+def set_frozen(model: nn.Module, frozen: bool) -> None:
+    """Freeze (or unfreeze) the encoder and pooling: only the heads learn while frozen."""
+    for name, param in model.named_parameters():
+        if name.startswith(_TRANSFERRED):
+            param.requires_grad_(not frozen)

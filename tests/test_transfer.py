@@ -1,0 +1,99 @@
+"""Training from another model's encoder: the weights really start from the source, the frozen
+epochs leave them alone, the new file is self-contained and names its source, and a mismatched
+encoder is refused."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+
+import molpred
+from molpred.artifact import weights_digest
+from molpred.cli import main
+from molpred.io import DataError
+from molpred.train import train
+from molpred.transfer import load_pretrained
+from tests.conftest import ESOL_TARGET, FAST, ROOT, SMALL, train_small
+
+FREESOLV = ROOT / "data" / "freesolv.csv"
+
+
+@pytest.fixture(scope="module")
+def source(esol):
+    return train_small(esol.iloc[:200])
+
+
+def _encoder(model) -> dict[str, torch.Tensor]:
+    state = model.members[0].state_dict()
+    return {k: v for k, v in state.items() if k.startswith(("encoder.", "pool."))}
+
+
+def _train(source, epochs: int, freeze: int | None, **kw):
+    df = pd.read_csv(FREESOLV).iloc[:150]
+    model, _ = train(
+        df,
+        "smiles",
+        ["expt"],
+        train_config=replace(FAST, epochs=epochs, patience=epochs, freeze_epochs=freeze),
+        progress=False,
+        cache_dir=None,
+        init=source,
+        **kw,
+    )
+    return model
+
+
+def test_frozen_epochs_keep_the_source_encoder_then_it_learns(source):
+    before = _encoder(source)
+    frozen = _train(source, epochs=2, freeze=2)
+    for name, value in _encoder(frozen).items():
+        torch.testing.assert_close(value, before[name], msg=name)
+    thawed = _train(source, epochs=3, freeze=1)
+    assert any(not torch.equal(v, before[k]) for k, v in _encoder(thawed).items())
+    assert frozen.config.hidden_size == source.config.hidden_size == SMALL.hidden_size
+
+
+def test_the_new_file_is_self_contained_and_names_its_source(source, tmp_path):
+    path = tmp_path / "source.pt"
+    source.save(path)
+    model = _train(path, epochs=2, freeze=None)
+    init = model.info.provenance["init"]
+    assert init["name"] == "source.pt"
+    assert init["weights_sha256"] == weights_digest([m.state_dict() for m in source.members])
+    assert model.info.train_config["freeze_epochs"] == 5  # the default with a source
+    model.save(tmp_path / "fine.pt")
+    path.unlink()  # the source is gone: the fine-tuned model still loads and scores
+    again = molpred.load_model(tmp_path / "fine.pt")
+    scored = molpred.predict(again, ["CCO", "c1ccccc1"])
+    assert scored["expt"].notna().all()
+    assert again.info.provenance["init"] == init
+
+
+def test_same_seed_same_model(source):
+    a, b = _train(source, epochs=2, freeze=1), _train(source, epochs=2, freeze=1)
+    assert weights_digest([a.members[0].state_dict()]) == weights_digest(
+        [b.members[0].state_dict()]
+    )
+
+
+def test_a_different_encoder_is_refused(source):
+    with pytest.raises(DataError, match="hidden_size 64 .*48"):
+        _train(source, epochs=1, freeze=1, model_config=replace(SMALL, hidden_size=64))
+    assert load_pretrained(source).config.depth == SMALL.depth
+
+
+def test_cli_init(source, tmp_path, capsys):
+    src = tmp_path / "esol.pt"
+    source.save(src)
+    out = tmp_path / "fs.pt"
+    args = ["train", str(FREESOLV), "--target-columns", "expt", "--epochs", "2", "--quiet"]
+    assert main([*args, "--init", str(src), "--output", str(out), "--head-hidden-size", "32"]) == 0
+    model = molpred.load_model(out)
+    assert model.info.provenance["init"]["name"] == "esol.pt"
+    assert model.config.hidden_size == SMALL.hidden_size and model.config.head_hidden_size == 32
+    assert main([*args, "--init", str(src), "--hidden-size", "64", "-o", str(out)]) == 2
+    assert "must match" in capsys.readouterr().err
+    assert ESOL_TARGET not in model.task_names
