@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/suggest_simulation.py                    # both sets, 3 seeds, 10 rounds
     python benchmarks/suggest_simulation.py --sets lipophilicity --seeds 0 --rounds 2 --quick
+    python benchmarks/suggest_simulation.py --report benchmarks/results/suggest_simulation_*.json
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ import numpy as np
 import pandas as pd
 
 import molpred
+from molpred.chem import parent_key
 from molpred.predictor import Predictor
 from molpred.pretrained import model_path
 from molpred.ranking import Objective, score
-from molpred.suggest import BatchOptions, parent_key, suggest
+from molpred.suggest import BatchOptions, suggest
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +121,10 @@ def simulate(
                 if r == rounds:
                     break
                 measured = df.iloc[labeled]
-                options = BatchOptions(n=batch, strategy=strategy, seed=seed * 1000 + r)
+                kind, _, explore = strategy.partition("+explore")
+                options = BatchOptions(
+                    n=batch, strategy=kind, explore=float(explore or 0), seed=seed * 1000 + r
+                )
                 picks = suggest(table.iloc[rest], objectives, options, measured=measured)
                 labeled = np.sort(np.concatenate([labeled, picks.index.to_numpy()]))
                 model = fit(df.iloc[labeled], replace(config, seed=seed))
@@ -180,6 +185,34 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def report(paths: list[Path], plot_path: Path) -> str:
+    """The markdown table of RESULTS.md from finished runs, and the plot of the curves."""
+    results = [r for p in paths for r in json.loads(p.read_text())["results"]]
+    lines = [
+        "| set | strategy | top-5% found, round 5 | vs random | round 10 | vs random "
+        "| RMSE rest, round 5 | round 10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        runs = pd.DataFrame(result["runs"])
+        by = {s: part for s, part in runs.groupby("strategy", sort=False)}
+        base = by.get("random")
+        for strategy, part in by.items():
+            cells = [result["set"], strategy]
+            for r in (5, 10):
+                found = np.array([f[r] for f in part["found"]], dtype=float)
+                cells.append(f"{found.mean():.1f} ± {found.std():.1f} of {result['top']}")
+                if base is not None:
+                    ref = np.mean([f[r] for f in base["found"]])
+                    cells.append(f"{found.mean() / ref:.2f}x" if ref else "n/a")
+            for r in (5, 10):
+                rmse = np.array([e[r] for e in part["rmse_rest"]])
+                cells.append(f"{rmse.mean():.3f} ± {rmse.std():.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    plot(results, plot_path)
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sets", nargs="+", default=["cyp3a4", "lipophilicity"])
@@ -187,7 +220,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--start", type=float, default=0.05, help="fraction labeled at the start")
-    ap.add_argument("--strategies", nargs="+", default=STRATEGIES)
+    ap.add_argument(
+        "--strategies",
+        nargs="+",
+        default=STRATEGIES,
+        help="strategy names; NAME+exploreF picks a fraction F of each batch by expected error",
+    )
     ap.add_argument(
         "--epochs",
         type=int,
@@ -197,7 +235,11 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="5 epochs per model (a smoke run)")
     ap.add_argument("--output", default=str(RESULTS / "suggest_simulation.json"))
+    ap.add_argument("--report", type=Path, nargs="+", help="only tabulate and plot these runs")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.report, RESULTS / "suggest_simulation.png"))
+        return
     epochs = 5 if args.quick else args.epochs
     config = TrainConfig(epochs=epochs, patience=max(epochs // 3, 2))
     out = Path(args.output)

@@ -32,6 +32,7 @@ __all__ = [
     "standardize",
     "standardize_many",
     "canonical_smiles",
+    "parent_key",
     "mol_from_block",
 ]
 
@@ -175,3 +176,12 @@ def standardize_many(
             mols.append(None)
             errors.append(str(exc))
     return mols, errors
+
+
+def parent_key(smiles: object) -> str | None:
+    """What "the same compound" means here: the canonical neutral parent (salts and charges
+    drawn differently still match); None if the structure cannot be read."""
+    try:
+        return canonical_smiles(standardize(smiles, "parent"))  # type: ignore[arg-type]
+    except InvalidMoleculeError:
+        return None

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from molpred.chem import InvalidMoleculeError, canonical_smiles, standardize
+from molpred.chem import InvalidMoleculeError, canonical_smiles, parent_key, standardize
 from molpred.featurize import fingerprint
 from molpred.predict import pick_column, score_table
 from molpred.predictor import Predictor
@@ -45,7 +45,6 @@ __all__ = [
     "acquisition",
     "suggest",
     "measured_molecules",
-    "parent_key",
 ]
 
 STRATEGIES = ("ucb", "greedy", "ei", "random")
@@ -69,6 +68,7 @@ class BatchOptions:
     beta: float = 1.0
     max_per_scaffold: int | None = 2
     max_similarity: float | None = None
+    explore: float = 0.0  # fraction of the batch picked for the model's sake: largest error
     samples: int = 256
     seed: int = 0
 
@@ -83,6 +83,8 @@ class BatchOptions:
             raise ValueError("max_per_scaffold must be at least 1 (or None: no limit)")
         if self.max_similarity is not None and not 0.0 < self.max_similarity <= 1.0:
             raise ValueError("max_similarity must be in (0, 1] (or None: no limit)")
+        if not 0.0 <= self.explore <= 1.0:
+            raise ValueError("explore must be a fraction of the batch, in [0, 1]")
 
 
 def objective_draws(
@@ -151,15 +153,6 @@ def acquisition(
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
 
 
-def parent_key(smiles: object) -> str | None:
-    """What "the same compound" means here: the canonical neutral parent (salts and charges
-    drawn differently still match); None if the structure cannot be read."""
-    try:
-        return canonical_smiles(standardize(smiles, "parent"))  # type: ignore[arg-type]
-    except InvalidMoleculeError:
-        return None
-
-
 def suggest(
     table: pd.DataFrame,
     objectives: Sequence[Objective],
@@ -195,21 +188,42 @@ def suggest(
         mean, sd = draws.mean(axis=1), draws.std(axis=1)
     skip = {k for k in map(parent_key, _smiles_of(measured, smiles_column)) if k}
     skip |= {k for k in map(parent_key, exclude) if k}
-    picks = _walk(table[smiles_column].tolist(), value, skip, options)
-    rows = [i for i, _ in picks]
+    error = expected_error(table, objectives)
+    error[~np.isfinite(value)] = np.nan
+    batch = _Batch(table[smiles_column].tolist(), skip, options)
+    n_explore = int(round(options.explore * options.n))
+    batch.walk(value, options.n - n_explore, "exploit")
+    batch.walk(error, options.n, "explore")
+    batch.fill()
+    rows = [p.row for p in batch.picks]
     out = table.iloc[rows].copy()
-    scaffolds = [p.scaffold for _, p in picks]
-    nearest = _nearest_other([p.fingerprint for _, p in picks])
+    nearest = _nearest_other([p.fingerprint for p in batch.picks])
     out["pick"] = np.arange(1, len(rows) + 1)
     out["acquisition"] = value[rows]
     out["objective"], out["objective_sd"] = mean[rows], sd[rows]
-    out["scaffold"] = scaffolds
+    out["scaffold"] = [p.scaffold for p in batch.picks]
     out["nearest_pick_similarity"] = nearest
     out["why"] = [
-        _why(options, mean[i], sd[i], value[i], best, p, s)
-        for (i, p), s in zip(picks, nearest, strict=True)
+        _why(options, mean[p.row], sd[p.row], value[p.row], error[p.row], best, p, near)
+        for p, near in zip(batch.picks, nearest, strict=True)
     ]
     return out
+
+
+def expected_error(table: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """How much the model would learn from measuring each candidate: the expected error of
+    its regression objectives, each relative to its median over the candidates, weighted
+    like the objectives (NaN without any regression objective)."""
+    parts, weights = [], []
+    for o in objectives:
+        if o.weight > 0 and o.column + STD in table and _is_regression(table, o.column):
+            sd = table[o.column + STD].to_numpy(np.float64)
+            median = np.nanmedian(sd) if np.isfinite(sd).any() else np.nan
+            parts.append(o.weight * sd / max(median, 1e-12))
+            weights.append(o.weight)
+    if not parts:
+        return np.full(len(table), np.nan)
+    return np.sum(parts, axis=0) / sum(weights)
 
 
 def measured_molecules(
@@ -305,55 +319,62 @@ def _measured_best(
 
 @dataclass
 class _Pick:
+    row: int
     fingerprint: np.ndarray
     scaffold: str
     nth_of_scaffold: int
-    filled: bool = False
+    reason: str  # "exploit", "explore" or "fill"
 
 
-def _walk(
-    smiles: list[object], value: np.ndarray, skip: set[str], options: BatchOptions
-) -> list[tuple[int, _Pick]]:
-    """Candidates by acquisition, best first, under the batch's limits; then, if the limits
-    left the batch short, the skipped ones in the same order."""
-    order = np.argsort(-np.nan_to_num(value, nan=-np.inf), kind="stable")
-    order = order[np.isfinite(value[order])]
-    picks: list[tuple[int, _Pick]] = []
-    held: list[tuple[int, np.ndarray, str]] = []
-    seen = set(skip)
-    per_scaffold: dict[str, int] = {}
-    fps = np.empty((0, 256), dtype=np.uint8)
-    for i in order:
-        if len(picks) == options.n:
-            return picks
+class _Batch:
+    """The batch as it grows: the limits (one pick per compound, measured ones never, at most
+    ``max_per_scaffold`` per scaffold, no pick above ``max_similarity`` to another), and the
+    candidates a limit held back, for :meth:`fill`."""
+
+    def __init__(self, smiles: list[object], skip: set[str], options: BatchOptions):
+        self.smiles, self.options = smiles, options
+        self.picks: list[_Pick] = []
+        self.seen = set(skip)  # parent keys of picks, held-back and measured molecules
+        self.held: list[tuple[int, np.ndarray, str]] = []
+        self.per_scaffold: dict[str, int] = {}
+        self.fps = np.empty((0, 256), dtype=np.uint8)
+
+    def walk(self, value: np.ndarray, until: int, reason: str) -> None:
+        """Take candidates by ``value``, highest first, until the batch has ``until``."""
+        order = np.argsort(-np.nan_to_num(value, nan=-np.inf), kind="stable")
+        for i in order[np.isfinite(value[order])]:
+            if len(self.picks) >= until:
+                return
+            self._consider(int(i), reason)
+
+    def fill(self) -> None:
+        """Top up from the held-back candidates, in the order they were met."""
+        for i, fp, scaf in self.held[: self.options.n - len(self.picks)]:
+            self._add(i, fp, scaf, "fill")
+
+    def _consider(self, i: int, reason: str) -> None:
+        key = parent_key(self.smiles[i])
+        if key is None or key in self.seen:
+            return
+        self.seen.add(key)
         try:
-            mol = standardize(smiles[i])  # type: ignore[arg-type]
+            mol = standardize(self.smiles[i])  # type: ignore[arg-type]
         except InvalidMoleculeError:
-            continue
-        key = parent_key(smiles[i])
-        if key is None or key in seen:
-            continue
-        seen.add(key)
+            return
         fp, scaf = fingerprint(mol), scaffold(canonical_smiles(mol))
-        too_many = (
-            options.max_per_scaffold is not None
-            and per_scaffold.get(scaf, 0) >= options.max_per_scaffold
-        )
-        too_close = (
-            options.max_similarity is not None
-            and len(fps)
-            and _tanimoto(fp, fps).max() > options.max_similarity
-        )
+        limit = self.options.max_per_scaffold
+        too_many = limit is not None and self.per_scaffold.get(scaf, 0) >= limit
+        cap = self.options.max_similarity
+        too_close = cap is not None and len(self.fps) and _tanimoto(fp, self.fps).max() > cap
         if too_many or too_close:
-            held.append((int(i), fp, scaf))
-            continue
-        per_scaffold[scaf] = per_scaffold.get(scaf, 0) + 1
-        picks.append((int(i), _Pick(fp, scaf, per_scaffold[scaf])))
-        fps = np.vstack([fps, fp])
-    for i, fp, scaf in held[: options.n - len(picks)]:
-        per_scaffold[scaf] = per_scaffold.get(scaf, 0) + 1
-        picks.append((i, _Pick(fp, scaf, per_scaffold[scaf], filled=True)))
-    return picks
+            self.held.append((i, fp, scaf))
+        else:
+            self._add(i, fp, scaf, reason)
+
+    def _add(self, i: int, fp: np.ndarray, scaf: str, reason: str) -> None:
+        self.per_scaffold[scaf] = self.per_scaffold.get(scaf, 0) + 1
+        self.picks.append(_Pick(i, fp, scaf, self.per_scaffold[scaf], reason))
+        self.fps = np.vstack([self.fps, fp])
 
 
 def _tanimoto(fp: np.ndarray, fps: np.ndarray) -> np.ndarray:
@@ -385,12 +406,15 @@ def _why(
     mean: float,
     sd: float,
     value: float,
+    error: float,
     best: float | None,
     pick: _Pick,
     nearest: float,
 ) -> str:
     objective = f"objective {mean:.3f} ± {sd:.3f}"
-    if options.strategy == "ucb":
+    if pick.reason == "explore":
+        reason = f"explores: expected error {error:.2g}x the median; {objective}"
+    elif options.strategy == "ucb":
         reason = f"UCB {value:.3f} = objective {mean:.3f} + {options.beta:g} x sd {sd:.3f}"
     elif options.strategy == "ei":
         over = f"best measured {best:.3f}" if best is not None else "best predicted"
@@ -403,6 +427,6 @@ def _why(
     parts = [reason, f"{_ordinal(pick.nth_of_scaffold)} pick of scaffold {scaf}"]
     if np.isfinite(nearest):
         parts.append(f"nearest other pick {nearest:.2f}")
-    if pick.filled:
+    if pick.reason == "fill":
         parts.append("taken after the diversity limits ran out of candidates")
     return "; ".join(parts)

@@ -21,6 +21,7 @@ from torch import nn
 from molpred.artifact import MolpredModel, load_model, weights_digest
 from molpred.io import DataError
 from molpred.models import ModelConfig
+from molpred.pretrained import HERE
 
 __all__ = [
     "FREEZE_EPOCHS",
@@ -52,7 +53,10 @@ class Pretrained:
 
 
 def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
-    """The encoder of a model file (or of a loaded model)."""
+    """The encoder of a model file, of a bundled model by name (``encoder``: the one
+    pretrained for this; or any bundled model's), or of a loaded model."""
+    if isinstance(source, str) and not Path(source).exists() and (HERE / f"{source}.pt").is_file():
+        source = HERE / f"{source}.pt"
     model = source if isinstance(source, MolpredModel) else load_model(source)
     name = model.info.card or (Path(source).name if not isinstance(source, MolpredModel) else "")
     member = model.members[0]
@@ -70,8 +74,8 @@ def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> Model
     (all of the source's when nothing is requested). A requested encoder that differs from the
     source's is an error, not a silent switch."""
     source = pretrained.config
-    if requested is None:
-        return replace(source, task_types=("regression",))
+    if requested is None:  # molpred's default model around the source's encoder
+        return replace(ModelConfig(), **{f: getattr(source, f) for f in ARCHITECTURE})
     clash = {
         f: (getattr(requested, f), getattr(source, f))
         for f in ARCHITECTURE

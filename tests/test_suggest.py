@@ -67,6 +67,16 @@ def test_expected_improvement_over_the_best_measured():
     assert "over best measured" in picks["why"].iloc[0]
 
 
+def test_explore_spends_part_of_the_batch_on_the_largest_expected_error():
+    y = np.linspace(0, 1, 40)  # the best last
+    sd = np.full(40, 0.1)
+    sd[[3, 7, 11]] = [3.0, 2.0, 1.0]  # poor but very uncertain
+    batch = suggest(_table(ALCOHOLS, y, sd), UP, _free("greedy", n=5, explore=0.4))
+    assert batch.index.tolist() == [39, 38, 37, 3, 7]  # 3 to exploit, then 2 to learn from
+    assert [w.startswith("explores") for w in batch["why"]] == [False] * 3 + [True] * 2
+    assert "30x the median" in batch["why"].iloc[3]
+
+
 def test_range_objective_is_uncertain_only_near_its_edges():
     table = _table(["CO", "CCO"], [2.0, 3.0], [0.1, 0.1])
     draws = objective_draws(table, [Objective("y", "range", 1.0, 1.0, 3.0)], samples=2000)

@@ -286,6 +286,7 @@ def suggest(args: argparse.Namespace) -> int:
             n=args.n,
             strategy=args.strategy,
             beta=args.beta,
+            explore=args.explore,
             max_per_scaffold=args.max_per_scaffold or None,
             max_similarity=args.max_similarity,
             seed=args.seed,

@@ -258,6 +258,13 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     )
     s.add_argument("--beta", type=float, default=1.0, help="weight of the sd for --strategy ucb")
     s.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="fraction of the batch picked where the model's expected error is largest "
+        "(what it would learn most from)",
+    )
+    s.add_argument(
         "--max-per-scaffold",
         type=int,
         default=2,

@@ -60,6 +60,16 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             key="b_similarity",
             help="Tanimoto (Morgan, radius 2); 1: no limit",
         )
+        explore = st.slider(
+            "share of the batch picked to teach the model",
+            0.0,
+            1.0,
+            BatchOptions().explore,
+            0.05,
+            key="b_explore",
+            help="These picks go where the model's expected error is largest: measuring them "
+            "improves the next round's predictions most.",
+        )
         measured_file = st.file_uploader(
             "Already measured (a table with a SMILES column; columns named like a ranked "
             "property are read as measured values)",
@@ -77,6 +87,7 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             strategy=strategy,
             max_per_scaffold=int(per_scaffold) or None,
             max_similarity=None if max_similarity >= 1.0 else float(max_similarity),
+            explore=float(explore),
         )
         tables = []
         if measured_file is not None:

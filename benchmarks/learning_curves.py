@@ -1,0 +1,152 @@
+"""Learning curves on small data: molpred from scratch, molpred fine-tuned from the pretrained
+encoder (``--init encoder``), and the fingerprint forest of ``accuracy.py``.
+
+For ESOL, FreeSolv, Lipophilicity (RMSE) and BACE (ROC-AUC), on replicate 0 of the shared
+scaffold splits, the training rows are subsampled to 50, 100, 200 and 400 molecules (per seed).
+molpred gets what a chemist with that many molecules gets: its own random 90/10 cut of them into
+training and validation. Every model is scored on the split's test rows, and on its validation
+rows, which no model sees here: those choose the size below which plain ``molpred train``
+starts from the encoder; the test rows only report. ``full`` trains on the split's training
+rows with its validation rows, as ``accuracy.py`` does.
+
+The encoder was pretrained without any molecule of these test rows
+(``molpred/pretrained/pretrain.py``).
+
+Usage::
+
+    python benchmarks/learning_curves.py                       # 4 sets, 4 sizes, 3 seeds, full
+    python benchmarks/learning_curves.py --sets esol --sizes 50 --seeds 0 --no-full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
+from molpred.predict import predict
+from molpred.pretrained.pretrain import ENCODER
+from molpred.train import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import dataset, run_forest  # noqa: E402  (the harness's own forest)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SETS = ["esol", "freesolv", "lipo", "bace"]
+METHODS = ["scratch", "finetuned", "forest"]
+
+
+def _score(df, targets, task, rows, preds) -> float:
+    y = df[targets].to_numpy(dtype=float)[rows]
+    metric = primary_metric([task] * len(targets))
+    return compute_metrics(y, preds, [task] * len(targets))[metric]
+
+
+def run_gnn(df, targets, task, fit_rows, seed, init, rows, workdir) -> tuple[dict, float]:
+    rng = np.random.default_rng(seed)
+    if fit_rows is None:  # full: the split's own train/validation rows
+        split = rows["split"]
+    else:
+        order = rng.permutation(fit_rows)
+        n_val = max(int(round(0.1 * len(order))), 2)
+        split = {"train": order[n_val:].tolist(), "val": order[:n_val].tolist(), "test": []}
+    path = workdir / f"split_{seed}.json"
+    path.write_text(json.dumps([{k: list(map(int, v)) for k, v in split.items()}]))
+    start = time.perf_counter()
+    model, _ = train(
+        df,
+        "smiles",
+        targets,
+        task_types=task,
+        splits_file=path,
+        progress=False,
+        cache_dir=None,
+        init=init,
+    )
+    seconds = time.perf_counter() - start
+    out = {}
+    for part in ("test", "heldout"):
+        smiles = df["smiles"].iloc[rows[part]].tolist()
+        preds = predict(model, smiles)[targets].to_numpy(dtype=float)
+        out[part] = _score(df, targets, task, rows[part], preds)
+    return out, seconds
+
+
+def run_forest_on(df, targets, task, fit_rows, rows, workdir) -> tuple[dict, float]:
+    out, seconds = {}, 0.0
+    for part in ("test", "heldout"):
+        split = {"train": list(map(int, fit_rows)), "val": [], "test": list(rows[part])}
+        result = run_forest(df, targets, task, split, workdir, None)
+        out[part] = _score(df, targets, task, rows[part], result["preds"])
+        seconds += result["seconds"]
+    return out, seconds / 2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", nargs="+", default=SETS)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", default=METHODS)
+    ap.add_argument("--no-full", action="store_true", help="skip the full-size runs")
+    ap.add_argument("--encoder", default=str(ENCODER))
+    ap.add_argument("--output", default=str(RESULTS / "learning_curves.json"))
+    args = ap.parse_args()
+    workdir = ROOT / "benchmarks" / "runs" / "learning_curves"
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name in args.sets:
+        df, targets, task, splits = dataset(name)
+        split = splits[0]
+        rows = {"test": split["test"], "heldout": split["val"], "split": split}
+        plan = [(size, seed) for size in args.sizes for seed in args.seeds]
+        if not args.no_full:
+            plan.append(("full", 0))
+        for size, seed in plan:
+            if size == "full":
+                fit_rows, forest_rows = None, np.array(split["train"])
+            else:
+                pool = np.array(split["train"])
+                fit_rows = np.random.default_rng(seed).choice(pool, size, replace=False)
+                forest_rows = fit_rows
+            for method in args.methods:
+                if method == "forest":
+                    metrics, seconds = run_forest_on(df, targets, task, forest_rows, rows, workdir)
+                else:
+                    init = args.encoder if method == "finetuned" else None
+                    metrics, seconds = run_gnn(
+                        df, targets, task, fit_rows, seed, init, rows, workdir
+                    )
+                metric = primary_metric([task] * len(targets))
+                record = {"set": name, "metric": metric, "size": size, "seed": seed}
+                record["method"] = method
+                record.update(metrics, seconds=round(seconds, 1))
+                records.append(record)
+                print(json.dumps(record), flush=True)
+                Path(args.output).write_text(json.dumps(records, indent=1))
+    print(summary(pd.DataFrame(records)).to_string(index=False))
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per set, size and method; the fine-tuned model's gain over scratch
+    (relative RMSE reduction, or ROC-AUC difference)."""
+    table = df.groupby(["set", "metric", "size", "method"], sort=False)[["test", "heldout"]]
+    table = table.mean().unstack("method").reset_index()
+    table.columns = [" ".join(map(str, c)).strip() for c in table.columns]
+    higher = table["metric"].map(HIGHER_IS_BETTER)
+    for part in ("test", "heldout"):
+        if f"{part} finetuned" in table and f"{part} scratch" in table:
+            tuned, scratch = table[f"{part} finetuned"], table[f"{part} scratch"]
+            table[f"{part} gain"] = np.where(higher, tuned - scratch, 1 - tuned / scratch)
+    return table
+
+
+if __name__ == "__main__":
+    main()
