@@ -18,6 +18,7 @@ import molpred
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.labels import card_of, value_labels
 from molpred.page.results import filters, ranking_controls, results
+from molpred.page.training import training_panel
 from molpred.parallel import default_workers
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
@@ -99,9 +100,13 @@ def _modelcard_of(name: str, model: molpred.MolpredModel) -> None:
         if "/" not in k and k != "loss"
     }
     shown = ", ".join(f"{k} {v}" for k, v in test.items()) or "none"
+    init = info.provenance.get("init")
     st.caption(
         f"Split: {info.split}; test metrics: {shown}; trained {info.created[:10] or '?'} "
-        f"with molpred {info.molpred_version}; {info.n_train_molecules} molecules."
+        f"with molpred {info.molpred_version}; {info.n_train_molecules} molecules; data "
+        f"fingerprint {info.data_fingerprint[:12]}…"
+        + (f"; started from the encoder of {init['name']}" if init else "")
+        + "."
     )
 
 
@@ -220,6 +225,7 @@ def main() -> None:
     st.title("molpred · screen candidates")
     st.caption("Score, rank and inspect molecules with graph-neural-network property models.")
     models, confidence = sidebar()
+    training_panel(MODELS_DIR)
     candidates = inputs()
     if candidates is not None:
         run_scoring(candidates, models, confidence)

@@ -44,6 +44,7 @@ from molpred.trust.calibrate import calibrate
 
 __all__ = [
     "TrainConfig",
+    "TrainProgress",
     "FitResult",
     "fit",
     "evaluate",
@@ -69,6 +70,19 @@ class TrainConfig:
     # epochs in which only the head learns (the encoder and pooling are frozen); None: 0, or
     # molpred.transfer.FREEZE_EPOCHS when training starts from a pretrained encoder
     freeze_epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where :func:`train` is: member ``member`` of ``members`` (0-based), epoch ``epoch`` of
+    at most ``epochs``, and that epoch's validation ``metric`` (None without validation)."""
+
+    member: int
+    members: int
+    epoch: int
+    epochs: int
+    metric: str
+    value: float | None
 
 
 @dataclass
@@ -310,11 +324,14 @@ def train(
     progress: bool = True,
     provenance: dict | None = None,
     init: Pretrained | MolpredModel | str | Path | None = None,
+    on_epoch: Callable[[TrainProgress], None] | None = None,
 ):
     """Train (and test) a model from a labeled table.
 
     ``init``: a model (file) whose encoder every member starts from (:mod:`molpred.transfer`);
     ``model_config`` then defaults to its architecture and must match its encoder.
+    ``on_epoch(progress)`` follows training epoch by epoch (the page's progress bar); it may
+    raise to stop training.
 
     One model is trained per split (k-fold and multi-replicate split files give several) and per
     ensemble seed; all of them become members of the returned model, whose prediction is their
@@ -371,7 +388,22 @@ def train(
             model = build_model(model_config)
             if pretrained is not None:
                 initialize(model, pretrained)
-            result = fit(model, ds.subset(sp.train), ds.subset(sp.val), cfg, progress=progress)
+            report = None
+            if on_epoch is not None:
+                metric = primary_metric(ds.task_types)
+                member = (s_i * ensemble_size + e_i, len(splits) * ensemble_size)
+
+                def report(epoch, val, member=member, metric=metric, cfg=cfg):
+                    on_epoch(TrainProgress(*member, epoch, cfg.epochs, metric, val.get(metric)))
+
+            result = fit(
+                model,
+                ds.subset(sp.train),
+                ds.subset(sp.val),
+                cfg,
+                progress=progress,
+                on_epoch=report,
+            )
             test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
             val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
             members.append(model.cpu())

@@ -25,6 +25,7 @@ from molpred.pretrained import HERE
 
 __all__ = [
     "FREEZE_EPOCHS",
+    "SMALL_DATA",
     "Pretrained",
     "load_pretrained",
     "architecture",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
+# below this many labeled molecules the page offers the pretrained encoder first (a placeholder
+# until benchmarks/learning_curves.py has measured where the encoder stops paying)
+SMALL_DATA = 1000
 
 # what an encoder's weights depend on: a new model must match the source in these
 ARCHITECTURE = ("encoder", "hidden_size", "depth", "pooling")

@@ -2,6 +2,7 @@
 model selection, uploaded models, downloads and the detail view."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -271,3 +272,76 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     assert len(app.session_state["batch"]) == 6  # now the training molecules may be picked
     _score(app, "CCO\nCCCO")  # new candidates: the old batch is gone
     assert "batch" not in app.session_state
+
+
+def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_path, monkeypatch):
+    """Upload measured data -> train in the background with progress -> the model is saved,
+    listed under "Your models" and scores; the page's run equals the `molpred train` line it
+    shows; a second run can be cancelled and leaves the saved model alone."""
+    import shlex
+    import time
+
+    import molpred
+    from molpred.artifact import weights_digest
+    from molpred.cli import main
+
+    own = tmp_path / "models"
+    own.mkdir()
+    (own / "tiny.pt").write_bytes((models_dir / "tiny.pt").read_bytes())
+    monkeypatch.setenv("MOLPRED_MODELS_DIR", str(own))
+    data = esol.iloc[:100][["smiles", ESOL_TARGET]].rename(columns={ESOL_TARGET: "logS"})
+    data = pd.concat([data, pd.DataFrame({"smiles": ["C1CC", "CCO"], "logS": [1.0, "n/a"]})])
+    csv = tmp_path / "assay.csv"
+    data.to_csv(csv, index=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.sidebar.multiselect[0].set_value([])
+    at.file_uploader(key="train_file").set_value(("assay.csv", csv.read_bytes(), "text/csv"))
+    at.run()
+    assert at.selectbox(key="t_smiles").value == "smiles"
+    assert (
+        at.multiselect(key="t_y").value == ["logS"] and at.radio(key="t_task").value == "regression"
+    )
+    at.number_input(key="t_epochs").set_value(5)
+    at.run()
+    command = next(c.value for c in at.code if c.value.startswith("molpred train"))
+    at.button(key="t_go").click()
+    at.run()
+    job = at.session_state["training_job"]
+    assert job.wait(300) and job.state == "done", job.error
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Saved" in s.value for s in at.success)
+    assert (own / "assay.pt").is_file()
+    assert "assay.pt" in at.sidebar.multiselect[1].value  # selected for scoring at once
+    assert len(job.model.problems) == 2  # the broken SMILES and the text label, with reasons
+    results = _score(at, "CCO\nc1ccccc1O")
+    assert "logS" in results and results["logS"].notna().all()
+    # the line the page shows is the same run
+    args = shlex.split(command)[1:]
+    args[args.index("--output") + 1] = str(tmp_path / "cli.pt")
+    args[1] = str(csv)
+    assert main(args) == 0
+    cli = molpred.load_model(tmp_path / "cli.pt")
+    assert weights_digest([m.state_dict() for m in cli.members]) == weights_digest(
+        [m.state_dict() for m in job.model.members]
+    )
+    # a long second run, cancelled: nothing replaces the saved model
+    saved = (own / "assay.pt").stat().st_mtime_ns
+    at.file_uploader(key="train_file").set_value(("assay.csv", csv.read_bytes(), "text/csv"))
+    at.run()
+    at.number_input(key="t_epochs").set_value(500)
+    at.run()
+    at.button(key="t_go").click()
+    at.run()
+    second = at.session_state["training_job"]
+    deadline = time.monotonic() + 120
+    while second.progress is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.run()  # the progress view with its Cancel button
+    at.button(key="t_cancel").click()
+    at.run()
+    assert second.wait(120) and second.state == "cancelled"
+    assert (own / "assay.pt").stat().st_mtime_ns == saved
+    at.run()
+    assert any("cancelled" in i.value for i in at.info)

@@ -1,0 +1,130 @@
+"""A training run in a background thread, as the page starts it: progress to read while it
+runs, a cancel that takes effect at the end of the current epoch, and the saved model file at
+the end. No Streamlit here: the page only reads what this holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from molpred.artifact import MolpredModel
+from molpred.train import TrainConfig, TrainProgress, train
+
+__all__ = ["TrainingRequest", "TrainingJob", "Cancelled"]
+
+
+class Cancelled(Exception):
+    """Raised inside training when the user cancels it."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What the page asks for; :meth:`command` is the same run as a ``molpred train`` line."""
+
+    smiles_column: str
+    target_columns: tuple[str, ...]
+    task: str  # regression | classification
+    split: str = "random"
+    epochs: int = TrainConfig.epochs
+    seed: int = 0
+    init: str | None = None  # a bundled model's name, e.g. "encoder"
+
+    def command(self, data: str, output: str) -> str:
+        parts = [
+            "molpred train",
+            _quoted(data),
+            f"--smiles-column {_quoted(self.smiles_column)}",
+            "--target-columns " + " ".join(map(_quoted, self.target_columns)),
+            f"--task {self.task}",
+            f"--split {self.split}",
+            f"--epochs {self.epochs}",
+            f"--seed {self.seed}",
+        ]
+        if self.init:
+            parts.append(f"--init {self.init}")
+        return " ".join([*parts, f"--output {_quoted(output)}"])
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if any(c in text for c in " '\"$") else text
+
+
+@dataclass
+class TrainingJob:
+    """One run: ``start()`` it, read ``progress``/``state`` while it runs, ``cancel()`` it."""
+
+    table: pd.DataFrame
+    request: TrainingRequest
+    output: Path
+    state: str = "waiting"  # waiting, running, done, cancelled, failed
+    progress: TrainProgress | None = None
+    error: str = ""
+    model: MolpredModel | None = None
+    metrics: dict = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> TrainingJob:
+        self.state, self.started = "running", time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="molpred-train", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends (tests); True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state not in ("waiting", "running")
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started if self.started else 0.0
+
+    def seconds_left(self) -> float | None:
+        """An upper bound (early stopping may end sooner): the time per epoch so far times
+        the epochs still allowed."""
+        p = self.progress
+        if p is None or self.state != "running":
+            return None
+        done = p.member * p.epochs + p.epoch
+        total = p.members * p.epochs
+        return self.seconds / max(done, 1) * (total - done)
+
+    def _on_epoch(self, progress: TrainProgress) -> None:
+        self.progress = progress
+        if self._cancel.is_set():
+            raise Cancelled
+
+    def _run(self) -> None:
+        r = self.request
+        try:
+            model, metrics = train(
+                self.table,
+                r.smiles_column,
+                list(r.target_columns),
+                task_types=r.task,
+                split=r.split,
+                train_config=TrainConfig(epochs=r.epochs, seed=r.seed),
+                progress=False,
+                cache_dir=None,
+                init=r.init,
+                on_epoch=self._on_epoch,
+            )
+            model.save(self.output)
+            self.model, self.metrics, self.state = model, metrics, "done"
+        except Cancelled:
+            self.state = "cancelled"
+        except Exception as exc:  # noqa: BLE001 - shown on the page, never lost in a thread
+            self.error, self.state = f"{type(exc).__name__}: {exc}", "failed"
+        finally:
+            self.finished = time.monotonic()

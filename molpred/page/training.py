@@ -1,0 +1,174 @@
+"""The page's training panel: upload measured data, choose the columns, train in the
+background with live progress, and find the model among "Your models" when it is done (a
+Streamlit view called by ``app.py``; the run itself is :class:`molpred.page.job.TrainingJob`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from molpred.data import infer_task_types
+from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
+from molpred.page.job import TrainingJob, TrainingRequest
+from molpred.pretrained import CARDS, available, model_path
+from molpred.transfer import SMALL_DATA
+
+__all__ = ["training_panel"]
+
+FROM_SCRATCH = "nothing (random weights)"
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading…")
+def _read(name: str, data: bytes) -> pd.DataFrame:
+    return read_table(InMemoryFile(name, data))
+
+
+def training_panel(models_dir: Path) -> None:
+    job: TrainingJob | None = st.session_state.get("training_job")
+    with st.expander(
+        "Train a model on your own data", expanded=job is not None and job.state == "running"
+    ):
+        if job is not None and job.state == "running":
+            _progress(job)
+            return
+        if job is not None:
+            _outcome(job)
+        _form(models_dir)
+
+
+def _form(models_dir: Path) -> None:
+    file = st.file_uploader(
+        "Measured data: CSV, TSV, SDF or Parquet (optionally .gz), read in memory",
+        type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
+        key="train_file",
+    )
+    if file is None:
+        return
+    try:
+        table = _read(file.name, file.getvalue())
+    except DataError as exc:
+        st.error(f"Cannot read {file.name}: {exc}")
+        return
+    columns = [c for c in table.columns if c != READ_ERROR]
+    guess = next((c for c in columns if str(c).lower() in ("smiles", "canonical_smiles")), None)
+    a, b = st.columns(2)
+    smiles_column = a.selectbox(
+        "SMILES column", columns, index=columns.index(guess) if guess else 0, key="t_smiles"
+    )
+    numeric = [
+        c
+        for c in columns
+        if c != smiles_column and pd.to_numeric(table[c], errors="coerce").notna().any()
+    ]
+    targets = b.multiselect("Measured value column(s)", numeric, default=numeric[:1], key="t_y")
+    if not targets:
+        st.info("Choose the column(s) with the measured values.")
+        return
+    labels = table[targets].apply(pd.to_numeric, errors="coerce")
+    guessed = "classification" if set(infer_task_types(labels)) == {"classification"} else None
+    c, d, e = st.columns(3)
+    task = c.radio(
+        "Task",
+        ["regression", "classification"],
+        index=1 if guessed else 0,
+        key="t_task",
+        help="Guessed from the values (0/1 only: classification); change it if it is wrong.",
+    )
+    split = d.radio("Validation split", ["random", "scaffold"], key="t_split")
+    epochs = e.number_input("Maximum epochs", 5, 500, 60, 5, key="t_epochs")
+    starts = [FROM_SCRATCH, *available_encoders()]
+    small = "encoder" in starts and len(labels.dropna(how="all")) < SMALL_DATA
+    init = st.selectbox(
+        "Start from",
+        starts,
+        index=starts.index("encoder") if small else 0,
+        format_func=lambda n: n if n == FROM_SCRATCH else _encoder_label(n),
+        key="t_init",
+        help="A pretrained encoder helps most with small data (a few hundred molecules).",
+    )
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(file.name).name.split(".")[0]).strip("_")
+    name = st.text_input("Model name", value=stem or "my_assay", key="t_name")
+    output = models_dir / f"{re.sub(r'[^A-Za-z0-9_-]+', '_', name) or 'my_assay'}.pt"
+    request = TrainingRequest(
+        smiles_column=smiles_column,
+        target_columns=tuple(targets),
+        task=task,
+        split=split,
+        epochs=int(epochs),
+        init=None if init == FROM_SCRATCH else init,
+    )
+    st.caption("The same run from a terminal:")
+    st.code(request.command(file.name, str(output)), language="bash")
+    if output.exists():
+        st.warning(f"`{output}` exists: training will replace it.")
+    if st.button("Train", type="primary", key="t_go"):
+        models_dir.mkdir(parents=True, exist_ok=True)
+        st.session_state["training_job"] = TrainingJob(table, request, output).start()
+        st.rerun()
+
+
+def available_encoders() -> list[str]:
+    """Bundled models whose encoder a new model can start from (the pretrained one first)."""
+    names = ["encoder"] if model_path("encoder").is_file() else []
+    return names + available()
+
+
+def _encoder_label(name: str) -> str:
+    if name == "encoder":
+        return "the pretrained encoder (RDKit descriptors of ~60k molecules)"
+    return f"the encoder of {CARDS[name].title}"
+
+
+@st.fragment(run_every=1.0)
+def _progress(job: TrainingJob) -> None:
+    """Redrawn every second while the run lasts; the rest of the page stays usable."""
+    if job.state != "running":
+        st.rerun()  # the whole page: the new model appears under "Your models"
+    p = job.progress
+    if p is None:
+        st.progress(0.0, text="Reading and featurizing the molecules…")
+    else:
+        done = (p.member * p.epochs + p.epoch) / (p.members * p.epochs)
+        value = "–" if p.value is None else f"{p.value:.3f}"
+        left = job.seconds_left()
+        text = (
+            f"Model {p.member + 1} of {p.members}, epoch {p.epoch} of at most {p.epochs}: "
+            f"validation {p.metric} {value}"
+            + (f" · at most {left:.0f} s left" if left is not None else "")
+        )
+        st.progress(min(done, 1.0), text=text)
+    if st.button("Cancel training", key="t_cancel"):
+        job.cancel()
+
+
+def _outcome(job: TrainingJob) -> None:
+    if job.state == "cancelled":
+        st.info("Training was cancelled; nothing was saved.")
+    elif job.state == "failed":
+        st.error(f"Training failed: {job.error}")
+    elif job.state == "done" and job.model is not None:
+        model = job.model
+        test = {k: round(v, 3) for k, v in job.metrics.get("test", {}).items() if "/" not in k}
+        st.success(
+            f"Saved `{job.output}` ({model.info.n_train_molecules} molecules, "
+            f"{job.seconds:.0f} s): it is now under **Your models** in the sidebar."
+        )
+        st.caption(
+            f"Test metrics ({job.request.split} split): "
+            + (", ".join(f"{k} {v}" for k, v in test.items()) or "none")
+            + f"; data fingerprint {model.info.data_fingerprint[:12]}…"
+        )
+        if len(model.problems):
+            st.warning(f"{len(model.problems)} rows could not be used:")
+            st.dataframe(model.problems, hide_index=True, key="t_problems")
+        st.download_button(
+            "Download the model file",
+            job.output.read_bytes(),
+            job.output.name,
+            "application/octet-stream",
+            key="t_download",
+            on_click="ignore",
+        )
