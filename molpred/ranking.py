@@ -3,7 +3,7 @@
 Each :class:`Objective` maps one column to a desirability in [0, 1]:
 
 - ``higher`` / ``lower``: a logistic curve through 0.05 at the 5th and 0.95 at the 95th
-  percentile of the candidates, nearly linear between them: one outlier does not flatten
+  percentile of the candidates (steepest halfway between them): one outlier does not flatten
   everyone else, and the best candidates are still ordered among themselves (a clipped line
   tied the top 5% at 1, which left them in input order);
 - ``range``: 1 inside ``[low, high]``, falling linearly to 0 over one range-width outside it.
@@ -15,6 +15,7 @@ the candidates no other candidate beats on every objective.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,8 +40,8 @@ class Objective:
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        if self.weight < 0:
-            raise ValueError("weights must be >= 0")
+        if not (self.weight >= 0 and math.isfinite(self.weight)):
+            raise ValueError(f"weights must be finite and >= 0, got {self.weight}")
         if self.direction == "range" and (
             self.low is None or self.high is None or self.low > self.high
         ):

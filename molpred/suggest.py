@@ -172,8 +172,8 @@ def suggest(
     objectives
         What a good molecule is (:class:`molpred.ranking.Objective`).
     measured
-        Molecules already made and measured: ``smiles_column`` plus, where known, the
-        objectives' columns (measured values). None is picked; rows with every objective
+        Molecules already made and measured (:func:`measured_molecules`): ``smiles`` plus,
+        where known, the objectives' columns. None is picked; rows with every objective
         column give ``ei`` its incumbent.
     exclude
         More structures not to pick (SMILES).
@@ -186,7 +186,7 @@ def suggest(
     value = acquisition(draws, options.strategy, options.beta, best, options.seed)
     with np.errstate(invalid="ignore"):
         mean, sd = draws.mean(axis=1), draws.std(axis=1)
-    skip = {k for k in map(parent_key, _smiles_of(measured, smiles_column)) if k}
+    skip = {k for k in map(parent_key, _smiles_of(measured)) if k}
     skip |= {k for k in map(parent_key, exclude) if k}
     error = expected_error(table, objectives)
     error[~np.isfinite(value)] = np.nan
@@ -194,6 +194,7 @@ def suggest(
     n_explore = int(round(options.explore * options.n))
     batch.walk(value, options.n - n_explore, "exploit")
     batch.walk(error, options.n, "explore")
+    batch.walk(value, options.n, "exploit")  # explore found too few (no expected error)
     batch.fill()
     rows = [p.row for p in batch.picks]
     out = table.iloc[rows].copy()
@@ -232,14 +233,17 @@ def measured_molecules(
     objectives: Sequence[Objective] = (),
     *,
     training: bool = False,
+    fill: bool = True,
 ) -> pd.DataFrame:
     """The molecules already measured, as :func:`suggest` reads them: ``smiles`` and each
     objective's column.
 
     ``tables``: a user's files of measured molecules (a SMILES column; a column named like an
     objective, or like its task, holds measured values). ``training``: add every model's
-    training molecules with their measured values. Where a molecule has no measured value for
-    an objective, the panel's prediction stands in (so the ``ei`` incumbent is defined).
+    training molecules with their measured values. ``fill``: where a molecule has no measured
+    value for an objective, and for classification objectives (a 0/1 label is not on the
+    probability's scale), the panel's prediction stands in, so the ``ei`` incumbent is
+    defined; only ``ei`` needs it, and it scores the measured molecules.
     """
     parts = []
     by_value = {task.value: task for task in predictor.schema.tasks}
@@ -268,7 +272,11 @@ def measured_molecules(
     if not parts:
         return pd.DataFrame({"smiles": []})
     measured = pd.concat(parts, ignore_index=True)
-    predicted = [o.column for o in objectives if o.column in by_value]
+    for o in objectives:  # probabilities are compared with probabilities, not with labels
+        task = by_value.get(o.column)
+        if task is not None and task.kind == "classification" and o.column in measured:
+            measured[o.column] = np.nan
+    predicted = [o.column for o in objectives if o.column in by_value] if fill else []
     for column in predicted:
         if column not in measured:
             measured[column] = np.nan
@@ -282,12 +290,12 @@ def measured_molecules(
     return measured
 
 
-def _smiles_of(measured: pd.DataFrame | None, column: str) -> list[object]:
+def _smiles_of(measured: pd.DataFrame | None) -> list[object]:
     if measured is None or measured.empty:
         return []
-    if column not in measured:
-        raise KeyError(f"the measured molecules have no {column!r} column")
-    return measured[column].tolist()
+    if "smiles" not in measured:
+        raise KeyError("the measured molecules need a 'smiles' column")
+    return measured["smiles"].tolist()
 
 
 def _measured_best(

@@ -345,6 +345,8 @@ def train(
     """
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     train_config = train_config or TrainConfig()
+    # the source first: a wrong name fails before minutes of featurization
+    pretrained = init if isinstance(init, Pretrained) or init is None else load_pretrained(init)
     if cache_dir == "default":
         cache_dir = default_cache_dir()
     ds = prepare_dataset(
@@ -358,7 +360,6 @@ def train(
     )
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
-    pretrained = init if isinstance(init, Pretrained) or init is None else load_pretrained(init)
     if pretrained is not None:
         model_config = architecture(model_config, pretrained)
         provenance = {**(provenance or {}), "init": pretrained.provenance()}

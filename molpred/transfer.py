@@ -95,9 +95,12 @@ def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> Model
 
 def initialize(model: nn.Module, pretrained: Pretrained) -> None:
     """Copy the pretrained encoder and pooling into ``model`` (its head stays as built)."""
-    missing = set(pretrained.state) - set(model.state_dict())
-    if missing:
-        raise DataError(f"--init {pretrained.name}: no place for {sorted(missing)[:3]} …")
+    own = model.state_dict()
+    misfit = [k for k, v in pretrained.state.items() if k not in own or own[k].shape != v.shape]
+    if misfit:  # e.g. a model file from another featurizer version
+        raise DataError(
+            f"--init {pretrained.name}: its encoder does not fit this one ({', '.join(misfit[:3])})"
+        )
     model.load_state_dict(pretrained.state, strict=False)
 
 

@@ -206,3 +206,44 @@ def test_cli_suggest_end_to_end(esol_model, esol, tmp_path, capsys):
     assert len(records) == 12 and records[0].HasProp("why")
     assert main(args) == 2  # a user's model has no preferred direction: say what is good
     assert "--objective" in capsys.readouterr().err
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """The parser keeps literal defaults (no torch for --help); they must be BatchOptions'."""
+    from molpred.cli import build_parser
+
+    args = build_parser().parse_args(["suggest", "m.pt", "c.csv", "-o", "b.csv"])
+    lib = BatchOptions()
+    assert (args.n, args.strategy, args.beta, args.explore) == (
+        lib.n,
+        lib.strategy,
+        lib.beta,
+        lib.explore,
+    )
+    assert (args.max_per_scaffold, args.max_similarity) == (lib.max_per_scaffold, None)
+
+
+def test_explore_without_an_expected_error_falls_back_to_the_objective():
+    table = _table(ALCOHOLS, np.arange(40.0)).drop(columns="y_lower")  # no regression spread
+    batch = suggest(table, UP, _free("greedy", n=6, explore=0.5))
+    assert batch["y"].tolist() == [39.0, 38.0, 37.0, 36.0, 35.0, 34.0]
+    assert not batch["why"].str.contains("explores|ran out").any()
+    with pytest.raises(ValueError, match="finite"):
+        Objective("y", "higher", float("nan"))
+
+
+def test_cli_suggest_with_a_SMILES_column_ei_and_the_training_set(esol_model, esol, tmp_path):
+    model = tmp_path / "sol.pt"
+    esol_model.save(model)
+    trained = esol_model.domain.smiles[:5]
+    pool = pd.DataFrame({"SMILES": [*trained, *esol["smiles"].iloc[300:330]]})
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    out = tmp_path / "batch.csv"
+    code = main(
+        ["suggest", str(model), str(tmp_path / "pool.csv"), "--n", "8", "--strategy", "ei"]
+        + ["--objective", f"{ESOL_TARGET}=higher", "--exclude-training", "-o", str(out)]
+    )
+    assert code == 0
+    batch = pd.read_csv(out)
+    assert len(batch) == 8 and not set(batch["SMILES"]) & set(trained)
+    assert batch["why"].str.contains("over best measured").all()

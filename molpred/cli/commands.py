@@ -304,6 +304,7 @@ def suggest(args: argparse.Namespace) -> int:
         [read_table(path) for path in args.exclude or []],
         objectives,
         training=args.exclude_training,
+        fill=options.strategy == "ei",
     )
     batch = pick_batch(table, objectives, options, measured=measured, smiles_column=column)
     if sdf:
@@ -319,8 +320,8 @@ def suggest(args: argparse.Namespace) -> int:
             writer.write(batch)
     failed = int((table["error"] != "").sum())
     print(
-        f"{len(batch)} picked from {len(table)} candidates ({failed} could not be scored, "
-        f"{len(measured)} measured molecules excluded) -> {args.output}",
+        f"{len(batch)} picked from {len(table)} candidates ({failed} could not be scored; "
+        f"{len(measured)} measured molecules not picked again) -> {args.output}",
         file=sys.stderr,
     )
     with pd.option_context("display.max_colwidth", 90, "display.expand_frame_repr", False):
@@ -335,10 +336,11 @@ def _objectives(wanted: list, predictor, hints: dict[str, str]) -> list:
     from molpred.ranking import Objective
 
     schema = predictor.schema
-    if not wanted:
+    if not wanted:  # as the page: each model's tasks share a weight of 1
+        share = {t.value: 1.0 / len(m.tasks) for m in schema.models for t in m.tasks}
         for column, hint in hints.items():
             direction, *bounds = hint.split()
-            wanted.append(Objective(column, direction, 1.0, *map(float, bounds)))
+            wanted.append(Objective(column, direction, share[column], *map(float, bounds)))
         if not wanted:
             raise DataError(
                 "say what a good molecule is: --objective COLUMN=higher|lower|LOW..HIGH "

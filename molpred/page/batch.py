@@ -18,7 +18,7 @@ from molpred.ranking import Objective
 from molpred.screen import to_sdf
 from molpred.suggest import STRATEGIES, BatchOptions, measured_molecules, suggest
 
-__all__ = ["batch_panel", "chemical_map", "BATCH"]
+__all__ = ["batch_panel", "current_batch", "chemical_map", "batch_downloads", "BATCH"]
 
 BATCH = "batch"  # the table's column: the molecule's pick number, blank if not picked
 STRATEGY_NAMES = {
@@ -36,8 +36,11 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
         "Next batch: suggest what to make and test",
         expanded=st.session_state.get("batch_open", False),
     ):
-        if not objectives:
+        if not any(o.weight > 0 for o in objectives):
             st.info("Choose at least one property under **Ranking**: the batch is picked by it.")
+            return
+        if not (table["error"] == "").any():
+            st.info("No scored candidate passes the filters.")
             return
         st.caption(
             "Picks from the ranked candidates that pass the filters, by the ranking objective "
@@ -98,12 +101,28 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
                 st.error(f"Cannot read {measured_file.name}: {exc}")
                 return
         try:
-            measured = measured_molecules(predictor, tables, objectives, training=training)
+            measured = measured_molecules(
+                predictor, tables, objectives, training=training, fill=strategy == "ei"
+            )
         except DataError as exc:
             st.error(f"{measured_file.name if measured_file else 'Measured molecules'}: {exc}")
             return
         with st.spinner("Choosing the batch…"):
             st.session_state["batch"] = suggest(table, objectives, options, measured=measured)
+        st.session_state["batch_objectives"] = tuple(objectives)
+
+
+def current_batch(objectives: list[Objective]) -> pd.DataFrame | None:
+    """The suggested batch, if it was picked for the ranking now chosen (a batch picked for
+    other goals is dropped, with a word, rather than shown with reasons that no longer hold)."""
+    batch = st.session_state.get("batch")
+    if batch is None:
+        return None
+    if st.session_state.get("batch_objectives") != tuple(objectives):
+        del st.session_state["batch"]
+        st.info("The ranking changed since the batch was suggested: suggest it again.")
+        return None
+    return batch
 
 
 def chemical_map(table: pd.DataFrame, batch: pd.DataFrame) -> None:
@@ -112,7 +131,7 @@ def chemical_map(table: pd.DataFrame, batch: pd.DataFrame) -> None:
     scored = table[table["error"] == ""]
     if len(scored) < 3:
         return
-    xy = _projection(tuple(scored["smiles"]), tuple(scored["molecule"]))
+    xy = _projection(tuple(scored["smiles"]), tuple(scored["molecule"]))  # cached by smiles
     data = scored[["name", "smiles", "score"]].assign(x=xy[:, 0], y=xy[:, 1])
     data[BATCH] = scored.index.isin(batch.index)
     data["pick"] = batch["pick"].reindex(scored.index).to_numpy()
@@ -134,10 +153,10 @@ def chemical_map(table: pd.DataFrame, batch: pd.DataFrame) -> None:
 
 
 @st.cache_data(max_entries=4, show_spinner="Mapping chemical space…")
-def _projection(smiles: tuple[str, ...], molecules: tuple[bytes, ...]) -> np.ndarray:
-    """``[N, 2]`` principal components of the molecules' fingerprint bits (``smiles`` only
-    keys the cache)."""
-    bits = np.unpackbits(np.vstack([fingerprint(Chem.Mol(m)) for m in molecules]), axis=1)
+def _projection(smiles: tuple[str, ...], _molecules: tuple[bytes, ...]) -> np.ndarray:
+    """``[N, 2]`` principal components of the molecules' fingerprint bits (``smiles`` keys
+    the cache; the molecules are what the page standardized from them)."""
+    bits = np.unpackbits(np.vstack([fingerprint(Chem.Mol(m)) for m in _molecules]), axis=1)
     return PCA(n_components=2, random_state=0).fit_transform(bits.astype(np.float32))
 
 

@@ -5,6 +5,7 @@ the end. No Streamlit here: the page only reads what this holds.
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from molpred.artifact import MolpredModel
 from molpred.train import TrainConfig, TrainProgress, train
 
 __all__ = ["TrainingRequest", "TrainingJob", "Cancelled"]
+
+# one training at a time in this process (a second session's run waits for the first)
+_ONE_AT_A_TIME = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -51,7 +55,7 @@ class TrainingRequest:
 
 
 def _quoted(text: str) -> str:
-    return f'"{text}"' if any(c in text for c in " '\"$") else text
+    return shlex.quote(str(text))
 
 
 @dataclass
@@ -62,6 +66,7 @@ class TrainingJob:
     request: TrainingRequest
     output: Path
     state: str = "waiting"  # waiting, running, done, cancelled, failed
+    queued: bool = True  # behind another session's training
     progress: TrainProgress | None = None
     error: str = ""
     model: MolpredModel | None = None
@@ -106,8 +111,15 @@ class TrainingJob:
             raise Cancelled
 
     def _run(self) -> None:
+        with _ONE_AT_A_TIME:  # torch's seeds and determinism switches are process-wide
+            self.queued, self.started = False, time.monotonic()
+            self._train()
+
+    def _train(self) -> None:
         r = self.request
         try:
+            if self._cancel.is_set():
+                raise Cancelled
             model, metrics = train(
                 self.table,
                 r.smiles_column,
@@ -117,14 +129,19 @@ class TrainingJob:
                 train_config=TrainConfig(epochs=r.epochs, seed=r.seed),
                 progress=False,
                 cache_dir=None,
+                workers=1,  # no fork from a thread of the server
                 init=r.init,
                 on_epoch=self._on_epoch,
             )
             model.save(self.output)
-            self.model, self.metrics, self.state = model, metrics, "done"
+            self.model, self.metrics = model, metrics
+            self._end("done")
         except Cancelled:
-            self.state = "cancelled"
+            self._end("cancelled")
         except Exception as exc:  # noqa: BLE001 - shown on the page, never lost in a thread
-            self.error, self.state = f"{type(exc).__name__}: {exc}", "failed"
-        finally:
-            self.finished = time.monotonic()
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._end("failed")
+
+    def _end(self, state: str) -> None:
+        self.finished = time.monotonic()
+        self.state = state

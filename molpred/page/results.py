@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map
+from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map, current_batch
 from molpred.page.detail import detail
 from molpred.page.labels import TRUST_HELP, column_names, preferred
 from molpred.predictor import Predictor
@@ -138,7 +138,7 @@ def results(
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     batch_panel(table, predictor, objectives)
-    batch = st.session_state.get("batch")
+    batch = current_batch(objectives)
     lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
     if batch is not None:  # the picks are marked in the table, with why each was chosen
         table.insert(1, BATCH, batch["pick"].reindex(table.index).astype("Int64"))

@@ -128,7 +128,9 @@ def _progress(job: TrainingJob) -> None:
     if job.state != "running":
         st.rerun()  # the whole page: the new model appears under "Your models"
     p = job.progress
-    if p is None:
+    if job.queued:
+        st.progress(0.0, text="Waiting for another training on this machine to finish…")
+    elif p is None:
         st.progress(0.0, text="Reading and featurizing the molecules…")
     else:
         done = (p.member * p.epochs + p.epoch) / (p.members * p.epochs)
@@ -166,7 +168,7 @@ def _outcome(job: TrainingJob) -> None:
             st.dataframe(model.problems, hide_index=True, key="t_problems")
         st.download_button(
             "Download the model file",
-            job.output.read_bytes(),
+            job.output.read_bytes,  # read when clicked, not on every rerun
             job.output.name,
             "application/octet-stream",
             key="t_download",
