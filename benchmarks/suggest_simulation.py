@@ -260,8 +260,7 @@ def main() -> None:
     for result in results:
         print(result["set"])
         print(summary(result).to_string(index=False, float_format="%.3f"))
-    if not args.quick:
-        plot(results, out.with_suffix(".png"))
+    print(f"table and plot of finished runs: --report {out}")
 
 
 if __name__ == "__main__":

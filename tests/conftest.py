@@ -44,3 +44,19 @@ def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,)):
         cache_dir=None,
     )
     return model
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per browser-test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.load import CHROMIUM
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()

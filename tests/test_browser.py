@@ -35,19 +35,6 @@ def server(tmp_path_factory, esol):
     yield from _serve_with_model(tmp_path_factory, esol, "tiny.pt")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
 def _open(browser, url):
     page = browser.new_page(viewport={"width": 1500, "height": 1300}, accept_downloads=True)
     page.goto(url)
@@ -100,37 +87,6 @@ def test_upload_in_chromium(server, browser, tmp_path):
     ranked = _download_csv(page)
     assert sorted(ranked["name"]) == sorted(names)
     assert ranked.set_index("name").loc["junk", "error"] != ""
-    page.close()
-
-
-@pytest.fixture(scope="module")
-def training_server(tmp_path_factory, esol):
-    """A server of its own: the model trained in the page lands in its models directory."""
-    yield from _serve_with_model(tmp_path_factory, esol, "tiny.pt")
-
-
-def test_train_in_chromium_while_the_page_stays_usable(training_server, browser, tmp_path):
-    """Upload measured data, train, score other molecules while it trains, then find the new
-    model among "Your models" and score with it."""
-    page = _open(browser, training_server)
-    page.get_by_text("Train a model on your own data").click()
-    csv = tmp_path / "assay.csv"
-    esol = pd.read_csv(ROOT / "data" / "esol.csv")
-    esol[["smiles", "measured log solubility in mols per litre"]].rename(
-        columns={"measured log solubility in mols per litre": "logS"}
-    ).to_csv(csv, index=False)
-    uploader = page.locator('[data-testid="stFileUploader"]', has_text="Measured data")
-    uploader.locator("input[type=file]").set_input_files(str(csv))
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("validation rmse").wait_for(timeout=120_000)  # live progress
-    page.get_by_label("SMILES, one per line").fill("CCO\nc1ccccc1O")
-    page.get_by_role("button", name="Score", exact=True).click()
-    page.get_by_text("2 candidates (2 scored, 0 with errors)").wait_for(timeout=120_000)
-    page.get_by_text("Saved").wait_for(timeout=600_000)
-    page.get_by_role("button", name="Score", exact=True).click()  # now with the new model too
-    page.get_by_text("2 candidates (2 scored, 0 with errors)").wait_for(timeout=120_000)
-    ranked = _download_csv(page)
-    assert "logS" in " ".join(ranked.columns)
     page.close()
 
 
