@@ -75,6 +75,7 @@ def map_ordered(
             i, item = entry
             pending.append((i, item, None if skip(i) else pool.apply_async(fn, (item,))))
 
+    finished = False
     try:
         for _ in range(2 * workers):
             submit(next(source, None))
@@ -83,8 +84,16 @@ def map_ordered(
             result = job.get() if job is not None else None
             submit(next(source, None))
             yield i, item, result
+        finished = True
     finally:
-        pool.terminate()
+        # every result in: let the workers exit on their own. terminate() kills them wherever
+        # they are, and a worker killed holding the pool's queue lock can leave a sibling
+        # blocked on it for good (seen as a page server that hung under ten sessions)
+        if finished:
+            pool.close()
+            pool.join()
+        else:  # the caller stopped early (an error, a closed generator): stop now
+            pool.terminate()
 
 
 def _glibc() -> ctypes.CDLL | None:
