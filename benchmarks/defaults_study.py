@@ -31,7 +31,8 @@ from accuracy import dataset  # this folder: benchmarks run as scripts
 from molpred.data import prepare_dataset
 from molpred.metrics import HIGHER_IS_BETTER
 from molpred.models import ModelConfig, build_model
-from molpred.train import TrainConfig, fit, make_splits
+from molpred.splits import make_splits
+from molpred.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "defaults_study.json"

@@ -32,7 +32,7 @@ import pandas as pd
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.predict import predict
 from molpred.pretrained.pretrain import ENCODER
-from molpred.train import train
+from molpred.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import dataset, run_forest  # noqa: E402  (the harness's own forest)
@@ -46,19 +46,27 @@ METHODS = ["scratch", "finetuned", "forest"]
 def _score(df, targets, task, rows, preds) -> float:
     y = df[targets].to_numpy(dtype=float)[rows]
     metric = primary_metric([task] * len(targets))
-    return compute_metrics(y, preds, [task] * len(targets))[metric]
+    return compute_metrics(y, preds, targets, [task] * len(targets))[metric]
 
 
-def run_gnn(df, targets, task, fit_rows, seed, init, rows, workdir) -> tuple[dict, float]:
-    rng = np.random.default_rng(seed)
-    if fit_rows is None:  # full: the split's own train/validation rows
-        split = rows["split"]
-    else:
-        order = rng.permutation(fit_rows)
+def _cuts(fit_rows: np.ndarray, seed: int, members: int) -> list[dict]:
+    """One random 90/10 training/validation cut (``members`` 1), or ``members`` cuts whose
+    validation parts are the folds of a random partition (a cross-validation ensemble)."""
+    order = np.random.default_rng(seed).permutation(fit_rows)
+    if members == 1:
         n_val = max(int(round(0.1 * len(order))), 2)
-        split = {"train": order[n_val:].tolist(), "val": order[:n_val].tolist(), "test": []}
+        return [{"train": order[n_val:], "val": order[:n_val], "test": []}]
+    folds = np.array_split(order, members)
+    return [
+        {"train": np.concatenate(folds[:k] + folds[k + 1 :]), "val": fold, "test": []}
+        for k, fold in enumerate(folds)
+    ]
+
+
+def run_gnn(df, targets, task, fit_rows, seed, init, rows, workdir, members=1, config=None):
+    splits = [rows["split"]] if fit_rows is None else _cuts(fit_rows, seed, members)
     path = workdir / f"split_{seed}.json"
-    path.write_text(json.dumps([{k: list(map(int, v)) for k, v in split.items()}]))
+    path.write_text(json.dumps([{k: list(map(int, v)) for k, v in s.items()} for s in splits]))
     start = time.perf_counter()
     model, _ = train(
         df,
@@ -69,6 +77,7 @@ def run_gnn(df, targets, task, fit_rows, seed, init, rows, workdir) -> tuple[dic
         progress=False,
         cache_dir=None,
         init=init,
+        train_config=config,
     )
     seconds = time.perf_counter() - start
     out = {}
@@ -97,8 +106,23 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--no-full", action="store_true", help="skip the full-size runs")
     ap.add_argument("--encoder", default=str(ENCODER))
+    ap.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="GNN members per run: 1, one 90/10 cut; K > 1, a K-fold cross-validation ensemble",
+    )
+    ap.add_argument(
+        "--freeze-epochs", type=int, help="head-only epochs when fine-tuning (default: molpred's)"
+    )
     ap.add_argument("--output", default=str(RESULTS / "learning_curves.json"))
+    ap.add_argument(
+        "--report", action="store_true", help="print the tables and threshold of --output"
+    )
     args = ap.parse_args()
+    if args.report:
+        report(pd.DataFrame(json.loads(Path(args.output).read_text())))
+        return
     workdir = ROOT / "benchmarks" / "runs" / "learning_curves"
     workdir.mkdir(parents=True, exist_ok=True)
     records = []
@@ -121,17 +145,19 @@ def main() -> None:
                     metrics, seconds = run_forest_on(df, targets, task, forest_rows, rows, workdir)
                 else:
                     init = args.encoder if method == "finetuned" else None
+                    config = TrainConfig(freeze_epochs=args.freeze_epochs if init else None)
                     metrics, seconds = run_gnn(
-                        df, targets, task, fit_rows, seed, init, rows, workdir
+                        df, targets, task, fit_rows, seed, init, rows, workdir, args.members, config
                     )
                 metric = primary_metric([task] * len(targets))
-                record = {"set": name, "metric": metric, "size": size, "seed": seed}
+                n_fit = len(split["train"]) + len(split["val"]) if size == "full" else size
+                record = {"set": name, "metric": metric, "size": size, "seed": seed, "n_fit": n_fit}
                 record["method"] = method
                 record.update(metrics, seconds=round(seconds, 1))
                 records.append(record)
                 print(json.dumps(record), flush=True)
                 Path(args.output).write_text(json.dumps(records, indent=1))
-    print(summary(pd.DataFrame(records)).to_string(index=False))
+    report(pd.DataFrame(records))
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -146,6 +172,43 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             tuned, scratch = table[f"{part} finetuned"], table[f"{part} scratch"]
             table[f"{part} gain"] = np.where(higher, tuned - scratch, 1 - tuned / scratch)
     return table
+
+
+def small_data_threshold(df: pd.DataFrame) -> int:
+    """The size below which plain training starts from the encoder, chosen on the held-out
+    validation rows (never the test rows): the smallest measured training-set size at which the
+    fine-tuned model is no better than scratch on most sets (each full-size set is a size of
+    its own); one past the largest size if it helps everywhere."""
+    table = summary(df)
+    table["helped"] = table["heldout gain"] > 0
+    n_fit = df.groupby(["set", "size"], sort=False)["n_fit"].first()
+    table["n_fit"] = [n_fit[(s, z)] for s, z in zip(table["set"], table["size"], strict=True)]
+    by_size = table.groupby("n_fit")["helped"].mean().sort_index()
+    failing = by_size.index[by_size <= 0.5]
+    return int(failing.min()) if len(failing) else int(by_size.index.max()) + 1
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    cells = [[str(c) for c in table.columns]] + [
+        [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        for row in table.itertuples(index=False)
+    ]
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join([lines[0], "|" + "---|" * len(table.columns), *lines[1:]])
+
+
+def report(df: pd.DataFrame) -> None:
+    """Markdown tables (test rows; held-out validation rows), the issue's target (mean gain at
+    <= 200 molecules) and the chosen threshold."""
+    table = summary(df)
+    for part in ("test", "heldout"):
+        cols = ["set", "metric", "size", *[c for c in table if c.startswith(f"{part} ")]]
+        print(f"\n{part} rows, mean over seeds\n\n{_markdown(table[cols])}")
+    small = table[table["size"].isin([s for s in table["size"] if s != "full" and s <= 200])]
+    for part in ("test", "heldout"):
+        gains = small.groupby("metric")[f"{part} gain"].mean().round(3).to_dict()
+        print(f"\nmean {part} gain of fine-tuning over scratch at <= 200 molecules: {gains}")
+    print(f"\nSMALL_DATA (held-out rows): {small_data_threshold(df)}")
 
 
 if __name__ == "__main__":

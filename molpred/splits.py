@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from molpred.chem import rdkit_log_silenced
+
+if TYPE_CHECKING:
+    from molpred.data import MoleculeDataset
 
 __all__ = [
     "Split",
@@ -26,6 +29,7 @@ __all__ = [
     "splits_from_labels",
     "splits_from_file",
     "SPLITTERS",
+    "make_splits",
 ]
 
 
@@ -149,3 +153,29 @@ def splits_from_file(path: str | Path, source_rows: Sequence[Sequence[int]]) -> 
 
 
 SPLITTERS = ("random", "scaffold", "kfold")
+
+
+def make_splits(
+    ds: MoleculeDataset,
+    split: str = "random",
+    *,
+    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    folds: int = 5,
+    seed: int = 0,
+    split_labels: Sequence[object] | None = None,
+    splits_file: str | Path | None = None,
+    replicate: int | None = None,
+) -> list[Split]:
+    """The splits to train on: one for random/scaffold, ``folds`` for k-fold, or user-given."""
+    if splits_file is not None:
+        splits = splits_from_file(splits_file, ds.source_rows)
+        return splits if replicate is None else [splits[replicate]]
+    if split_labels is not None:
+        return [splits_from_labels(split_labels, ds.source_rows)]
+    if split == "random":
+        return [random_split(len(ds), sizes, seed)]
+    if split == "scaffold":
+        return [scaffold_split(ds.smiles, sizes, seed)]
+    if split == "kfold":
+        return kfold_splits(len(ds), folds, seed)
+    raise ValueError(f"unknown split {split!r}; choose random, scaffold or kfold")

@@ -24,18 +24,12 @@ from molpred.features import collate
 from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.models import ModelConfig, MolModel, build_model, resolve_device
-from molpred.splits import (
-    Split,
-    kfold_splits,
-    random_split,
-    scaffold_split,
-    splits_from_file,
-    splits_from_labels,
-)
+from molpred.splits import make_splits
 from molpred.transfer import (
     FREEZE_EPOCHS,
     Pretrained,
     architecture,
+    default_start,
     initialize,
     load_pretrained,
     set_frozen,
@@ -277,32 +271,6 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
     return FitResult(best[1], sign * best[0], metric, history, time.perf_counter() - start, best[3])
 
 
-def make_splits(
-    ds: MoleculeDataset,
-    split: str = "random",
-    *,
-    sizes: Sequence[float] = (0.8, 0.1, 0.1),
-    folds: int = 5,
-    seed: int = 0,
-    split_labels: Sequence[object] | None = None,
-    splits_file: str | Path | None = None,
-    replicate: int | None = None,
-) -> list[Split]:
-    """The splits to train on: one for random/scaffold, ``folds`` for k-fold, or user-given."""
-    if splits_file is not None:
-        splits = splits_from_file(splits_file, ds.source_rows)
-        return splits if replicate is None else [splits[replicate]]
-    if split_labels is not None:
-        return [splits_from_labels(split_labels, ds.source_rows)]
-    if split == "random":
-        return [random_split(len(ds), sizes, seed)]
-    if split == "scaffold":
-        return [scaffold_split(ds.smiles, sizes, seed)]
-    if split == "kfold":
-        return kfold_splits(len(ds), folds, seed)
-    raise ValueError(f"unknown split {split!r}; choose random, scaffold or kfold")
-
-
 def train(
     data: pd.DataFrame | str | Path,
     smiles_column: str,
@@ -323,13 +291,16 @@ def train(
     cache_dir: str | Path | None = "default",
     progress: bool = True,
     provenance: dict | None = None,
-    init: Pretrained | MolpredModel | str | Path | None = None,
+    init: Pretrained | MolpredModel | str | Path | None = "auto",
     on_epoch: Callable[[TrainProgress], None] | None = None,
 ):
     """Train (and test) a model from a labeled table.
 
     ``init``: a model (file) whose encoder every member starts from (:mod:`molpred.transfer`);
-    ``model_config`` then defaults to its architecture and must match its encoder.
+    ``model_config`` then defaults to its architecture and must match its encoder. ``"auto"``
+    (the default): the bundled pretrained encoder below ``transfer.SMALL_DATA`` training and
+    validation molecules, if ``model_config`` has its encoder (``transfer.default_start``);
+    ``None``: random weights.
     ``on_epoch(progress)`` follows training epoch by epoch (the page's progress bar); it may
     raise to stop training.
 
@@ -346,7 +317,11 @@ def train(
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     train_config = train_config or TrainConfig()
     # the source first: a wrong name fails before minutes of featurization
-    pretrained = init if isinstance(init, Pretrained) or init is None else load_pretrained(init)
+    auto = isinstance(init, str) and init == "auto"
+    if auto or init is None or isinstance(init, Pretrained):
+        pretrained = None if auto else init
+    else:
+        pretrained = load_pretrained(init)
     if cache_dir == "default":
         cache_dir = default_cache_dir()
     ds = prepare_dataset(
@@ -360,12 +335,6 @@ def train(
     )
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
-    if pretrained is not None:
-        model_config = architecture(model_config, pretrained)
-        provenance = {**(provenance or {}), "init": pretrained.provenance()}
-        if train_config.freeze_epochs is None:
-            train_config = replace(train_config, freeze_epochs=FREEZE_EPOCHS)
-    model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
     if split_column is not None and split_column not in df.columns:
         raise DataError(f"split column {split_column!r} not found")
     splits = make_splits(
@@ -378,6 +347,14 @@ def train(
         splits_file=splits_file,
         replicate=replicate,
     )
+    if auto:  # counted: the molecules a member learns from (training and validation rows)
+        pretrained = default_start(len(splits[0].train) + len(splits[0].val), model_config)
+    if pretrained is not None:
+        model_config = architecture(model_config, pretrained)
+        provenance = {**(provenance or {}), "init": pretrained.provenance()}
+        if train_config.freeze_epochs is None:
+            train_config = replace(train_config, freeze_epochs=FREEZE_EPOCHS)
+    model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
     members: list[MolModel] = []
     reports: list[dict] = []
     groups: list[tuple[list[MolModel], np.ndarray, np.ndarray]] = []
@@ -435,6 +412,7 @@ def train(
         "members": reports,
         "n_problems": len(ds.problems),
         "primary_metric": primary_metric(ds.task_types),
+        "init": None if pretrained is None else pretrained.name,
     }
     calibration, domain = calibrate(groups, ds, seed=train_config.seed)
     model = MolpredModel.from_training(

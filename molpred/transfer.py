@@ -26,17 +26,20 @@ from molpred.pretrained import HERE
 __all__ = [
     "FREEZE_EPOCHS",
     "SMALL_DATA",
+    "ENCODER",
     "Pretrained",
     "load_pretrained",
+    "default_start",
     "architecture",
     "initialize",
     "set_frozen",
 ]
 
 FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
-# below this many labeled molecules the page offers the pretrained encoder first (a placeholder
-# until benchmarks/learning_curves.py has measured where the encoder stops paying)
+# below this many training and validation molecules plain training (and the page) starts from
+# the pretrained encoder; chosen on validation rows by benchmarks/learning_curves.py (RESULTS.md)
 SMALL_DATA = 1000
+ENCODER = "encoder"  # the bundled encoder pretrained for this (molpred/pretrained/pretrain.py)
 
 # what an encoder's weights depend on: a new model must match the source in these
 ARCHITECTURE = ("encoder", "hidden_size", "depth", "pooling")
@@ -71,6 +74,20 @@ def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
     }
     digest = weights_digest([m.state_dict() for m in model.members])
     return Pretrained(state, member.config, name or "model", digest)
+
+
+def default_start(n_molecules: int, requested: ModelConfig | None) -> Pretrained | None:
+    """What plain training starts from: the bundled pretrained encoder when a model learns
+    from fewer than :data:`SMALL_DATA` molecules (training and validation rows) and the
+    requested architecture (if any) has its encoder; otherwise nothing (random weights)."""
+    if n_molecules >= SMALL_DATA or not (HERE / f"{ENCODER}.pt").is_file():
+        return None
+    pretrained = load_pretrained(ENCODER)
+    if requested is not None and any(
+        getattr(requested, f) != getattr(pretrained.config, f) for f in ARCHITECTURE
+    ):
+        return None
+    return pretrained
 
 
 def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> ModelConfig:

@@ -31,7 +31,8 @@ from molpred.data import MoleculeDataset, prepare_dataset
 from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import HIGHER_IS_BETTER, primary_metric
 from molpred.models import ModelConfig, build_model
-from molpred.train import TrainConfig, default_cache_dir, fit, make_splits
+from molpred.splits import make_splits
+from molpred.train import TrainConfig, default_cache_dir, fit
 
 __all__ = [
     "suggest",

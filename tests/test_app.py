@@ -315,6 +315,7 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
     assert (own / "assay.pt").is_file()
     assert "assay.pt" in at.sidebar.multiselect[1].value  # selected for scoring at once
     assert len(job.model.problems) == 2  # the broken SMILES and the text label, with reasons
+    assert job.metrics["init"] == "encoder" and "--init" not in command  # small: auto, as the CLI
     results = _score(at, "CCO\nc1ccccc1O")
     assert "logS" in results and results["logS"].notna().all()
     # the line the page shows is the same run

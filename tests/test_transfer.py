@@ -5,6 +5,7 @@ encoder is refused."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -97,3 +98,34 @@ def test_cli_init(source, tmp_path, capsys):
     assert main([*args, "--init", str(src), "--hidden-size", "64", "-o", str(out)]) == 2
     assert "must match" in capsys.readouterr().err
     assert ESOL_TARGET not in model.task_names
+
+
+def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
+    tmp_path, monkeypatch, capsys
+):
+    import molpred.transfer as transfer
+
+    encoder = load_pretrained(transfer.ENCODER)  # bundled: shipped with the package
+    df = pd.read_csv(FREESOLV).iloc[:120]
+    fast = replace(FAST, epochs=1, patience=1)
+    run = partial(train, df, "smiles", ["expt"], train_config=fast, progress=False, cache_dir=None)
+    model, metrics = run()
+    assert metrics["init"] == "encoder"
+    assert model.info.provenance["init"]["weights_sha256"] == encoder.sha256
+    assert model.info.train_config["freeze_epochs"] == transfer.FREEZE_EPOCHS
+    for name, value in _encoder(model).items():  # one frozen epoch: still the encoder's
+        torch.testing.assert_close(value, encoder.state[name], msg=name)
+    # another architecture, or more molecules than the threshold: random weights
+    _, small = run(model_config=SMALL)
+    monkeypatch.setattr(transfer, "SMALL_DATA", 100)  # 120 rows: 108 train + validation
+    _, many = run()
+    assert small["init"] is None and many["init"] is None
+    monkeypatch.undo()
+    data = tmp_path / "fs.csv"
+    df.to_csv(data, index=False)
+    args = ["train", str(data), "--target-columns", "expt", "--epochs", "1", "--quiet", "-o"]
+    assert main([*args, str(tmp_path / "auto.pt")]) == 0
+    assert "started from the pretrained encoder" in capsys.readouterr().err
+    assert molpred.load_model(tmp_path / "auto.pt").info.provenance["init"]["name"] == "encoder"
+    assert main([*args, str(tmp_path / "none.pt"), "--init", "none"]) == 0
+    assert "init" not in (molpred.load_model(tmp_path / "none.pt").info.provenance or {})

@@ -24,7 +24,7 @@ def train(args: argparse.Namespace) -> int:
     encoder = {"encoder": args.encoder, "hidden_size": args.hidden_size, "depth": args.depth}
     encoder["pooling"] = args.pooling
     pretrained = None
-    if args.init:
+    if args.init not in ("auto", "none"):
         from molpred.transfer import load_pretrained
 
         pretrained = load_pretrained(args.init)
@@ -58,9 +58,17 @@ def train(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else "default",
         progress=not args.quiet,
         provenance=provenance,
-        init=pretrained,
+        init=pretrained if pretrained is not None else {"auto": "auto"}.get(args.init),
     )
     model.save(args.output)
+    if args.init == "auto" and metrics["init"]:
+        from molpred.transfer import SMALL_DATA
+
+        print(
+            f"started from the pretrained {metrics['init']} (fewer than {SMALL_DATA} training "
+            "molecules); --init none trains from random weights",
+            file=sys.stderr,
+        )
     _print_metrics(metrics, model.task_names)
     if metrics["n_problems"]:
         print(

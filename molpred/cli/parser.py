@@ -74,8 +74,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--init",
         metavar="MODEL",
-        help="start from this model file's encoder (transfer learning): a new head learns "
-        "first, then everything",
+        default="auto",
+        help="start from this model's encoder (a model file or a bundled name such as "
+        "'encoder'): a new head learns first, then everything. auto: the pretrained encoder "
+        "when the model learns from few molecules (see README); none: random weights",
     )
     g.add_argument(
         "--freeze-epochs",

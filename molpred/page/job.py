@@ -36,7 +36,7 @@ class TrainingRequest:
     split: str = "random"
     epochs: int = TrainConfig.epochs
     seed: int = 0
-    init: str | None = None  # a bundled model's name, e.g. "encoder"
+    init: str = "auto"  # as molpred train --init: auto, none or a bundled model's name
 
     def command(self, data: str, output: str) -> str:
         parts = [
@@ -49,8 +49,8 @@ class TrainingRequest:
             f"--epochs {self.epochs}",
             f"--seed {self.seed}",
         ]
-        if self.init:
-            parts.append(f"--init {self.init}")
+        if self.init != "auto":
+            parts.append(f"--init {_quoted(self.init)}")
         return " ".join([*parts, f"--output {_quoted(output)}"])
 
 
@@ -130,7 +130,7 @@ class TrainingJob:
                 progress=False,
                 cache_dir=None,
                 workers=1,  # no fork from a thread of the server
-                init=r.init,
+                init=None if r.init == "none" else r.init,
                 on_epoch=self._on_epoch,
             )
             model.save(self.output)

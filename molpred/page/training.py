@@ -18,7 +18,7 @@ from molpred.transfer import SMALL_DATA
 
 __all__ = ["training_panel"]
 
-FROM_SCRATCH = "nothing (random weights)"
+AUTO, FROM_SCRATCH = "auto", "none"  # as ``molpred train --init``
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading…")
@@ -79,13 +79,10 @@ def _form(models_dir: Path) -> None:
     )
     split = d.radio("Validation split", ["random", "scaffold"], key="t_split")
     epochs = e.number_input("Maximum epochs", 5, 500, 60, 5, key="t_epochs")
-    starts = [FROM_SCRATCH, *available_encoders()]
-    small = "encoder" in starts and len(labels.dropna(how="all")) < SMALL_DATA
     init = st.selectbox(
         "Start from",
-        starts,
-        index=starts.index("encoder") if small else 0,
-        format_func=lambda n: n if n == FROM_SCRATCH else _encoder_label(n),
+        [AUTO, FROM_SCRATCH, *available_encoders()],
+        format_func=_start_label,
         key="t_init",
         help="A pretrained encoder helps most with small data (a few hundred molecules).",
     )
@@ -98,7 +95,7 @@ def _form(models_dir: Path) -> None:
         task=task,
         split=split,
         epochs=int(epochs),
-        init=None if init == FROM_SCRATCH else init,
+        init=init,
     )
     st.caption("The same run from a terminal:")
     st.code(request.command(file.name, str(output)), language="bash")
@@ -116,7 +113,11 @@ def available_encoders() -> list[str]:
     return names + available()
 
 
-def _encoder_label(name: str) -> str:
+def _start_label(name: str) -> str:
+    if name == AUTO:
+        return f"automatic: the pretrained encoder below {SMALL_DATA} molecules, else nothing"
+    if name == FROM_SCRATCH:
+        return "nothing (random weights)"
     if name == "encoder":
         return "the pretrained encoder (RDKit descriptors of ~60k molecules)"
     return f"the encoder of {CARDS[name].title}"
