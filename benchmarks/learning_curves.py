@@ -178,14 +178,15 @@ def small_data_threshold(df: pd.DataFrame) -> int:
     """The size below which plain training starts from the encoder, chosen on the held-out
     validation rows (never the test rows): the smallest measured training-set size at which the
     fine-tuned model is no better than scratch on most sets (each full-size set is a size of
-    its own); one past the largest size if it helps everywhere."""
+    its own; one past the largest size if it helps everywhere), rounded down to hundreds."""
     table = summary(df)
     table["helped"] = table["heldout gain"] > 0
     n_fit = df.groupby(["set", "size"], sort=False)["n_fit"].first()
     table["n_fit"] = [n_fit[(s, z)] for s, z in zip(table["set"], table["size"], strict=True)]
     by_size = table.groupby("n_fit")["helped"].mean().sort_index()
     failing = by_size.index[by_size <= 0.5]
-    return int(failing.min()) if len(failing) else int(by_size.index.max()) + 1
+    first = int(failing.min()) if len(failing) else int(by_size.index.max()) + 1
+    return max(first // 100 * 100, 100)
 
 
 def _markdown(table: pd.DataFrame) -> str:

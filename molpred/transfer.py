@@ -38,7 +38,7 @@ __all__ = [
 FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
 # below this many training and validation molecules plain training (and the page) starts from
 # the pretrained encoder; chosen on validation rows by benchmarks/learning_curves.py (RESULTS.md)
-SMALL_DATA = 1000
+SMALL_DATA = 500
 ENCODER = "encoder"  # the bundled encoder pretrained for this (molpred/pretrained/pretrain.py)
 
 # what an encoder's weights depend on: a new model must match the source in these

@@ -112,3 +112,20 @@ def test_suggest_simulation_quick_mode(tmp_path):
     for run in cyp["runs"]:
         assert run["found"][0] == 0 and 0 <= run["found"][1] <= 48
         assert all(math.isfinite(e) and e > 0 for e in run["rmse_rest"])
+
+
+def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
+    """transfer.SMALL_DATA is not a guess: it is what benchmarks/learning_curves.py's rule
+    chooses from its committed results (validation rows only)."""
+    import pandas as pd
+
+    from molpred.transfer import SMALL_DATA
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from learning_curves import RESULTS, small_data_threshold
+
+    records = pd.DataFrame(json.loads((RESULTS / "learning_curves.json").read_text()))
+    assert small_data_threshold(records) == SMALL_DATA
+    # the rule reads the held-out validation rows: moving every test score changes nothing
+    records["test"] = -records["test"]
+    assert small_data_threshold(records) == SMALL_DATA
