@@ -77,8 +77,14 @@ def pool(name: str) -> tuple[pd.DataFrame, list[Objective]]:
 
 
 def fit(labeled: pd.DataFrame, config: TrainConfig) -> molpred.MolpredModel:
-    model, _ = train(
-        labeled, "smiles", [TARGET], progress=False, cache_dir=None, train_config=config
+    model, _ = train(  # random weights, as the committed results: the labeled set crosses
+        labeled,  # SMALL_DATA during a run, and the encoder saw most of the pool's molecules
+        "smiles",
+        [TARGET],
+        progress=False,
+        cache_dir=None,
+        train_config=config,
+        init=None,
     )
     return model
 

@@ -298,7 +298,7 @@ def train(
 
     ``init``: a model (file) whose encoder every member starts from (:mod:`molpred.transfer`);
     ``model_config`` then defaults to its architecture and must match its encoder. ``"auto"``
-    (the default): the bundled pretrained encoder below ``transfer.SMALL_DATA`` training and
+    (the default): the bundled pretrained encoder up to ``transfer.SMALL_DATA`` training and
     validation molecules, if ``model_config`` has its encoder (``transfer.default_start``);
     ``None``: random weights.
     ``on_epoch(progress)`` follows training epoch by epoch (the page's progress bar); it may
@@ -312,7 +312,8 @@ def train(
     -------
     model, metrics
         A :class:`molpred.artifact.MolpredModel` and a dict with ``test`` (mean over members),
-        ``test_std``, ``members`` (one entry per trained member) and ``n_problems``.
+        ``test_std``, ``members`` (one entry per trained member), ``n_problems``,
+        ``primary_metric`` and ``init`` (the encoder's name, or None for random weights).
     """
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     train_config = train_config or TrainConfig()
@@ -347,7 +348,7 @@ def train(
         splits_file=splits_file,
         replicate=replicate,
     )
-    if auto:  # counted: the molecules a member learns from (training and validation rows)
+    if auto and splits:  # counted: what a member learns from (training and validation rows)
         pretrained = default_start(len(splits[0].train) + len(splits[0].val), model_config)
     if pretrained is not None:
         model_config = architecture(model_config, pretrained)

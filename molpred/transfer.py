@@ -36,9 +36,9 @@ __all__ = [
 ]
 
 FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
-# below this many training and validation molecules plain training (and the page) starts from
+# up to this many training and validation molecules plain training (and the page) starts from
 # the pretrained encoder; chosen on validation rows by benchmarks/learning_curves.py (RESULTS.md)
-SMALL_DATA = 500
+SMALL_DATA = 400
 ENCODER = "encoder"  # the bundled encoder pretrained for this (molpred/pretrained/pretrain.py)
 
 # what an encoder's weights depend on: a new model must match the source in these
@@ -78,11 +78,11 @@ def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
 
 def default_start(n_molecules: int, requested: ModelConfig | None) -> Pretrained | None:
     """What plain training starts from: the bundled pretrained encoder when a model learns
-    from fewer than :data:`SMALL_DATA` molecules (training and validation rows) and the
+    from at most :data:`SMALL_DATA` molecules (training and validation rows) and the
     requested architecture (if any) has its encoder; otherwise nothing (random weights)."""
-    if n_molecules >= SMALL_DATA or not (HERE / f"{ENCODER}.pt").is_file():
+    if n_molecules > SMALL_DATA or not (HERE / f"{ENCODER}.pt").is_file():
         return None
-    pretrained = load_pretrained(ENCODER)
+    pretrained = load_pretrained(HERE / f"{ENCODER}.pt")
     if requested is not None and any(
         getattr(requested, f) != getattr(pretrained.config, f) for f in ARCHITECTURE
     ):

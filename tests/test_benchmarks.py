@@ -129,3 +129,7 @@ def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
     # the rule reads the held-out validation rows: moving every test score changes nothing
     records["test"] = -records["test"]
     assert small_data_threshold(records) == SMALL_DATA
+    # a size at which fine-tuning loses on most sets stops it there
+    worse = (records["size"] == 200) & (records["method"] == "finetuned")
+    records.loc[worse & (records["metric"] == "rmse"), "heldout"] = 99.0
+    assert small_data_threshold(records) == 100

@@ -112,7 +112,8 @@ from molpred.train import train, TrainConfig
 torch.set_num_threads(2)
 df = pd.read_csv({str(ROOT / "data" / "esol.csv")!r}).head(300)
 model, _ = train(df, "smiles", [{ESOL_TARGET!r}], split="scaffold", progress=False,
-                 train_config=TrainConfig(epochs=3), cache_dir=None)  # default model size
+                 train_config=TrainConfig(epochs=3), cache_dir=None,
+                 init=None)  # default model size, every weight learning
 model.save(sys.argv[1])
 predict(model, df["smiles"].head(50).tolist()).to_csv(sys.argv[2], index=False)
 """

@@ -65,8 +65,8 @@ def train(args: argparse.Namespace) -> int:
         from molpred.transfer import SMALL_DATA
 
         print(
-            f"started from the pretrained {metrics['init']} (fewer than {SMALL_DATA} training "
-            "molecules); --init none trains from random weights",
+            f"started from the pretrained {metrics['init']} (at most {SMALL_DATA} training "
+            "and validation molecules); --init none trains from random weights",
             file=sys.stderr,
         )
     _print_metrics(metrics, model.task_names)
@@ -110,6 +110,7 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         "lr": train_cfg.lr,
         "weight_decay": train_cfg.weight_decay,
         "patience": train_cfg.patience,
+        "init": "none",  # the study scored random-weight trials; an explicit --init still wins
     }
     again = build_parser(train_defaults=defaults).parse_args(args.argv)
     again.argv = args.argv

@@ -82,7 +82,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--freeze-epochs",
         type=int,
-        help="epochs in which only the head learns (default: 5 with --init, else 0)",
+        help="epochs in which only the head learns (default: 5 when starting from an encoder, "
+        "else 0)",
     )
 
 

@@ -115,7 +115,7 @@ def available_encoders() -> list[str]:
 
 def _start_label(name: str) -> str:
     if name == AUTO:
-        return f"automatic: the pretrained encoder below {SMALL_DATA} molecules, else nothing"
+        return f"automatic: the pretrained encoder up to {SMALL_DATA} molecules to learn from"
     if name == FROM_SCRATCH:
         return "nothing (random weights)"
     if name == "encoder":
