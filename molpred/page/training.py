@@ -28,9 +28,9 @@ def _read(name: str, data: bytes) -> pd.DataFrame:
 
 def training_panel(models_dir: Path) -> None:
     job: TrainingJob | None = st.session_state.get("training_job")
-    with st.expander(
-        "Train a model on your own data", expanded=job is not None and job.state == "running"
-    ):
+    # open while a run lasts and after it, with its outcome: an expander whose `expanded`
+    # turns False is collapsed by the browser, hiding "Saved" (seen in a CI run)
+    with st.expander("Train a model on your own data", expanded=job is not None):
         if job is not None and job.state == "running":
             _progress(job)
             return
