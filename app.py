@@ -92,8 +92,15 @@ def _modelcard_of(name: str, model: molpred.MolpredModel) -> None:
     info = model.info
     card = card_of(name, model)
     st.markdown(f"**{card.title if card else name}**")
-    if card:
+    if card and isinstance(card.description, str):
         st.caption(f"{card.description} Units: {card.units}. Data: {card.source}.")
+    elif card:  # an ADMET panel model: each endpoint its own units, meaning and source
+        st.caption(
+            " ".join(
+                f"{card.display(t)} ({card.unit(t)}): {card.describe(t)} Data: {card.cite(t)}."
+                for t in card.targets
+            )
+        )
     test = {
         k: round(v, 3)
         for k, v in info.metrics.get("test", {}).items()
@@ -202,7 +209,7 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         st.error("Choose at least one model in the sidebar.")
         return
     bar = st.progress(0.0, text=f"Scoring {len(candidates):,} molecules…")
-    predictor = Predictor(models, confidence=confidence)
+    predictor = Predictor(models, confidence=confidence, percentiles=True)
     table = screen(
         predictor,
         candidates["smiles"].tolist(),

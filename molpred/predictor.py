@@ -33,7 +33,8 @@ from molpred.features import Featurized, featurize_chunk
 from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import map_ordered, release_memory
-from molpred.schema import ERROR, OutputSchema
+from molpred.pretrained.approved import has_reference, percentile
+from molpred.schema import ERROR, OutputSchema, unique_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
@@ -116,6 +117,9 @@ class Predictor:
         Add the applicability-domain columns (and compute the fingerprints they need).
     batch_size, device
         Molecules per forward pass; ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    percentiles
+        Add each bundled model's ``<value>_pct_approved`` columns: where the prediction sits
+        among approved drugs (:mod:`molpred.pretrained.approved`).
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Predictor:
         domain: bool = True,
         batch_size: int = 128,
         device: str = "cpu",
+        percentiles: bool = False,
     ):
         _check_confidence(confidence)
         if isinstance(models, MolpredModel):
@@ -151,6 +156,10 @@ class Predictor:
             ],
             [m.domain is not None for m in self.models],
             domain,
+            [
+                [percentiles and has_reference(m, name, t) for t in m.task_names]
+                for m, name in zip(self.models, unique_names(names), strict=True)
+            ],
         )
         self.names = [m.name for m in self.schema.models]
 
@@ -228,6 +237,10 @@ class Predictor:
             cols.update(
                 prediction_columns(columns, conformal, mean, spread, place, failed, self.confidence)
             )
+            for t, task in enumerate(columns.tasks):
+                if task.pct:
+                    cols[task.pct] = percentile(model, columns.name, task.task, mean[:, t])
+        cols = {c: cols[c] for c in self.schema.columns() if c in cols}
         cols[ERROR] = errors
         return pd.DataFrame(cols)
 

@@ -12,6 +12,8 @@ panel, else ``<model>.<task>``; the trust columns add a suffix to it:
 ``<value>_lower/_upper``  conformal interval at the chosen confidence (regression)
 ``<value>_set``           conformal prediction set, ``0``, ``1``, ``0,1`` or empty
                           (calibrated classification)
+``<value>_pct_approved``  percentile of the prediction among approved drugs (bundled models,
+                          when asked for: :mod:`molpred.pretrained.approved`)
 ========================  ===================================================================
 
 Per model with an applicability domain (prefixed ``<model>.`` in a panel of several):
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 __all__ = ["ERROR", "TaskColumns", "ModelColumns", "OutputSchema", "unique_names"]
 
 ERROR = "error"
-STD, LOWER, UPPER, SET = "_std", "_lower", "_upper", "_set"
+STD, LOWER, UPPER, SET, PCT = "_std", "_lower", "_upper", "_set", "_pct_approved"
 SIMILARITY, LATENT, IN_DOMAIN = "domain_similarity", "latent_distance", "in_domain"
 
 
@@ -40,6 +42,7 @@ class TaskColumns:
     kind: str  # "regression" or "classification"
     value: str
     calibrated: bool  # holds conformal scores: intervals / prediction sets
+    percentile: bool = False  # has an approved-drug reference and it was asked for
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,6 +64,11 @@ class TaskColumns:
     def set(self) -> str | None:
         """The prediction-set column (calibrated classification only)."""
         return self.value + SET if self.kind == "classification" and self.calibrated else None
+
+    @property
+    def pct(self) -> str | None:
+        """The approved-drug percentile column (None where there is none)."""
+        return self.value + PCT if self.percentile else None
 
     @property
     def trust(self) -> list[str]:
@@ -96,7 +104,7 @@ class ModelColumns:
         return [self.similarity, self.latent, self.in_domain] if self.domain else []
 
     def columns(self) -> list[str]:
-        out = [c for t in self.tasks for c in (t.value, *t.trust)]
+        out = [c for t in self.tasks for c in (t.value, *([t.pct] if t.pct else []), *t.trust)]
         return out + self.domain_columns
 
 
@@ -118,17 +126,21 @@ class OutputSchema:
         tasks: Sequence[Sequence[tuple[str, str, bool]]],
         has_domain: Sequence[bool],
         domain: bool = True,
+        percentiles: Sequence[Sequence[bool]] | None = None,
     ) -> OutputSchema:
         """``tasks[m]`` lists model ``m``'s ``(task name, kind, calibrated)``; ``names`` are
-        the models' names in the panel (made unique here)."""
+        the models' names in the panel (made unique here); ``percentiles[m][t]``: task ``t``
+        of model ``m`` gets an approved-drug percentile column."""
         names = unique_names(list(names))
         flat = [t for model in tasks for t, _, _ in model]
         clash = len(flat) != len(set(flat))
         models = []
-        for name, model_tasks, has in zip(names, tasks, has_domain, strict=True):
+        if percentiles is None:
+            percentiles = [[False] * len(model) for model in tasks]
+        for name, model_tasks, has, pcts in zip(names, tasks, has_domain, percentiles, strict=True):
             cols = tuple(
-                TaskColumns(name, t, kind, f"{name}.{t}" if clash else t, calibrated)
-                for t, kind, calibrated in model_tasks
+                TaskColumns(name, t, kind, f"{name}.{t}" if clash else t, calibrated, pct)
+                for (t, kind, calibrated), pct in zip(model_tasks, pcts, strict=True)
             )
             prefix = "" if len(names) == 1 else f"{name}."
             models.append(ModelColumns(name, cols, prefix, domain and has))

@@ -26,6 +26,7 @@ __all__ = [
     "random_split",
     "scaffold_split",
     "kfold_splits",
+    "scaffold_kfold_splits",
     "splits_from_labels",
     "splits_from_file",
     "SPLITTERS",
@@ -111,6 +112,32 @@ def kfold_splits(n: int, k: int = 5, seed: int = 0) -> list[Split]:
     return out
 
 
+def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> list[Split]:
+    """``k`` scaffold cross-validation splits: Bemis-Murcko scaffold groups dealt into ``k``
+    folds of near-equal size (largest groups first, each to the smallest fold; ties in seeded
+    order). Fold ``i`` is the test set, fold ``i+1`` validation, the rest training, as in
+    :func:`kfold_splits`; no scaffold is shared between parts."""
+    n = len(smiles)
+    if not 2 <= k <= n:
+        raise ValueError(f"k-fold needs 2 <= k <= number of molecules, got k={k}, n={n}")
+    groups: dict[str, list[int]] = {}
+    for i, smi in enumerate(smiles):
+        groups.setdefault(scaffold(smi), []).append(i)
+    rng = np.random.default_rng(seed)
+    members = [groups[key] for key in rng.permutation(sorted(groups))]
+    members.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for group in members:
+        min(folds, key=len).extend(group)
+    parts = [np.array(sorted(f), dtype=np.int64) for f in folds]
+    out = []
+    for i in range(k):
+        val_i = (i + 1) % k
+        train = np.concatenate([f for j, f in enumerate(parts) if j not in (i, val_i)])
+        out.append(Split(np.sort(train), parts[val_i], parts[i]))
+    return out
+
+
 _PART_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1, "test": 2}
 
 
@@ -152,7 +179,7 @@ def splits_from_file(path: str | Path, source_rows: Sequence[Sequence[int]]) -> 
     return out
 
 
-SPLITTERS = ("random", "scaffold", "kfold")
+SPLITTERS = ("random", "scaffold", "kfold", "scaffold-kfold")
 
 
 def make_splits(
@@ -166,7 +193,8 @@ def make_splits(
     splits_file: str | Path | None = None,
     replicate: int | None = None,
 ) -> list[Split]:
-    """The splits to train on: one for random/scaffold, ``folds`` for k-fold, or user-given."""
+    """The splits to train on: one for random/scaffold, ``folds`` for (scaffold) k-fold, or
+    user-given."""
     if splits_file is not None:
         splits = splits_from_file(splits_file, ds.source_rows)
         return splits if replicate is None else [splits[replicate]]
@@ -178,4 +206,6 @@ def make_splits(
         return [scaffold_split(ds.smiles, sizes, seed)]
     if split == "kfold":
         return kfold_splits(len(ds), folds, seed)
-    raise ValueError(f"unknown split {split!r}; choose random, scaffold or kfold")
+    if split == "scaffold-kfold":
+        return scaffold_kfold_splits(ds.smiles, folds, seed)
+    raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITTERS)}")

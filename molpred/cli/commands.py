@@ -210,12 +210,20 @@ def predict(args: argparse.Namespace) -> int:
         raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
     if not (args.engine == "ray" and (args.output.endswith("/") or output.is_dir())):
         writable_format(output)
+    models = list(args.model)
+    if args.panel:
+        from molpred.pretrained import available, model_path
+
+        models = [str(model_path(n)) for n in available()] + models
+    if not models:
+        raise DataError("give one or more model files, or --panel admet for the bundled models")
     predictor = Predictor.from_files(
-        args.model,
+        models,
         confidence=args.confidence,
         domain=not args.no_domain,
         batch_size=args.batch_size,
         device=args.device,
+        percentiles=args.percentiles or bool(args.panel),
     )
     top = _top_rows(args, predictor) if args.top else None
     # what to read and how, the same for both engines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from molpred._version import __version__
+from molpred.splits import SPLITTERS
 
 __all__ = ["build_parser"]
 
@@ -21,6 +22,8 @@ PREDICT_EXAMPLE = """example:
   molpred predict esol.pt candidates.smi --output scores.parquet --workers 2 --top 10
   # a panel of models in one pass (featurized once), resumable after a crash or kill:
   molpred predict esol.pt logd.pt tox21.pt vendor.sdf.gz --output panel.csv.gz --resume
+  # every bundled ADMET model, with percentiles among approved drugs:
+  molpred predict --panel admet library.csv.gz --output scores.parquet
 """
 TUNE_EXAMPLE = """example:
   molpred tune data/lipophilicity.csv --smiles-column smiles --target-columns exp \
@@ -111,9 +114,9 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         choices=["regression", "classification"],
         help="task type for all targets (default: inferred per column)",
     )
-    t.add_argument("--split", choices=["random", "scaffold", "kfold"], default="random")
+    t.add_argument("--split", choices=list(SPLITTERS), default="random")
     t.add_argument("--split-sizes", type=float, nargs=3, default=[0.8, 0.1, 0.1])
-    t.add_argument("--folds", type=int, default=5, help="folds for --split kfold")
+    t.add_argument("--folds", type=int, default=5, help="folds for --split kfold or scaffold-kfold")
     t.add_argument("--split-column", help="column of train/val/test labels (overrides --split)")
     t.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
     t.add_argument("--replicate", type=int, help="use only this entry of --splits-file")
@@ -187,8 +190,20 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         epilog=PREDICT_EXAMPLE,
         formatter_class=fmt,
     )
-    p.add_argument("model", nargs="+", help="one or more model files")
+    p.add_argument("model", nargs="*", help="one or more model files (none with --panel)")
     p.add_argument("input", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
+    p.add_argument(
+        "--panel",
+        choices=["admet"],
+        help="score with every bundled model (the page's ADMET panel), in one pass, with "
+        "approved-drug percentiles; model files given too are added",
+    )
+    p.add_argument(
+        "--percentiles",
+        action="store_true",
+        help="add <value>_pct_approved for bundled models: the prediction's percentile among "
+        "approved drugs (on with --panel)",
+    )
     p.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv or .parquet")
     p.add_argument("--smiles-column", help="default: the column named 'smiles'")
     p.add_argument("--molblock-column", help="score MDL molblocks from this column instead")

@@ -14,6 +14,7 @@ from molpred.chem import InvalidMoleculeError, standardize
 from molpred.explain import atom_contributions, draw_contributions
 from molpred.featurize import fingerprint
 from molpred.page.labels import value_labels
+from molpred.page.profile import show_profile
 from molpred.predictor import Predictor
 from molpred.screen import mol_svg
 
@@ -29,7 +30,7 @@ def _explained(
     return draw_contributions(_mol, atom_contributions(_model, _mol, task), 420)
 
 
-def detail(table: pd.DataFrame, predictor: Predictor) -> None:
+def detail(table: pd.DataFrame, predictor: Predictor, columns: dict[str, str]) -> None:
     scored = table[table["error"] == ""]
     if scored.empty:
         return
@@ -57,6 +58,8 @@ def detail(table: pd.DataFrame, predictor: Predictor) -> None:
         return
     left.image(mol_svg(mol, (420, 320)), width=420)
     left.code(smiles, language=None)  # literal text: never read as Markdown
+    with left:
+        show_profile(scored.loc[pick], predictor, columns)
     key = f"{name}:{model.info.data_fingerprint}:{model.info.created}"
     right.image(
         _explained(key, smiles, task, model, mol),

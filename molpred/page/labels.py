@@ -26,7 +26,7 @@ def value_labels(predictor: Predictor) -> dict[str, str]:
         card = card_of(columns.name, model)
         for task in columns.tasks:
             label = card.display(task.task) if card else task.task
-            unit = f" ({card.units})" if card and card.units else ""
+            unit = f" ({card.unit(task.task)})" if card and card.unit(task.task) else ""
             found[task.value] = (columns.name, label, unit)
     labels = [label for _, label, _ in found.values()]
     out = {
@@ -42,6 +42,8 @@ TRUST_HELP = {
     "_std": "Expected error of this prediction (same units), learned from held-out molecules: "
     "it grows with distance from the training set and the model's own doubt. Larger means "
     "less certain; rank by it to find the risky predictions.",
+    "_pct_approved": "Percentile of this prediction among FDA-approved drugs (ClinTox) "
+    "predicted by the same model: 90 means higher than 90% of approved drugs.",
     "_lower": "Lower end of the conformal interval at the sidebar's confidence.",
     "_upper": "Upper end of the conformal interval at the sidebar's confidence.",
     "_set": "Conformal prediction set: the classes (0, 1) still plausible at the sidebar's "
@@ -64,6 +66,8 @@ def column_names(predictor: Predictor, columns: dict[str, str]) -> dict[str, str
     for task in predictor.schema.tasks:
         short = columns.get(task.value, task.value).split(" (")[0]
         names[task.std] = f"{short} sd"
+        if task.pct:
+            names[task.pct] = f"{short} percentile (approved drugs)"
         if task.kind == "regression":
             names[task.lower], names[task.upper] = f"{short} lower", f"{short} upper"
         elif task.set:

@@ -11,6 +11,7 @@ import streamlit as st
 from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map, current_batch
 from molpred.page.detail import detail
 from molpred.page.labels import TRUST_HELP, column_names, preferred
+from molpred.page.profile import COMPUTED, categories, column_picker, preset_picker
 from molpred.predictor import Predictor
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
 from molpred.screen import to_sdf
@@ -60,6 +61,7 @@ def ranking_controls(
         "Ranking: direction and weight per property",
         expanded=st.session_state.get("ranking_open", False),
     ):
+        preset_picker(predictor, columns)
         for col, label in columns.items():
             hint = defaults.get(col, "higher" if col == "QED" else "")
             a, b, c, d = st.columns([3, 2, 2, 3])
@@ -178,7 +180,15 @@ def results(
                 **({} if kind is st.column_config.TextColumn else {"format": "%.3g"}),
             )
     shown = _readable(table.drop(columns="molecule"), predictor)
-    st.dataframe(shown, column_config=config, hide_index=True, row_height=90, key="ranked")
+    visible = _visible(shown, predictor, columns, column_picker(predictor, columns))
+    st.dataframe(
+        shown,
+        column_config=config,
+        column_order=visible,
+        hide_index=True,
+        row_height=90,
+        key="ranked",
+    )
     machine = st.checkbox(
         "Machine column names in downloads",
         key="machine_names",
@@ -211,7 +221,27 @@ def results(
     scatter(table, columns, objectives)
     if batch is not None:
         chemical_map(candidates, batch)
-    detail(table, predictor)
+    detail(table, predictor, columns)
+
+
+def _visible(
+    table: pd.DataFrame, predictor: Predictor, columns: dict[str, str], chosen: list[str]
+) -> list[str]:
+    """The table's columns in order, without the properties not chosen: a chosen prediction
+    brings its percentile and spread, a model with one chosen brings its domain flag."""
+    cats = categories(predictor)
+    hidden = {c for c in columns if c not in chosen}
+    for m in predictor.schema.models:
+        picked = [t for t in m.tasks if t.value in chosen]
+        for t in m.tasks:
+            hidden.update([c for c in (t.pct, *t.trust) if c])
+            if t in picked:
+                hidden.difference_update([c for c in (t.pct, t.std) if c])
+        hidden.update(m.domain_columns)
+        if picked and m.domain:
+            hidden.discard(m.in_domain)
+    hidden.update(c for c in columns if cats.get(c) == COMPUTED and c not in chosen)
+    return [c for c in table.columns if c not in hidden]
 
 
 def scatter(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objective]) -> None:

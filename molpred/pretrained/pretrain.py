@@ -62,6 +62,7 @@ def pretraining_smiles(
     extra = [
         s
         for card in (CARDS.values() if bundled else ())
+        if card.data  # the MoleculeNet sets the encoder was pretrained on
         for s in pd.read_csv(ROOT / "data" / card.data)[card.smiles_column]
     ]
     kept, seen, dropped = [], set(), {"held_out": 0, "duplicate": 0, "unreadable": 0}

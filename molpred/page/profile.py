@@ -1,0 +1,190 @@
+"""The page's ADMET profile: columns grouped by category with a picker, ranking presets for
+common goals, and one molecule's profile across every endpoint with its approved-drug
+percentile and the model's confidence (Streamlit views called by ``molpred.page.results``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from molpred.medchem import PROPERTY_UNITS
+from molpred.page.labels import card_of
+from molpred.predictor import Predictor
+from molpred.pretrained import CATEGORIES
+
+__all__ = ["categories", "PRESETS", "apply_preset", "preset_picker", "column_picker", "profile"]
+
+OWN = "Your models"
+COMPUTED = "Computed properties"
+
+# goal -> (task or property, direction, weight, low, high); a goal's terms whose model is not
+# in the panel are left out. Medicinal-chemistry rules of thumb, not fitted to anything:
+# CNS drugs sit at logD 1-3 and TPSA 40-90 (Wager et al., ACS Chem. Neurosci. 2010).
+PRESETS: dict[str, list[tuple[str, str, float, float | None, float | None]]] = {
+    "Oral CNS drug": [
+        ("p_np", "higher", 1.0, None, None),
+        ("exp", "range", 1.0, 1.0, 3.0),
+        ("TPSA", "range", 1.0, 40.0, 90.0),
+        ("Pgp_inhibitor", "lower", 0.5, None, None),
+        ("oral_bioavailability", "higher", 1.0, None, None),
+        ("CLint_human", "lower", 0.5, None, None),
+        ("logS_AqSolDB", "higher", 0.5, None, None),
+    ],
+    "Oral drug, good exposure": [
+        ("oral_bioavailability", "higher", 1.0, None, None),
+        ("logS_AqSolDB", "higher", 1.0, None, None),
+        ("exp", "range", 1.0, 1.0, 3.0),
+        ("CLint_human", "lower", 1.0, None, None),
+        ("PPB", "lower", 0.5, None, None),
+        ("QED", "higher", 0.5, None, None),
+    ],
+    "Low CYP liability": [
+        *(
+            (f"CYP{c}_inhibitor", "lower", 1.0, None, None)
+            for c in ("1A2", "2C19", "2C9", "2D6", "3A4")
+        ),
+        *((f"CYP{c}_IC50", "higher", 0.5, None, None) for c in ("2C9", "2D6", "3A4")),
+        *((f"CYP{c}_substrate", "lower", 0.3, None, None) for c in ("2C9", "2D6", "3A4")),
+    ],
+    "Safety first": [
+        ("Ames", "lower", 1.0, None, None),
+        ("carcinogen", "lower", 1.0, None, None),
+        ("CT_TOX", "lower", 1.0, None, None),
+        ("skin_sensitizer", "lower", 0.5, None, None),
+        *(
+            (t, "lower", 1 / 12, None, None)
+            for t in (
+                "NR-AR",
+                "NR-AR-LBD",
+                "NR-AhR",
+                "NR-Aromatase",
+                "NR-ER",
+                "NR-ER-LBD",
+                "NR-PPAR-gamma",
+                "SR-ARE",
+                "SR-ATAD5",
+                "SR-HSE",
+                "SR-MMP",
+                "SR-p53",
+            )
+        ),
+    ],
+}
+MANUAL = "Manual (the cards' preferred directions)"
+
+
+def categories(predictor: Predictor) -> dict[str, str]:
+    """Value column -> its category (the bundled cards' categories, then the user's models,
+    then the computed properties)."""
+    out = {}
+    for model, columns in zip(predictor.models, predictor.schema.models, strict=True):
+        card = card_of(columns.name, model)
+        for task in columns.tasks:
+            out[task.value] = (card.category_of(task.task) if card else "") or OWN
+    out.update({prop: COMPUTED for prop in PROPERTY_UNITS})
+    return out
+
+
+def _columns_of(predictor: Predictor) -> dict[str, str]:
+    """Task name or property -> value column (task names of bundled panels are unique)."""
+    found: dict[str, str] = {prop: prop for prop in PROPERTY_UNITS}
+    for task in predictor.schema.tasks:
+        found.setdefault(task.task, task.value)
+    return found
+
+
+def apply_preset(goal: str, predictor: Predictor, columns: dict[str, str]) -> None:
+    """Set the ranking widgets' state to ``goal``'s terms; every other property is ignored."""
+    terms = {
+        _columns_of(predictor)[term[0]]: term
+        for term in PRESETS[goal]
+        if term[0] in _columns_of(predictor)
+    }
+    for col in columns:
+        term = terms.get(col)
+        st.session_state[f"dir_{col}"] = term[1] if term else "ignore"
+        if term:
+            st.session_state[f"w_{col}"] = float(term[2])
+            if term[1] == "range":
+                st.session_state[f"lo_{col}"], st.session_state[f"hi_{col}"] = term[3], term[4]
+    st.session_state["ranking_open"] = True
+
+
+def preset_picker(predictor: Predictor, columns: dict[str, str]) -> None:
+    """A goal to rank by; choosing one sets the directions and weights below it."""
+
+    def chosen() -> None:
+        goal = st.session_state["preset"]
+        if goal in PRESETS:
+            apply_preset(goal, predictor, columns)
+
+    st.selectbox(
+        "Ranking preset",
+        [MANUAL, *PRESETS],
+        key="preset",
+        on_change=chosen,
+        help="Sets the directions and weights below for a common goal; change any of them "
+        "afterwards. Properties of models not chosen in the sidebar are left out.",
+    )
+
+
+def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
+    """The property columns the table shows, chosen by category (default: each model's first
+    endpoint and the computed properties); ranking, filters and downloads keep every column."""
+    cats = categories(predictor)
+    first = {m.tasks[0].value for m in predictor.schema.models if m.tasks}
+    default = [c for c in columns if c in first or cats.get(c) == COMPUTED]
+    order = {c: i for i, c in enumerate([*CATEGORIES, OWN, COMPUTED])}
+    options = sorted(columns, key=lambda c: order.get(cats.get(c, OWN), len(order)))
+    return st.multiselect(
+        "Columns",
+        options,
+        default=default,
+        format_func=lambda c: f"{cats.get(c, OWN)} · {columns[c]}",
+        key="shown_columns",
+        help="What the table shows. Each property brings its spread and approved-drug "
+        "percentile; downloads hold every column.",
+    )
+
+
+def profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> pd.DataFrame:
+    """One molecule across every endpoint: category, property, prediction, percentile among
+    approved drugs, expected error and whether it is in the model's domain."""
+    cats = categories(predictor)
+    rows = []
+    for m in predictor.schema.models:
+        for task in m.tasks:
+            pct = row.get(task.pct) if task.pct else None
+            rows.append(
+                {
+                    "category": cats.get(task.value, OWN),
+                    "property": columns.get(task.value, task.value),
+                    "prediction": row.get(task.value),
+                    "among approved drugs (percentile)": pct,
+                    "expected error": row.get(task.std),
+                    "in domain": row.get(m.in_domain) if m.domain else None,
+                }
+            )
+    order = {c: i for i, c in enumerate([*CATEGORIES, OWN])}
+    table = pd.DataFrame(rows)
+    return table.sort_values("category", key=lambda s: s.map(order), kind="stable")
+
+
+def show_profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> None:
+    st.markdown("**Profile across the panel**")
+    st.dataframe(
+        profile(row, predictor, columns),
+        hide_index=True,
+        key="profile",
+        column_config={
+            "prediction": st.column_config.NumberColumn(format="%.3g"),
+            "among approved drugs (percentile)": st.column_config.ProgressColumn(
+                min_value=0,
+                max_value=100,
+                format="%.0f",
+                help="Share of FDA-approved drugs (ClinTox) predicted lower by the same model",
+            ),
+            "expected error": st.column_config.NumberColumn(format="%.3g"),
+        },
+    )
