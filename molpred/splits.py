@@ -70,9 +70,10 @@ def scaffold_split(
 ) -> Split:
     """Balanced Bemis-Murcko scaffold split.
 
-    Scaffold groups larger than half the test size go to train first; the remaining groups are
-    shuffled with ``seed`` and fill train, then validation, then test. No scaffold is shared
-    between parts.
+    Scaffold groups larger than half the test size (the validation size without a test part)
+    go to train first; the remaining groups are shuffled with ``seed`` and fill train, then
+    validation, then test (without a test part, validation takes what is left). No scaffold is
+    shared between parts.
     """
     f_train, f_val, f_test = _check_sizes(sizes)
     n = len(smiles)
@@ -80,9 +81,12 @@ def scaffold_split(
     for i, smi in enumerate(smiles):
         groups.setdefault(scaffold(smi), []).append(i)
     n_train, n_val = f_train * n, f_val * n
+    # groups too big for a held-out part go to train first (the smaller part sets the size:
+    # with no test part, validation still gets shuffled groups, not the smallest ones)
+    holdout = min(f for f in (f_val, f_test) if f > 0) if f_val + f_test > 0 else 0.0
     big, small = [], []
     for members in groups.values():
-        (big if len(members) > f_test * n / 2 else small).append(members)
+        (big if len(members) > holdout * n / 2 else small).append(members)
     rng = np.random.default_rng(seed)
     small = [small[i] for i in rng.permutation(len(small))]
     big.sort(key=len, reverse=True)
@@ -92,7 +96,7 @@ def scaffold_split(
     for members in big + small:
         if len(train) + len(members) <= n_train:
             train += members
-        elif len(val) + len(members) <= n_val:
+        elif len(val) + len(members) <= n_val or f_test == 0:
             val += members
         else:
             test += members

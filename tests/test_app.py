@@ -346,3 +346,39 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
     assert (own / "assay.pt").stat().st_mtime_ns == saved
     at.run()
     assert any("cancelled" in i.value for i in at.info)
+
+
+def test_admet_panel_presets_columns_and_profile(app):
+    """A preset sets the ranking for its goal; the column picker narrows the table (not the
+    downloads); the detail view profiles the molecule with approved-drug percentiles."""
+    app.sidebar.multiselect[0].set_value(["bbb", "lipophilicity", "absorption"])
+    app.sidebar.multiselect[1].set_value([])
+    app.run()
+    _score(app, "CCO ethanol\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken")
+    assert app.selectbox(key="dir_QED").value == "higher"  # the cards' defaults first
+    app.selectbox(key="preset").set_value("Oral CNS drug")
+    app.run()
+    assert app.selectbox(key="dir_p_np").value == "higher"
+    assert app.selectbox(key="dir_exp").value == "range"
+    assert (app.number_input(key="lo_exp").value, app.number_input(key="hi_exp").value) == (1, 3)
+    assert app.selectbox(key="dir_TPSA").value == "range"
+    assert app.selectbox(key="dir_QED").value == "ignore"  # not part of the goal
+    assert app.number_input(key="w_Pgp_inhibitor").value == pytest.approx(0.5)
+    ranked = _table(app, "rank")
+    assert ranked["score"].notna().sum() == 2
+
+    picker = app.multiselect(key="shown_columns")
+    assert set(picker.value) >= {"p_np", "exp", "Pgp_inhibitor"}
+    assert "oral_bioavailability" not in picker.value  # one column per model by default
+    picker.set_value(["p_np"])
+    app.run()
+    shown = next(d for d in app.dataframe if "rank" in d.value.columns)
+    order = list(shown.proto.column_order)
+    assert "p_np" in order and "p_np_pct_approved" in order and "p_np_std" in order
+    assert "exp" not in order and "exp_pct_approved" not in order and "MW" not in order
+    assert "exp" in shown.value.columns  # hidden, not dropped: downloads keep it
+
+    profile = _table(app, "among approved drugs (percentile)")
+    assert len(profile) == 4  # BBB, logD, P-gp, bioavailability
+    assert profile["among approved drugs (percentile)"].between(0, 100).all()
+    assert profile["category"].tolist()[0] == "Physicochemical & absorption"

@@ -133,3 +133,28 @@ def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
     worse = (records["size"] == 200) & (records["method"] == "finetuned")
     records.loc[worse & (records["metric"] == "rmse"), "heldout"] = 99.0
     assert small_data_threshold(records) == 100
+
+
+def test_the_shipped_panel_follows_its_cross_validation():
+    """Every measured group ships as the rule chose: one multitask model with exactly its
+    endpoints, or each endpoint alone."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from panel_table import _runs, decide, table
+
+    from molpred.pretrained.build import GROUPS
+    from molpred.pretrained.panel import PANEL
+
+    runs = _runs()
+    decided = 0
+    for group, endpoints in GROUPS.items():
+        decision = decide(group, runs)
+        if decision is None:
+            continue
+        decided += 1
+        homes = {next(n for n, m in PANEL.items() if e in m.endpoints) for e in endpoints}
+        if decision == "multitask":
+            assert len(homes) == 1 and PANEL[homes.pop()].endpoints == endpoints, group
+        else:
+            assert all(PANEL[h].endpoints in {(e,) for e in endpoints} for h in homes), group
+    assert decided >= 3
+    assert "| absorption | P-gp inhibitor |" in table()

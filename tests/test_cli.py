@@ -201,6 +201,22 @@ def test_a_users_error_column_is_kept_apart(model_file, tmp_path):
     assert len(proc.stdout.strip().splitlines()) == 3  # header + both scored rows
 
 
+def test_predict_panel_scores_with_every_bundled_model(tmp_path):
+    from molpred.pretrained import CARDS, available
+
+    out = tmp_path / "panel.csv"
+    run("predict", "--panel", "admet", ROOT / "data" / "candidates.smi", "-o", out, "--quiet")
+    table = pd.read_csv(out)
+    assert len(table) == 22 and table["error"].notna().sum() == 2
+    for name in available():
+        first = CARDS[name].targets[0]
+        column = first if first in table else f"{name}.{first}"
+        assert table[column].notna().sum() == 20, name
+        assert table[f"{column}_pct_approved"].between(0, 100).sum() == 20, name
+    proc = run("predict", ROOT / "data" / "candidates.smi", "-o", out, check=False)
+    assert proc.returncode == 2 and "--panel admet" in proc.stderr
+
+
 def test_help_shows_defaults_and_starts_without_torch():
     assert "(default: 60)" in run("train", "--help").stdout
     proc = subprocess.run(

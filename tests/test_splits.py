@@ -7,6 +7,7 @@ from molpred.splits import (
     kfold_splits,
     random_split,
     scaffold,
+    scaffold_kfold_splits,
     scaffold_split,
     splits_from_file,
     splits_from_labels,
@@ -45,6 +46,25 @@ def test_kfold_each_molecule_tested_once():
     assert sorted(tested.tolist()) == list(range(23))
     for s in splits:
         _check_partition(s, 23)
+
+
+def test_scaffold_kfold_tests_each_molecule_once_and_shares_no_scaffold(esol):
+    smiles = esol["smiles"].tolist()
+    splits = scaffold_kfold_splits(smiles, k=5, seed=0)
+    tested = np.concatenate([s.test for s in splits])
+    assert sorted(tested.tolist()) == list(range(len(smiles)))
+    folds = [s.test for s in splits]
+    for i, s in enumerate(splits):
+        _check_partition(s, len(smiles))
+        assert s.val.tolist() == folds[(i + 1) % 5].tolist()
+        parts = [{scaffold(smiles[j]) for j in p} for p in s]
+        assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+    # largest groups first, each to the smallest fold: no fold is more than the biggest
+    # scaffold group (ESOL's acyclic molecules) away from an equal share
+    biggest = max(np.unique([scaffold(s) for s in smiles], return_counts=True)[1])
+    assert max(map(len, folds)) <= len(smiles) / 5 + biggest
+    assert scaffold_kfold_splits(smiles, k=5, seed=0)[2].test.tolist() == folds[2].tolist()
+    assert scaffold_kfold_splits(smiles, k=5, seed=1)[2].test.tolist() != folds[2].tolist()
 
 
 def test_labels_and_file_map_input_rows_to_molecules(tmp_path):

@@ -275,4 +275,20 @@ def group_table(endpoints: tuple[str, ...], data_dir: Path = DATA) -> pd.DataFra
 
 # Chosen by scaffold cross-validation, multitask against single-task per endpoint
 # (``python -m molpred.pretrained.build --compare GROUP``; RESULTS.md "The ADMET panel").
-PANEL: dict[str, PanelModel] = {}
+PANEL: dict[str, PanelModel] = {
+    m.name: m
+    for m in (
+        PanelModel(
+            "absorption",
+            "Absorption: P-gp, oral bioavailability",
+            ("Pgp_inhibitor", "oral_bioavailability"),
+        ),
+        PanelModel("ppb", "Plasma protein binding", ("PPB",)),
+        *(
+            PanelModel(f"cyp{c.lower()}_substrate", f"CYP{c} substrate", (f"CYP{c}_substrate",))
+            for c in ("2C9", "2D6", "3A4")
+        ),
+        PanelModel("carcinogen", "Carcinogenicity", ("carcinogen",)),
+        PanelModel("skin_reaction", "Skin reaction", ("skin_sensitizer",)),
+    )
+}

@@ -1,0 +1,98 @@
+"""The ADMET panel's definitions and data, and approved-drug percentiles."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import molpred
+from molpred.predict import predict
+from molpred.predictor import Predictor
+from molpred.pretrained import CARDS, CATEGORIES, model_path
+from molpred.pretrained.approved import percentile, reference
+from molpred.pretrained.panel import DATA, ENDPOINTS, PANEL, Endpoint, endpoint_table
+
+from .conftest import train_small
+
+
+@pytest.mark.parametrize("column", list(ENDPOINTS))
+def test_every_endpoint_reads_its_bundled_file(column):
+    e = ENDPOINTS[column]
+    assert e.category in CATEGORIES and e.task in ("regression", "classification")
+    assert e.preferred in ("higher", "lower", "") and e.units and e.description
+    table = endpoint_table(e)
+    raw = pd.read_csv(DATA / e.source)
+    assert len(table) == len(raw)  # every row kept: unusable values are NaN, reported later
+    values = table[column].dropna()
+    assert len(values) > 0.95 * len(raw)
+    if e.task == "classification":
+        assert set(values.unique()) <= {0.0, 1.0}
+
+
+def test_transforms_give_the_stated_units(tmp_path):
+    (tmp_path / "x.csv").write_text("s,v\nCCO,10\nCCN,0\nCCC,0.5\n")
+    log = Endpoint(
+        "a",
+        "A",
+        CATEGORIES[2],
+        "regression",
+        "log10(uM)",
+        "higher",
+        "d",
+        "x.csv",
+        "s",
+        "v",
+        "c",
+        "l",
+        "log10",
+    )
+    assert endpoint_table(log, tmp_path)["a"].tolist()[::2] == [1.0, np.log10(0.5)]
+    assert np.isnan(endpoint_table(log, tmp_path)["a"][1])  # an IC50 of 0: unusable
+    pct = Endpoint(
+        "b",
+        "B",
+        CATEGORIES[1],
+        "regression",
+        "%",
+        "lower",
+        "d",
+        "x.csv",
+        "s",
+        "v",
+        "c",
+        "l",
+        "percent",
+    )
+    assert endpoint_table(pct, tmp_path)["b"].tolist() == [1000.0, 0.0, 50.0]
+
+
+def test_panel_cards_describe_each_endpoint():
+    for name, spec in PANEL.items():
+        card = CARDS[name]
+        assert card.targets == spec.endpoints
+        for e in spec.endpoints:
+            assert card.unit(e) == ENDPOINTS[e].units
+            assert card.category_of(e) == ENDPOINTS[e].category
+            assert card.preference(e) == ENDPOINTS[e].preferred
+            assert ENDPOINTS[e].citation in card.cite(e)
+
+
+def test_percentiles_place_predictions_among_approved_drugs(esol):
+    model = molpred.load_model(model_path("solubility"))
+    task = model.task_names[0]
+    q = reference()["models"]["solubility"]["tasks"][task]
+    pct = percentile(model, "solubility", task, [q[10], q[50], q[90], -50.0, 50.0, np.nan])
+    assert pct[:5] == pytest.approx([10, 50, 90, 0, 100], abs=1)
+    assert np.isnan(pct[5])
+    # the reference belongs to one build: another model under the same name gets none
+    assert percentile(train_small(esol.head(120)), "solubility", task, [0.0]) is None
+
+
+def test_predictor_adds_percentiles_only_when_asked_and_only_for_bundled_models(esol):
+    bundled = molpred.load_model(model_path("bbb"))
+    own = train_small(esol.head(120))
+    plain = predict(Predictor({"bbb": bundled, "own": own}), ["CCO"])
+    assert not [c for c in plain.columns if c.endswith("_pct_approved")]
+    out = predict(Predictor({"bbb": bundled, "own": own}, percentiles=True), ["CCO", "C1CC"])
+    assert [c for c in out.columns if c.endswith("_pct_approved")] == ["p_np_pct_approved"]
+    assert list(out.columns).index("p_np_pct_approved") == list(out.columns).index("p_np") + 1
+    assert 0 <= out.loc[0, "p_np_pct_approved"] <= 100 and np.isnan(out.loc[1, "p_np_pct_approved"])
