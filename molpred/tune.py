@@ -92,20 +92,33 @@ def redact(url: str) -> str:
         return url
 
 
-def _storage(url: str) -> optuna.storages.RDBStorage:
+def _storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats: a trial silent for 30 s (its worker died) is failed and
-    re-queued once by whichever worker notices."""
-    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=10,
-            grace_period=30,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-        )
+    re-queued once by whichever worker notices.
+
+    Workers started together on an empty database race to create Optuna's tables (on
+    PostgreSQL the loser fails on ``CREATE TYPE``); a failed attempt is retried, and the retry
+    finds the tables the winner made."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=10,
+                    grace_period=30,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=1
+                    ),
+                    engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                )
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:

@@ -277,3 +277,29 @@ def test_cross_validation_objective_is_the_mean_over_folds(small, tmp_path, monk
     folds = [trial.user_attrs[f"fold{i}_rmse"] for i in range(3)]
     assert trial.value == pytest.approx(sum(folds) / 3) and len(set(folds)) == 3
     assert len(trial.intermediate_values) >= 1  # fold 0's learning curve, for pruning
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_an_empty_database_all_connect():
+    """Three workers racing to create Optuna's tables in a new PostgreSQL database: the losers
+    of CREATE TYPE retry instead of failing (2 of 3 such races failed before the retry)."""
+    import sqlalchemy
+
+    url = sqlalchemy.make_url(_postgres_url())
+    name = f"race_{os.getpid()}_{time.time_ns()}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    fresh = url.set(database=name).render_as_string(hide_password=False)
+    code = f"from molpred.tune import _storage; _storage({fresh!r})"
+    try:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
