@@ -116,6 +116,9 @@ def _rank_by(page, label: str, direction: str) -> None:
     page.wait_for_timeout(1500)
     # until the rerun is over: meanwhile the old table's buttons stand beside the new ones
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
+    page.wait_for_function(
+        "document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=120_000
+    )
 
 
 def test_readme_flow_ranks_with_every_model(readme_server, browser):
