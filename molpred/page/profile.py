@@ -11,7 +11,7 @@ import streamlit as st
 from molpred.medchem import PROPERTY_UNITS
 from molpred.page.labels import card_of
 from molpred.predictor import Predictor
-from molpred.pretrained import CATEGORIES
+from molpred.pretrained import CARDS, CATEGORIES
 
 __all__ = ["categories", "PRESETS", "apply_preset", "preset_picker", "column_picker", "profile"]
 
@@ -52,23 +52,7 @@ PRESETS: dict[str, list[tuple[str, str, float, float | None, float | None]]] = {
         ("carcinogen", "lower", 1.0, None, None),
         ("CT_TOX", "lower", 1.0, None, None),
         ("skin_sensitizer", "lower", 0.5, None, None),
-        *(
-            (t, "lower", 1 / 12, None, None)
-            for t in (
-                "NR-AR",
-                "NR-AR-LBD",
-                "NR-AhR",
-                "NR-Aromatase",
-                "NR-ER",
-                "NR-ER-LBD",
-                "NR-PPAR-gamma",
-                "SR-ARE",
-                "SR-ATAD5",
-                "SR-HSE",
-                "SR-MMP",
-                "SR-p53",
-            )
-        ),
+        *((t, "lower", 1 / 12, None, None) for t in CARDS["tox21"].targets),
     ],
 }
 MANUAL = "Manual (the cards' preferred directions)"

@@ -7,7 +7,8 @@ ADMET panel models (``data/admet/``, :mod:`molpred.pretrained.panel`): first a s
 cross-validation of exactly what ships (``--folds`` folds, default 5; mean and sd over folds
 become the model card's metrics), then the shipped model trains on every usable row (a
 scaffold 90/10 split: the 10% stop training early and calibrate the spread, intervals and
-domain). ``--compare GROUP`` cross-validates a candidate multitask group against each of its
+domain). Every build ends by rebuilding the approved-drug percentiles (``--approved`` does
+only that). ``--compare GROUP`` cross-validates a candidate multitask group against each of its
 endpoints alone, which is how :data:`panel.PANEL` was chosen. Cross-validation results are kept
 in ``benchmarks/results/panel_cv.json`` (re-used while data, folds and settings are the same);
 build results land in ``benchmarks/results/pretrained.json``.
@@ -26,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from molpred._version import __version__
-from molpred.artifact import data_fingerprint
+from molpred.artifact import data_fingerprint, load_model
 from molpred.models import ModelConfig
-from molpred.pretrained import CARDS, model_path
+from molpred.predict import predict
+from molpred.pretrained import CARDS, approved, available, model_path
 from molpred.pretrained.panel import ENDPOINTS, PANEL, group_table
 from molpred.train import TrainConfig, train
 
@@ -209,13 +211,51 @@ def build_panel_model(name: str, folds: int = 5) -> dict:
     }
 
 
+def approved_reference() -> dict:
+    """Predict the approved drugs (ClinTox, ``FDA_APPROVED == 1``) with every bundled model and
+    write the 101 percentiles of each predicted column to ``approved.json``
+    (:mod:`molpred.pretrained.approved`)."""
+    table = pd.read_csv(ROOT / "data" / "clintox.csv")
+    drugs = table.loc[table["FDA_APPROVED"] == 1, "smiles"].tolist()
+    out = {
+        "population": "FDA-approved molecules of ClinTox (data/clintox.csv, FDA_APPROVED == 1)",
+        "models": {},
+    }
+    for name in available():
+        model = load_model(model_path(name))
+        scored = predict(model, drugs)
+        ok = scored[scored["error"] == ""]
+        out["models"][name] = {
+            "identity": approved.identity(model),
+            "n": len(ok),
+            "tasks": {
+                task: np.percentile(ok[task].to_numpy(dtype=float), approved.LEVELS)
+                .round(5)
+                .tolist()
+                for task in model.task_names
+            },
+        }
+    approved.REFERENCE.write_text(json.dumps(out) + "\n")
+    approved._CACHE.clear()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="models to build (default: all)")
     ap.add_argument("--data-dir", type=Path, default=ROOT / "data")
     ap.add_argument("--folds", type=int, default=5, help="scaffold cross-validation folds")
     ap.add_argument("--compare", nargs="+", metavar="GROUP", choices=sorted(GROUPS))
+    ap.add_argument(
+        "--approved",
+        action="store_true",
+        help="only rebuild the approved-drug percentiles of the bundled models",
+    )
     args = ap.parse_args()
+    if args.approved:
+        for name, entry in approved_reference()["models"].items():
+            print(name, entry["n"], "approved drugs scored", flush=True)
+        return
     if args.compare:
         for group in args.compare:
             for row in compare(group, args.folds):
@@ -231,6 +271,7 @@ def main() -> None:
     old = json.loads(out.read_text()) if out.exists() else []
     keep = [r for r in old if r["model"] not in names]
     out.write_text(json.dumps(keep + results, indent=2) + "\n")
+    approved_reference()  # a rebuilt model's percentiles come from the same build
 
 
 if __name__ == "__main__":
