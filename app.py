@@ -92,9 +92,7 @@ def _modelcard_of(name: str, model: molpred.MolpredModel) -> None:
     info = model.info
     card = card_of(name, model)
     st.markdown(f"**{card.title if card else name}**")
-    if card and isinstance(card.description, str):
-        st.caption(f"{card.description} Units: {card.units}. Data: {card.source}.")
-    elif card:  # an ADMET panel model: each endpoint its own units, meaning and source
+    if card:  # each endpoint its own units, meaning and source
         st.caption(
             " ".join(
                 f"{card.display(t)} ({card.unit(t)}): {card.describe(t)} Data: {card.cite(t)}."

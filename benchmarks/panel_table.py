@@ -4,7 +4,9 @@ ships (``python benchmarks/panel_table.py`` > markdown, from ``results/panel_cv.
 The rule that chose :data:`molpred.pretrained.panel.PANEL`: a candidate group ships as one
 multitask model when its mean cross-validated metric over the group's endpoints is at least as
 good as the mean of the endpoints' single-task models; otherwise each endpoint ships alone.
-Run the cross-validations with ``python -m molpred.pretrained.build --compare GROUP``.
+Run the cross-validations with ``python -m molpred.pretrained.build --compare GROUP``; a group
+and its endpoints alone are compared at the group's folds (:func:`default_folds`). A group whose
+single-task runs were not made (too costly here) is shown as such, with its multitask numbers.
 """
 
 from __future__ import annotations
@@ -17,22 +19,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from molpred.pretrained.build import CV_FILE, GROUPS  # noqa: E402
+from molpred.pretrained.build import CV_FILE, GROUPS, default_folds  # noqa: E402
 from molpred.pretrained.panel import ENDPOINTS, PANEL  # noqa: E402
 
 HIGHER = {"roc_auc": True, "rmse": False}
 
 
-def _runs() -> dict[tuple[str, ...], dict]:
+def _runs() -> dict[tuple[tuple[str, ...], int], dict]:
+    """Every recorded cross-validation, by (endpoints, folds)."""
     cache = json.loads(CV_FILE.read_text()) if CV_FILE.exists() else {}
-    return {tuple(r["endpoints"]): r for r in cache.values() if r["folds"] == 5}
+    return {(tuple(r["endpoints"]), r["folds"]): r for r in cache.values()}
+
+
+def _at(runs: dict, endpoints: tuple[str, ...], folds: int) -> dict | None:
+    return runs.get((endpoints, folds))
 
 
 def decide(group: str, runs: dict) -> str | None:
     """``multitask``, ``single`` or None (not all cross-validations have run)."""
     endpoints = GROUPS[group]
-    multi = runs.get(endpoints)
-    singles = [runs.get((e,)) for e in endpoints]
+    folds = default_folds(endpoints)
+    multi = _at(runs, endpoints, folds)
+    singles = [_at(runs, (e,), folds) for e in endpoints]
     if multi is None or any(s is None for s in singles):
         return None
     m = np.mean([multi["per_endpoint"][e]["mean"] for e in endpoints])
@@ -45,34 +53,43 @@ def shipped_in(endpoint: str) -> str:
     return next((name for name, m in PANEL.items() if endpoint in m.endpoints), "not yet")
 
 
+def _cell(run: dict | None, endpoint: str) -> str:
+    r = (run or {}).get("per_endpoint", {}).get(endpoint)
+    return f"{r['mean']:.3f} ± {r['sd']:.3f}" if r else "—"
+
+
 def table() -> str:
     runs = _runs()
     lines = [
-        "| group | endpoint | n | metric | multitask | single-task | decision | shipped in |",
-        "|---|---|---|---|---|---|---|---|",
+        "| group | endpoint | n | folds | metric | multitask | single-task | decision "
+        "| shipped in |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     grouped = {e for g in GROUPS.values() for e in g}
     for group, endpoints in GROUPS.items():
-        decision = decide(group, runs) or "not yet measured"
+        folds = default_folds(endpoints)
+        multi = _at(runs, endpoints, folds)
+        decision = decide(group, runs) or (
+            "multitask only measured" if multi else "not yet measured"
+        )
         for e in endpoints:
-            multi = runs.get(endpoints, {}).get("per_endpoint", {}).get(e)
-            single = runs.get((e,), {}).get("per_endpoint", {}).get(e)
-            cell = lambda r: f"{r['mean']:.3f} ± {r['sd']:.3f}" if r else "—"  # noqa: E731
-            n = (multi or single or {}).get("n", "")
-            metric = (runs.get(endpoints) or runs.get((e,)) or {}).get("metric", "")
+            single = _at(runs, (e,), folds)
+            run = multi or single or {}
+            n = run.get("per_endpoint", {}).get(e, {}).get("n", "")
             lines.append(
-                f"| {group} | {ENDPOINTS[e].label} | {n} | {metric} | {cell(multi)} | "
-                f"{cell(single)} | {decision} | {shipped_in(e)} |"
+                f"| {group} | {ENDPOINTS[e].label} | {n} | {folds} | {run.get('metric', '')} | "
+                f"{_cell(multi, e)} | {_cell(single, e)} | {decision} | {shipped_in(e)} |"
             )
-    for e in ENDPOINTS:
-        if e in grouped:
-            continue
-        single = runs.get((e,), {}).get("per_endpoint", {}).get(e)
-        if single:
-            metric = runs[(e,)]["metric"]
+    for name, model in PANEL.items():
+        ungrouped = [e for e in model.endpoints if e not in grouped]
+        run = _at(runs, model.endpoints, default_folds(model.endpoints))
+        for e in ungrouped:
+            n = (run or {}).get("per_endpoint", {}).get(e, {}).get("n", "")
+            kind = "multitask as published" if len(model.endpoints) > 1 else "one endpoint"
+            cells = f"{_cell(run, e)} | — " if len(model.endpoints) > 1 else f"— | {_cell(run, e)} "
             lines.append(
-                f"| — | {ENDPOINTS[e].label} | {single['n']} | {metric} | — | "
-                f"{single['mean']:.3f} ± {single['sd']:.3f} | single | {shipped_in(e)} |"
+                f"| — | {ENDPOINTS[e].label} | {n} | {run['folds'] if run else ''} | "
+                f"{(run or {}).get('metric', '')} | {cells}| {kind} | {name} |"
             )
     return "\n".join(lines)
 

@@ -158,3 +158,35 @@ def test_the_shipped_panel_follows_its_cross_validation():
             assert all(PANEL[h].endpoints in {(e,) for e in endpoints} for h in homes), group
     assert decided >= 3
     assert "| absorption | P-gp inhibitor |" in table()
+
+
+@pytest.mark.slow
+def test_the_wheel_with_every_bundled_model_stays_under_its_limit(tmp_path):
+    """Issue #18: the installable package, all bundled models inside, is at most 40 MB."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from wheel_size import LIMIT_MB, build_wheel, wheel_report
+
+    from molpred.pretrained import CARDS
+
+    report = wheel_report(build_wheel(tmp_path))
+    assert {f"{name}.pt" for name in CARDS} <= set(report["model_files"])  # all inside
+    assert report["megabytes"] <= LIMIT_MB, report["largest_compressed"]
+
+
+def test_the_tdc_comparison_reads_the_shipped_models_cross_validation():
+    """Issue #18: molpred's column is the shipped model's CV in the metric TDC ranks by, and
+    every published number carries its source."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tdc_comparison import PUBLISHED, molpred_cv, table
+
+    from molpred.pretrained.panel import ENDPOINTS
+
+    published = json.loads(PUBLISHED.read_text())["benchmarks"]
+    assert all(b["endpoint"] in ENDPOINTS for b in published)
+    assert (PUBLISHED.parent / "tdc_admet_leaderboard.md").is_file()
+    rows = table().splitlines()[2:]
+    assert len(rows) == len(published)
+    pgp = molpred_cv("Pgp_inhibitor", "roc_auc")  # the shipped absorption model's CV
+    assert pgp is not None and pgp[2] == 5 and 0.5 < pgp[0] <= 1.0
+    assert f"{pgp[0]:.3f} ± {pgp[1]:.3f}" in rows[0]
+    assert molpred_cv("Pgp_inhibitor", "spearman") is None  # not a recorded metric

@@ -9,7 +9,14 @@ from molpred.predict import predict
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, CATEGORIES, model_path
 from molpred.pretrained.approved import percentile, reference
-from molpred.pretrained.panel import DATA, ENDPOINTS, PANEL, Endpoint, endpoint_table
+from molpred.pretrained.panel import (
+    DATA,
+    ENDPOINTS,
+    PANEL,
+    Endpoint,
+    endpoint_table,
+    group_table,
+)
 
 from .conftest import train_small
 
@@ -18,12 +25,13 @@ from .conftest import train_small
 def test_every_endpoint_reads_its_bundled_file(column):
     e = ENDPOINTS[column]
     assert e.category in CATEGORIES and e.task in ("regression", "classification")
-    assert e.preferred in ("higher", "lower", "") and e.units and e.description
+    assert e.preferred in ("higher", "lower", "") or e.preferred.startswith("range ")
+    assert e.units and e.description and e.citation and e.licence
     table = endpoint_table(e)
     raw = pd.read_csv(DATA / e.source)
     assert len(table) == len(raw)  # every row kept: unusable values are NaN, reported later
     values = table[column].dropna()
-    assert len(values) > 0.95 * len(raw)
+    assert len(values) > 0.95 * raw[e.value_column].notna().sum()  # units read, not lost
     if e.task == "classification":
         assert set(values.unique()) <= {0.0, 1.0}
 
@@ -63,6 +71,15 @@ def test_transforms_give_the_stated_units(tmp_path):
         "percent",
     )
     assert endpoint_table(pct, tmp_path)["b"].tolist() == [1000.0, 0.0, 50.0]
+
+
+def test_endpoints_of_one_file_share_its_rows():
+    table = group_table(("NR-AR", "SR-p53", "p_np"))
+    tox21, bbbp = pd.read_csv(DATA / "tox21.csv"), pd.read_csv(DATA / "bbbp.csv")
+    assert len(table) == len(tox21) + len(bbbp)
+    head = table.iloc[: len(tox21)]
+    assert head["NR-AR"].equals(tox21["NR-AR"]) and head["SR-p53"].equals(tox21["SR-p53"])
+    assert head["p_np"].isna().all() and table["NR-AR"].iloc[len(tox21) :].isna().all()
 
 
 def test_panel_cards_describe_each_endpoint():

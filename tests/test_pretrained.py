@@ -8,7 +8,7 @@ import molpred
 from molpred.predict import predict
 from molpred.pretrained import CARDS, available, model_path
 from molpred.pretrained.approved import has_reference
-from molpred.pretrained.panel import PANEL
+from molpred.pretrained.build import default_folds
 
 
 def test_every_card_has_its_model_file():
@@ -22,12 +22,20 @@ def test_bundled_model_matches_its_card(name):
     assert model.task_names == list(card.targets)
     assert set(model.task_types) == {card.task}
     meta = model.info
-    assert meta.split.startswith("scaffold") and meta.card == name
+    assert meta.card == name
     assert meta.metrics["test"] and meta.molpred_version and meta.created
-    if name in PANEL:  # the card's metrics: scaffold cross-validation, mean and sd per endpoint
-        cv = meta.metrics["cross_validation"]
-        assert cv["folds"] == 5 and set(cv["per_endpoint"]) == set(card.targets)
-        assert all(len(e["folds"]) == 5 for e in cv["per_endpoint"].values())
+    # the card's metrics: scaffold cross-validation, mean and sd per endpoint
+    cv = meta.metrics["cross_validation"]
+    assert (
+        cv["folds"] == default_folds(card.targets)
+        and meta.split == f"scaffold {cv['folds']}-fold CV"
+    )
+    assert set(cv["per_endpoint"]) == set(card.targets)
+    assert all(len(e["folds"]) == cv["folds"] for e in cv["per_endpoint"].values())
+    # then trained on every usable row: 90% to learn, 10% to stop and calibrate
+    members = meta.metrics["final_fit"]["members"]
+    assert [m["n_test"] for m in members] == [0]
+    assert meta.n_train_molecules == members[0]["n_train"] + members[0]["n_val"]
     assert model.domain is not None and len(model.domain.smiles) == len(model.domain.fingerprints)
     out = predict(model, ["CC(=O)Oc1ccccc1C(=O)O", "C1CC"])
     assert out["error"].ne("").tolist() == [False, True]

@@ -3,8 +3,8 @@
 Each model file was produced by ``python -m molpred.pretrained.build`` from the bundled data
 (``data/``, see ``data/README.md`` and ``data/admet/README.md``) with scaffold splits and fixed
 seeds; its metrics, split, date and molpred version are inside the file, and :data:`CARDS`
-describes what it predicts, in which units, from which data. The MoleculeNet models come first;
-the ADMET panel's (:mod:`molpred.pretrained.panel`) follow, one card per model file.
+describes what it predicts, in which units, from which data: one card per model of the panel
+(:mod:`molpred.pretrained.panel`), the MoleculeNet models first.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ class Card:
 
     name: str
     title: str
-    data: str  # file in data/ ("" for the ADMET panel: see panel.ENDPOINTS)
-    smiles_column: str
     targets: tuple[str, ...]
     task: str  # regression | classification
     units: str | tuple[str, ...]
@@ -65,113 +63,11 @@ class Card:
         return self._of(self.source, target)
 
 
-CARDS: dict[str, Card] = {
-    c.name: c
-    for c in (
-        Card(
-            "solubility",
-            "Aqueous solubility (ESOL)",
-            "esol.csv",
-            "smiles",
-            ("measured log solubility in mols per litre",),
-            "regression",
-            "log10(mol/L)",
-            "Intrinsic aqueous solubility, log S.",
-            "Delaney 2004 via MoleculeNet (1,128 compounds)",
-            preferred="higher",
-            labels=("logS",),
-            category=CATEGORIES[0],
-        ),
-        Card(
-            "lipophilicity",
-            "Lipophilicity (logD 7.4)",
-            "lipophilicity.csv",
-            "smiles",
-            ("exp",),
-            "regression",
-            "logD",
-            "Octanol/buffer distribution coefficient at pH 7.4.",
-            "AstraZeneca ChEMBL deposition via MoleculeNet (4,200 compounds)",
-            preferred="range 1 3",
-            labels=("logD7.4",),
-            category=CATEGORIES[0],
-        ),
-        Card(
-            "hydration",
-            "Hydration free energy (FreeSolv)",
-            "freesolv.csv",
-            "smiles",
-            ("expt",),
-            "regression",
-            "kcal/mol",
-            "Experimental hydration free energy in water.",
-            "Mobley & Guthrie 2014 via MoleculeNet (642 compounds)",
-            labels=("dG_hyd",),
-            category=CATEGORIES[0],
-        ),
-        Card(
-            "bbb",
-            "Blood-brain barrier penetration (BBBP)",
-            "bbbp.csv",
-            "smiles",
-            ("p_np",),
-            "classification",
-            "probability",
-            "Probability that the compound crosses the BBB.",
-            "Martins et al. 2012 via MoleculeNet (2,050 compounds)",
-            labels=("BBB_penetration",),
-            category=CATEGORIES[0],
-        ),
-        Card(
-            "tox21",
-            "Tox21 (12 assays)",
-            "tox21.csv",
-            "smiles",
-            (
-                "NR-AR",
-                "NR-AR-LBD",
-                "NR-AhR",
-                "NR-Aromatase",
-                "NR-ER",
-                "NR-ER-LBD",
-                "NR-PPAR-gamma",
-                "SR-ARE",
-                "SR-ATAD5",
-                "SR-HSE",
-                "SR-MMP",
-                "SR-p53",
-            ),
-            "classification",
-            "probability",
-            "Probability of activity in each Tox21 nuclear-receptor and stress-response assay.",
-            "Tox21 Data Challenge 2014 via MoleculeNet (7,831 compounds)",
-            preferred="lower",
-            category=CATEGORIES[3],
-        ),
-        Card(
-            "clintox",
-            "Clinical toxicity (ClinTox)",
-            "clintox.csv",
-            "smiles",
-            ("FDA_APPROVED", "CT_TOX"),
-            "classification",
-            "probability",
-            "Probability of FDA approval and of failing clinical trials for toxicity.",
-            "Gayvert et al. 2016 via MoleculeNet (1,484 compounds)",
-            preferred=("higher", "lower"),
-            category=CATEGORIES[3],
-        ),
-    )
-}
-
-
 def _panel_card(model: PanelModel) -> Card:
     ends = [ENDPOINTS[e] for e in model.endpoints]
     return Card(
         model.name,
         model.title,
-        "",
-        "smiles",
         model.endpoints,
         model.task,
         tuple(e.units for e in ends),
@@ -183,7 +79,7 @@ def _panel_card(model: PanelModel) -> Card:
     )
 
 
-CARDS.update({name: _panel_card(model) for name, model in PANEL.items()})
+CARDS: dict[str, Card] = {name: _panel_card(model) for name, model in PANEL.items()}
 
 
 def model_path(name: str) -> Path:

@@ -7,9 +7,10 @@ desirable, a plain-language description, category, source, citation, licence). A
 share one (multitask) and which stand alone was decided by scaffold cross-validation
 (``python -m molpred.pretrained.build --compare``; table in ``benchmarks/RESULTS.md``).
 
-The data are copies of public sets in ``data/admet/`` (``data/admet/README.md``: provenance,
-citations, licences); :func:`endpoint_table` reads one as (SMILES, value) in the endpoint's
-units, with every row kept (an unusable value becomes NaN and is reported by training).
+The data are copies of public sets in ``data/`` (the MoleculeNet sets: ``data/README.md``) and
+``data/admet/`` (``data/admet/README.md``: provenance, citations, licences);
+:func:`endpoint_table` reads one as (SMILES, value) in the endpoint's units, with every row kept
+(an unusable value becomes NaN and is reported by training).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = [
     "group_table",
 ]
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "admet"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 CATEGORIES = (
     "Physicochemical & absorption",
@@ -45,6 +46,8 @@ TDC_LICENCE = "CC BY 4.0 (as TDC lists its data sets)"
 PHARMABENCH = "Niu et al., PharmaBench, Sci. Data 2024, 11, 985"
 VEITH = "Veith et al., Nat. Biotechnol. 2009, 27, 1050-1055; " + TDC
 CARBON_MANGELS = "Carbon-Mangels & Hutter, Mol. Inform. 2011, 30, 885-895; " + TDC
+MOLECULENET = "Wu et al., MoleculeNet, Chem. Sci. 2018, 9, 513-530"
+MOLECULENET_LICENCE = "MIT (the MoleculeNet mirror); data as its original source"
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Endpoint:
     units: str
     preferred: str  # higher | lower | "range lo hi" | "" (no sensible default)
     description: str
-    source: str  # file under data/admet/
+    source: str  # file under data/
     smiles_column: str
     value_column: str
     citation: str
@@ -80,7 +83,7 @@ def _tdc(column, label, category, file, preferred, description, citation) -> End
         "probability",
         preferred,
         description,
-        f"tdc/{file}",
+        f"admet/tdc/{file}",
         "Drug",
         "Y",
         citation,
@@ -97,7 +100,7 @@ def _pharmabench(column, label, category, task, file, units, preferred, descript
         units,
         preferred,
         description,
-        f"pharmabench/{file}",
+        f"admet/pharmabench/{file}",
         "Smiles_unify",
         "value",
         PHARMABENCH,
@@ -106,11 +109,122 @@ def _pharmabench(column, label, category, task, file, units, preferred, descript
     )
 
 
+def _moleculenet(column, label, category, task, file, units, preferred, description, citation):
+    return Endpoint(
+        column,
+        label,
+        category,
+        task,
+        units,
+        preferred,
+        description,
+        file,
+        "smiles",
+        column,
+        f"{citation}; {MOLECULENET}",
+        MOLECULENET_LICENCE,
+    )
+
+
 _CYPS = ("1A2", "2C19", "2C9", "2D6", "3A4")
+TOX21 = {  # assay: what activity in it means
+    "NR-AR": "androgen receptor agonism",
+    "NR-AR-LBD": "androgen receptor (ligand-binding domain) agonism",
+    "NR-AhR": "aryl hydrocarbon receptor activation",
+    "NR-Aromatase": "aromatase inhibition",
+    "NR-ER": "estrogen receptor alpha agonism",
+    "NR-ER-LBD": "estrogen receptor alpha (ligand-binding domain) agonism",
+    "NR-PPAR-gamma": "PPAR-gamma agonism",
+    "SR-ARE": "oxidative stress (antioxidant response element)",
+    "SR-ATAD5": "genotoxic stress (ATAD5)",
+    "SR-HSE": "heat shock response",
+    "SR-MMP": "mitochondrial membrane potential disruption",
+    "SR-p53": "DNA damage response (p53)",
+}
 
 ENDPOINTS: dict[str, Endpoint] = {
     e.column: e
     for e in (
+        _moleculenet(
+            "measured log solubility in mols per litre",
+            "logS (ESOL)",
+            PHYS,
+            "regression",
+            "esol.csv",
+            "log10(mol/L)",
+            "higher",
+            "Intrinsic aqueous solubility, log S, from 1,128 measurements (ESOL).",
+            "Delaney, J. Chem. Inf. Comput. Sci. 2004, 44, 1000-1005",
+        ),
+        _moleculenet(
+            "exp",
+            "logD7.4",
+            PHYS,
+            "regression",
+            "lipophilicity.csv",
+            "logD",
+            "range 1 3",
+            "Octanol/buffer distribution coefficient at pH 7.4.",
+            "AstraZeneca ChEMBL deposition CHEMBL3301361, 2015",
+        ),
+        _moleculenet(
+            "expt",
+            "dG_hyd",
+            PHYS,
+            "regression",
+            "freesolv.csv",
+            "kcal/mol",
+            "",
+            "Experimental hydration free energy in water.",
+            "Mobley & Guthrie, J. Comput.-Aided Mol. Des. 2014, 28, 711-720",
+        ),
+        _moleculenet(
+            "p_np",
+            "BBB_penetration",
+            PHYS,
+            "classification",
+            "bbbp.csv",
+            "probability",
+            "",
+            "Probability that the compound crosses the blood-brain barrier.",
+            "Martins et al., J. Chem. Inf. Model. 2012, 52, 1686-1697",
+        ),
+        *(
+            _moleculenet(
+                assay,
+                assay,
+                TOX,
+                "classification",
+                "tox21.csv",
+                "probability",
+                "lower",
+                f"Probability of activity in the Tox21 {assay} assay: {meaning}.",
+                "Tox21 Data Challenge 2014 (NIH/NCATS/EPA)",
+            )
+            for assay, meaning in TOX21.items()
+        ),
+        _moleculenet(
+            "FDA_APPROVED",
+            "FDA_APPROVED",
+            TOX,
+            "classification",
+            "clintox.csv",
+            "probability",
+            "higher",
+            "Probability of looking like an FDA-approved drug (ClinTox).",
+            "Gayvert et al., Cell Chem. Biol. 2016, 23, 1294-1301",
+        ),
+        _moleculenet(
+            "CT_TOX",
+            "CT_TOX",
+            TOX,
+            "classification",
+            "clintox.csv",
+            "probability",
+            "lower",
+            "Probability of failing clinical trials for toxicity (ClinTox).",
+            "Gayvert et al., Cell Chem. Biol. 2016, 23, 1294-1301",
+        ),
         Endpoint(
             "logS_AqSolDB",
             "Aqueous solubility",
@@ -119,7 +233,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "log10(mol/L)",
             "higher",
             "Aqueous solubility, log S, learned from ~10,000 curated measurements.",
-            "aqsoldb/data_curated.csv",
+            "admet/aqsoldb/data_curated.csv",
             "SMILES",
             "Solubility",
             "Sorkun et al., AqSolDB, Sci. Data 2019, 6, 143",
@@ -268,9 +382,18 @@ def endpoint_table(endpoint: Endpoint, data_dir: Path = DATA) -> pd.DataFrame:
 
 
 def group_table(endpoints: tuple[str, ...], data_dir: Path = DATA) -> pd.DataFrame:
-    """The rows of several endpoints stacked into one table (sparse: a row carries only its own
-    endpoint's value; training merges a molecule's rows)."""
-    return pd.concat([endpoint_table(ENDPOINTS[e], data_dir) for e in endpoints], ignore_index=True)
+    """The rows of several endpoints' files stacked into one table: endpoints of one file share
+    its rows; a row of another file carries NaN for them (training merges a molecule's rows)."""
+    by_source: dict[str, list[Endpoint]] = {}
+    for e in endpoints:
+        by_source.setdefault(ENDPOINTS[e].source, []).append(ENDPOINTS[e])
+    parts = []
+    for ends in by_source.values():
+        part = endpoint_table(ends[0], data_dir)
+        for e in ends[1:]:
+            part[e.column] = endpoint_table(e, data_dir)[e.column]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
 
 # Chosen by scaffold cross-validation, multitask against single-task per endpoint
@@ -278,16 +401,39 @@ def group_table(endpoints: tuple[str, ...], data_dir: Path = DATA) -> pd.DataFra
 PANEL: dict[str, PanelModel] = {
     m.name: m
     for m in (
+        # the MoleculeNet sets, each one model as published (Tox21 and ClinTox multitask)
+        PanelModel(
+            "solubility",
+            "Aqueous solubility (ESOL)",
+            ("measured log solubility in mols per litre",),
+        ),
+        PanelModel("lipophilicity", "Lipophilicity (logD 7.4)", ("exp",)),
+        PanelModel("hydration", "Hydration free energy (FreeSolv)", ("expt",)),
+        PanelModel("bbb", "Blood-brain barrier penetration (BBBP)", ("p_np",)),
+        PanelModel("tox21", "Tox21 (12 assays)", tuple(TOX21)),
+        PanelModel("clintox", "Clinical toxicity (ClinTox)", ("FDA_APPROVED", "CT_TOX")),
         PanelModel(
             "absorption",
             "Absorption: P-gp, oral bioavailability",
             ("Pgp_inhibitor", "oral_bioavailability"),
         ),
         PanelModel("ppb", "Plasma protein binding", ("PPB",)),
+        PanelModel(
+            "cyp_inhibition",
+            "CYP inhibition: 1A2, 2C19, 2C9, 2D6, 3A4",
+            tuple(f"CYP{c}_inhibitor" for c in ("1A2", "2C19", "2C9", "2D6", "3A4")),
+        ),
         *(
             PanelModel(f"cyp{c.lower()}_substrate", f"CYP{c} substrate", (f"CYP{c}_substrate",))
             for c in ("2C9", "2D6", "3A4")
         ),
+        PanelModel(
+            "clearance",
+            "Microsomal clearance: human, mouse, rat",
+            ("CLint_human", "CLint_mouse", "CLint_rat"),
+        ),
+        PanelModel("aqueous_solubility", "Aqueous solubility (AqSolDB)", ("logS_AqSolDB",)),
+        PanelModel("ames", "Ames mutagenicity", ("Ames",)),
         PanelModel("carcinogen", "Carcinogenicity", ("carcinogen",)),
         PanelModel("skin_reaction", "Skin reaction", ("skin_sensitizer",)),
     )

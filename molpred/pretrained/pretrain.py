@@ -32,11 +32,20 @@ from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, parent_key, rdkit_log_silenced, standardize
 from molpred.models import ModelConfig
 from molpred.parallel import map_ordered
-from molpred.pretrained import CARDS, HERE
+from molpred.pretrained import HERE
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
+# the MoleculeNet sets bundled in data/, in the order the shipped encoder saw them
+MOLECULENET_FILES = (
+    "esol.csv",
+    "lipophilicity.csv",
+    "freesolv.csv",
+    "bbbp.csv",
+    "tox21.csv",
+    "clintox.csv",
+)
 ENCODER = HERE / "encoder.pt"
 HELD_OUT = ("esol", "freesolv", "lipo", "bace")  # the learning curves' sets
 _CHUNK = 500
@@ -61,9 +70,8 @@ def pretraining_smiles(
     sample = moses.sample(n=min(n_moses, len(moses)), random_state=seed).tolist()
     extra = [
         s
-        for card in (CARDS.values() if bundled else ())
-        if card.data  # the MoleculeNet sets the encoder was pretrained on
-        for s in pd.read_csv(ROOT / "data" / card.data)[card.smiles_column]
+        for source in (MOLECULENET_FILES if bundled else ())
+        for s in pd.read_csv(ROOT / "data" / source)["smiles"]
     ]
     kept, seen, dropped = [], set(), {"held_out": 0, "duplicate": 0, "unreadable": 0}
     for smiles in [*sample, *extra]:

@@ -1,0 +1,71 @@
+"""molpred's cross-validated panel next to the published TDC ADMET leaderboard (issue #18):
+``python benchmarks/tdc_comparison.py`` > markdown.
+
+molpred's numbers are the scaffold cross-validation of each shipped model
+(``results/panel_cv.json``, written by ``python -m molpred.pretrained.build``), in the metric TDC
+ranks by; the published numbers (Chemprop-RDKit and the best entry) are read from
+``published/tdc_admet_leaderboard.json``, whose sources are listed beside it. The protocols
+differ: TDC trains on 80% (scaffold split, 5 seeds, one fixed 20% test set); molpred's models
+are cross-validated over scaffold folds (each molecule tested once) and the sets were cleaned
+as molpred cleans any data (parents, duplicates merged). Read the columns as neighbours, not as
+a ranking.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from molpred.pretrained.build import CV_FILE, default_folds  # noqa: E402
+from molpred.pretrained.panel import ENDPOINTS, PANEL  # noqa: E402
+
+PUBLISHED = Path(__file__).resolve().parent / "published" / "tdc_admet_leaderboard.json"
+NAMES = {"roc_auc": "AUROC", "pr_auc": "AUPRC", "mae": "MAE", "rmse": "RMSE"}
+
+
+def molpred_cv(endpoint: str, metric: str) -> tuple[float, float, int] | None:
+    """Mean, sd and folds of ``metric`` for ``endpoint`` in its shipped model's
+    cross-validation (None if that run or metric is not recorded)."""
+    model = next((m for m in PANEL.values() if endpoint in m.endpoints), None)
+    if model is None or not CV_FILE.exists():
+        return None
+    folds = default_folds(model.endpoints)
+    runs = json.loads(CV_FILE.read_text()).values()
+    run = next(
+        (r for r in runs if tuple(r["endpoints"]) == model.endpoints and r["folds"] == folds),
+        None,
+    )
+    if run is None:
+        return None
+    scores = run["per_endpoint"][endpoint].get("metrics", {}).get(metric)
+    if scores is None and metric == run["metric"]:
+        scores = run["per_endpoint"][endpoint]
+    return (scores["mean"], scores["sd"], folds) if scores else None
+
+
+def table() -> str:
+    published = json.loads(PUBLISHED.read_text())["benchmarks"]
+    lines = [
+        "| TDC benchmark | metric | molpred (scaffold CV) | Chemprop-RDKit (TDC) "
+        "| best TDC entry | data |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in published:
+        ours = molpred_cv(b["endpoint"], b["metric"])
+        cell = f"{ours[0]:.3f} ± {ours[1]:.3f} ({ours[2]} folds)" if ours else "not yet run"
+        chemprop = "{:.3f} ± {:.3f}".format(*b["chemprop_rdkit"])
+        name, mean, sd, snapshot = b["best"]
+        data = "same source" if b["same_data"] else f"other set ({ENDPOINTS[b['endpoint']].source})"
+        arrow = "↑" if b["metric"] in ("roc_auc", "pr_auc") else "↓"
+        lines.append(
+            f"| {b['benchmark']} | {NAMES[b['metric']]} {arrow} | {cell} | {chemprop} | "
+            f"{name} {mean:.3f} ± {sd:.3f} ({snapshot}) | {data} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
