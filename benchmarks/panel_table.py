@@ -1,5 +1,6 @@
 """The ADMET panel's cross-validation table: multitask vs single-task per endpoint, and what
-ships (``python benchmarks/panel_table.py`` > markdown, from ``results/panel_cv.json``).
+ships (``python benchmarks/panel_table.py`` > markdown, from ``results/panel_cv.json``); with
+``--cards``, the bundled models' table of the README (from the model files).
 
 The rule that chose :data:`molpred.pretrained.panel.PANEL`: a candidate group ships as one
 multitask model when its mean cross-validated metric over the group's endpoints is at least as
@@ -94,5 +95,29 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def cards() -> str:
+    """The bundled models as README lists them: endpoints, units and each model file's own
+    cross-validated metrics (mean ± sd over its scaffold folds)."""
+    from molpred.artifact import load_model
+    from molpred.pretrained import CARDS, model_path
+
+    lines = [
+        "| model | category | predicts | units | scaffold CV (mean ± sd) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, card in CARDS.items():
+        info = load_model(model_path(name)).info
+        cv = info.metrics["cross_validation"]
+        metric = {"roc_auc": "ROC-AUC", "rmse": "RMSE"}[cv["metric"]]
+        scores = "; ".join(f"{v['mean']:.3g} ± {v['sd']:.2g}" for v in cv["per_endpoint"].values())
+        units = "; ".join(dict.fromkeys(card.unit(t) for t in card.targets))
+        cats = "; ".join(dict.fromkeys(card.category_of(t) for t in card.targets))
+        labels = ", ".join(card.display(t) for t in card.targets)
+        lines.append(
+            f"| `{name}` | {cats} | {labels} | {units} | {metric} {scores} ({cv['folds']} folds) |"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(table())
+    print(cards() if "--cards" in sys.argv else table())

@@ -16,6 +16,7 @@ from rdkit.Chem.Draw import rdMolDraw2D
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
 from molpred.medchem import medchem_table
+from molpred.parallel import scoring_threads
 from molpred.predictor import Predictor
 
 __all__ = [
@@ -77,11 +78,12 @@ def screen(
     # at most 20,000 molecules in 200-molecule chunks: trimming the heap after each costs more
     # than the memory it saves (~8% of the page's scoring time)
     stream = predictor.stream(chunks, "smiles", hook=hook, workers=workers, trim=False)
-    for _, _, scored in stream:
-        parts.append(scored)
-        done += len(scored)
-        if progress is not None:
-            progress(done / len(smiles))
+    with scoring_threads(workers):  # as predict's: no threads spinning against the workers
+        for _, _, scored in stream:
+            parts.append(scored)
+            done += len(scored)
+            if progress is not None:
+                progress(done / len(smiles))
     out = pd.concat(parts, ignore_index=True)
     if depict:
         out.insert(2, "structure", out.pop("structure"))

@@ -120,7 +120,15 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
     """``k`` scaffold cross-validation splits: Bemis-Murcko scaffold groups dealt into ``k``
     folds of near-equal size (largest groups first, each to the smallest fold; ties in seeded
     order). Fold ``i`` is the test set, fold ``i+1`` validation, the rest training, as in
-    :func:`kfold_splits`; no scaffold is shared between parts."""
+    :func:`kfold_splits`.
+
+    A group larger than half a fold is not a chemical series but a catch-all (acyclic molecules,
+    whose scaffold is empty, or plain benzenes: 47% of AqSolDB, 41% of Tox21): held out whole,
+    it would make one fold's test set a kind of molecule its training never saw, which the
+    shipped model, trained on every row, always has. Such a group is dealt out molecule by
+    molecule (seeded) like a random split, as :func:`scaffold_split` keeps such groups out of
+    its test set; every other scaffold stays within one part.
+    """
     n = len(smiles)
     if not 2 <= k <= n:
         raise ValueError(f"k-fold needs 2 <= k <= number of molecules, got k={k}, n={n}")
@@ -128,7 +136,12 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
     for i, smi in enumerate(smiles):
         groups.setdefault(scaffold(smi), []).append(i)
     rng = np.random.default_rng(seed)
-    members = [groups[key] for key in rng.permutation(sorted(groups))]
+    members = []
+    for key in rng.permutation(sorted(groups)):
+        if len(groups[key]) > n / (2 * k):  # a catch-all: its molecules one by one
+            members.extend([i] for i in rng.permutation(groups[key]).tolist())
+        else:
+            members.append(groups[key])
     members.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
     folds: list[list[int]] = [[] for _ in range(k)]
     for group in members:
