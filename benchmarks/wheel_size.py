@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,14 +25,22 @@ LIMIT_MB = 40.0
 
 
 def build_wheel(out: Path) -> Path:
-    """The project's wheel, built into ``out``."""
+    """The project's wheel, built into ``out`` from a copy of what it packages (setuptools
+    leaves a ``build/`` folder beside the sources it builds)."""
+    source = out / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "molpred", source / "molpred", ignore=shutil.ignore_patterns("__pycache__")
+    )
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-q",

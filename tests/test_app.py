@@ -351,7 +351,7 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
 def test_admet_panel_presets_columns_and_profile(app):
     """A preset sets the ranking for its goal; the column picker narrows the table (not the
     downloads); the detail view profiles the molecule with approved-drug percentiles."""
-    app.sidebar.multiselect[0].set_value(["bbb", "lipophilicity", "absorption"])
+    app.sidebar.multiselect[0].set_value(["bbb", "lipophilicity", "absorption", "cyp_inhibition"])
     app.sidebar.multiselect[1].set_value([])
     app.run()
     _score(app, "CCO ethanol\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken")
@@ -369,7 +369,9 @@ def test_admet_panel_presets_columns_and_profile(app):
 
     picker = app.multiselect(key="shown_columns")
     assert set(picker.value) >= {"p_np", "exp", "Pgp_inhibitor"}
-    assert "oral_bioavailability" not in picker.value  # one column per model by default
+    assert "oral_bioavailability" not in picker.value  # one column per model by default...
+    cyps = {c for c in picker.value if c.startswith("CYP")}
+    assert cyps == {"CYP3A4_inhibitor", "CYP2D6_inhibitor"}  # ...or the card's headline ones
     picker.set_value(["p_np"])
     app.run()
     shown = next(d for d in app.dataframe if "rank" in d.value.columns)
@@ -379,6 +381,6 @@ def test_admet_panel_presets_columns_and_profile(app):
     assert "exp" in shown.value.columns  # hidden, not dropped: downloads keep it
 
     profile = _table(app, "among approved drugs (percentile)")
-    assert len(profile) == 4  # BBB, logD, P-gp, bioavailability
+    assert len(profile) == 9  # BBB, logD, P-gp, bioavailability, five CYPs
     assert profile["among approved drugs (percentile)"].between(0, 100).all()
     assert profile["category"].tolist()[0] == "Physicochemical & absorption"

@@ -114,10 +114,15 @@ def preset_picker(predictor: Predictor, columns: dict[str, str]) -> None:
 
 
 def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
-    """The property columns the table shows, chosen by category (default: each model's first
-    endpoint and the computed properties); ranking, filters and downloads keep every column."""
+    """The property columns the table shows, chosen by category (default: each bundled model's
+    headline endpoints, the first of a user's model, and the computed properties); ranking,
+    filters and downloads keep every column."""
     cats = categories(predictor)
-    first = {m.tasks[0].value for m in predictor.schema.models if m.tasks}
+    first = set()
+    for model, m in zip(predictor.models, predictor.schema.models, strict=True):
+        card = card_of(m.name, model)
+        headline = set(card.shown) if card else {t.task for t in m.tasks[:1]}
+        first.update(t.value for t in m.tasks if t.task in headline)
     default = [c for c in columns if c in first or cats.get(c) == COMPUTED]
     order = {c: i for i, c in enumerate([*CATEGORIES, OWN, COMPUTED])}
     options = sorted(columns, key=lambda c: order.get(cats.get(c, OWN), len(order)))

@@ -36,6 +36,7 @@ class Card:
     preferred: str | tuple[str, ...] = ""  # ranking hint: higher, lower, "range lo hi"; per target
     labels: tuple[str, ...] = ()  # display names of the targets (default: the target names)
     category: str | tuple[str, ...] = ""  # one of CATEGORIES
+    shown: tuple[str, ...] = ()  # the targets the page's table shows at first
 
     def _of(self, field: str | tuple[str, ...], target: str) -> str:
         if isinstance(field, str):
@@ -76,6 +77,7 @@ def _panel_card(model: PanelModel) -> Card:
         preferred=tuple(e.preferred for e in ends),
         labels=tuple(e.label for e in ends),
         category=tuple(e.category for e in ends),
+        shown=model.headline,
     )
 
 

@@ -358,6 +358,12 @@ class PanelModel:
     name: str
     title: str
     endpoints: tuple[str, ...]
+    shown: tuple[str, ...] = ()  # what the page's table shows at first (default: the first)
+
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The endpoints the page's table shows before the user picks columns."""
+        return self.shown or self.endpoints[:1]
 
     @property
     def task(self) -> str:
@@ -410,8 +416,10 @@ PANEL: dict[str, PanelModel] = {
         PanelModel("lipophilicity", "Lipophilicity (logD 7.4)", ("exp",)),
         PanelModel("hydration", "Hydration free energy (FreeSolv)", ("expt",)),
         PanelModel("bbb", "Blood-brain barrier penetration (BBBP)", ("p_np",)),
-        PanelModel("tox21", "Tox21 (12 assays)", tuple(TOX21)),
-        PanelModel("clintox", "Clinical toxicity (ClinTox)", ("FDA_APPROVED", "CT_TOX")),
+        PanelModel("tox21", "Tox21 (12 assays)", tuple(TOX21), shown=("SR-p53",)),
+        PanelModel(
+            "clintox", "Clinical toxicity (ClinTox)", ("FDA_APPROVED", "CT_TOX"), shown=("CT_TOX",)
+        ),
         PanelModel(
             "absorption",
             "Absorption: P-gp, oral bioavailability",
@@ -422,10 +430,16 @@ PANEL: dict[str, PanelModel] = {
             "cyp_inhibition",
             "CYP inhibition: 1A2, 2C19, 2C9, 2D6, 3A4",
             tuple(f"CYP{c}_inhibitor" for c in ("1A2", "2C19", "2C9", "2D6", "3A4")),
+            shown=("CYP3A4_inhibitor", "CYP2D6_inhibitor"),  # the isoforms most drugs meet
         ),
         *(
             PanelModel(f"cyp{c.lower()}_substrate", f"CYP{c} substrate", (f"CYP{c}_substrate",))
             for c in ("2C9", "2D6", "3A4")
+        ),
+        PanelModel(
+            "cyp_ic50",
+            "CYP inhibition potency: 2C9, 2D6, 3A4 IC50",
+            ("CYP2C9_IC50", "CYP2D6_IC50", "CYP3A4_IC50"),
         ),
         PanelModel(
             "clearance",
@@ -434,7 +448,10 @@ PANEL: dict[str, PanelModel] = {
         ),
         PanelModel("aqueous_solubility", "Aqueous solubility (AqSolDB)", ("logS_AqSolDB",)),
         PanelModel("ames", "Ames mutagenicity", ("Ames",)),
-        PanelModel("carcinogen", "Carcinogenicity", ("carcinogen",)),
-        PanelModel("skin_reaction", "Skin reaction", ("skin_sensitizer",)),
+        PanelModel(
+            "carcinogen_skin",
+            "Carcinogenicity and skin reaction",
+            ("carcinogen", "skin_sensitizer"),
+        ),
     )
 }
