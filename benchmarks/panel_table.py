@@ -70,8 +70,11 @@ def table() -> str:
     for group, endpoints in GROUPS.items():
         folds = default_folds(endpoints)
         multi = _at(runs, endpoints, folds)
+        singles = sum(_at(runs, (e,), folds) is not None for e in endpoints)
         decision = decide(group, runs) or (
-            "multitask only measured" if multi else "not yet measured"
+            f"not decided: {singles} of {len(endpoints)} single-task runs"
+            if multi
+            else "not yet measured"
         )
         for e in endpoints:
             single = _at(runs, (e,), folds)
