@@ -77,8 +77,8 @@ def screen(
     # at most 20,000 molecules in 200-molecule chunks: trimming the heap after each costs more
     # than the memory it saves (~8% of the page's scoring time)
     stream = predictor.stream(chunks, "smiles", hook=hook, workers=workers, trim=False)
-    # the models dominate the page's time and run here after the workers are done: unlike
-    # predict's, the scoring keeps every core (one thread was slower, 5.5-5.6 s vs 5.0-5.4 s)
+    # the models dominate the page's time: unlike predict's, the scoring here keeps every
+    # thread while the workers featurize (one thread was slower, 5.5-5.6 s vs 5.0-5.4 s)
     for _, _, scored in stream:
         parts.append(scored)
         done += len(scored)

@@ -146,9 +146,11 @@ def test_the_shipped_panel_follows_its_cross_validation():
 
     runs = _runs()
     decided = 0
+    partly_measured = {"cyp_inhibition"}  # RESULTS.md says why; no other group may be undecided
     for group, endpoints in GROUPS.items():
         decision = decide(group, runs)
         if decision is None:
+            assert group in partly_measured, group
             continue
         decided += 1
         homes = {next(n for n, m in PANEL.items() if e in m.endpoints) for e in endpoints}

@@ -144,8 +144,9 @@ def test_readme_flow_ranks_with_every_model(readme_server, browser):
         _rank_by(page, mine, direction)
         scores[direction] = _download_csv(page).set_index("name")
     table = scores["higher"]
-    bundled = ["logS (ESOL) (log10(mol/L))", "logD7.4 (logD)", "dG_hyd (kcal/mol)", "NR-AR (probability)",
-               "BBB_penetration (probability)", "CT_TOX (probability)"]  # fmt: skip
+    bundled = ["logS (ESOL) (log10(mol/L))", "logD7.4 (logD)", "dG_hyd (kcal/mol)",
+               "NR-AR (probability)", "BBB_penetration (probability)",
+               "CT_TOX (probability)"]  # fmt: skip
     assert {mine, *bundled} <= set(table.columns)  # every model's predictions, readable names
     scored = table[table["error"] == ""].index
     score = {d: pd.to_numeric(t.loc[scored, "score"]) for d, t in scores.items()}

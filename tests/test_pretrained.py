@@ -10,6 +10,8 @@ from molpred.pretrained import CARDS, available, model_path
 from molpred.pretrained.approved import has_reference
 from molpred.pretrained.build import default_folds
 
+from .conftest import ROOT
+
 
 def test_every_card_has_its_model_file():
     assert available() == list(CARDS)
@@ -23,6 +25,7 @@ def test_bundled_model_matches_its_card(name):
     assert set(model.task_types) == {card.task}
     meta = model.info
     assert meta.card == name
+    assert all((ROOT / path).is_file() for path in meta.provenance["data"])  # where it learned
     assert meta.metrics["test"] and meta.molpred_version and meta.created
     # the card's metrics: scaffold cross-validation, mean and sd per endpoint
     cv = meta.metrics["cross_validation"]

@@ -74,6 +74,15 @@ def test_scaffold_kfold_tests_each_molecule_once_and_shares_no_series(esol):
     assert scaffold_kfold_splits(smiles, k=5, seed=1)[2].test.tolist() != folds[2].tolist()
 
 
+def test_scaffold_kfold_keeps_a_dominant_series_whole(esol):
+    """Only the catch-alls are dealt out: a lead series of 40% of the set is one fold's test."""
+    series = [f"c1ccc2[nH]c(C{'C' * i})cc2c1" for i in range(40)]  # one indole scaffold
+    smiles = series + esol["smiles"].head(60).tolist()
+    folds = [set(s.test.tolist()) for s in scaffold_kfold_splits(smiles, k=5, seed=0)]
+    homes = [i for i, fold in enumerate(folds) if fold & set(range(40))]
+    assert len(homes) == 1 and set(range(40)) <= folds[homes[0]]
+
+
 def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
     # 4 input rows; rows 1 and 2 were merged into molecule 1; row 3 was invalid (absent)
     source_rows = [[0], [1, 2], [4]]

@@ -121,7 +121,7 @@ def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
     first = set()
     for model, m in zip(predictor.models, predictor.schema.models, strict=True):
         card = card_of(m.name, model)
-        headline = set(card.shown) if card else {t.task for t in m.tasks[:1]}
+        headline = set(card.shown or card.targets[:1]) if card else {t.task for t in m.tasks[:1]}
         first.update(t.value for t in m.tasks if t.task in headline)
     default = [c for c in columns if c in first or cats.get(c) == COMPUTED]
     order = {c: i for i, c in enumerate([*CATEGORIES, OWN, COMPUTED])}

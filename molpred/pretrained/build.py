@@ -31,7 +31,7 @@ from molpred.artifact import data_fingerprint, load_model
 from molpred.models import ModelConfig
 from molpred.predict import predict
 from molpred.pretrained import approved, available, model_path
-from molpred.pretrained.panel import ENDPOINTS, PANEL, group_table
+from molpred.pretrained.panel import CYP_INHIBITION, ENDPOINTS, PANEL, group_table
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ CV_FILE = RESULTS / "panel_cv.json"
 
 # candidate multitask groups: related endpoints measured on overlapping chemistry
 GROUPS: dict[str, tuple[str, ...]] = {
-    "cyp_inhibition": tuple(f"CYP{c}_inhibitor" for c in ("1A2", "2C19", "2C9", "2D6", "3A4")),
+    "cyp_inhibition": CYP_INHIBITION,
     "cyp_substrate": ("CYP2C9_substrate", "CYP2D6_substrate", "CYP3A4_substrate"),
     "cyp_ic50": ("CYP2C9_IC50", "CYP2D6_IC50", "CYP3A4_IC50"),
     "clearance": ("CLint_human", "CLint_mouse", "CLint_rat"),
@@ -52,9 +52,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
 LARGE = 5000  # molecules; a larger group is cross-validated with 3 folds instead of 5
 
 
-def default_folds(endpoints: tuple[str, ...]) -> int:
-    """Scaffold cross-validation folds for a group: 5, or 3 above :data:`LARGE` molecules."""
-    table = group_table(endpoints)
+def default_folds(endpoints: tuple[str, ...], table: pd.DataFrame | None = None) -> int:
+    """Scaffold cross-validation folds for a group: 5, or 3 above :data:`LARGE` molecules
+    (counted in ``table``, default: the group's bundled data)."""
+    table = group_table(endpoints) if table is None else table
     return 3 if table["smiles"].nunique() > LARGE else 5
 
 
@@ -74,7 +75,7 @@ def cross_validate(
     """Scaffold ``folds``-fold cross-validation of one model predicting ``endpoints``: per
     endpoint the primary metric of every fold, with mean and sd. Cached in ``panel_cv.json``."""
     table = group_table(endpoints, *([data_dir] if data_dir else []))
-    folds = folds or default_folds(endpoints)
+    folds = folds or default_folds(endpoints, table)
     key = _key(endpoints, folds, table)
     cache = json.loads(CV_FILE.read_text()) if CV_FILE.exists() else {}
     if key in cache:
@@ -175,7 +176,7 @@ def build_panel_model(name: str, folds: int | None = None) -> dict:
         progress=False,
         provenance={
             "card": name,
-            "data": [f"data/admet/{s}" for s in sources],
+            "data": [f"data/{s}" for s in sources],
             "split": f"all rows (scaffold 90/10: training / early stopping and calibration); "
             f"metrics from scaffold {folds}-fold cross-validation",
         },

@@ -23,6 +23,7 @@ import pandas as pd
 
 __all__ = [
     "CATEGORIES",
+    "CYP_INHIBITION",
     "Endpoint",
     "ENDPOINTS",
     "PanelModel",
@@ -127,6 +128,7 @@ def _moleculenet(column, label, category, task, file, units, preferred, descript
 
 
 _CYPS = ("1A2", "2C19", "2C9", "2D6", "3A4")
+CYP_INHIBITION = tuple(f"CYP{c}_inhibitor" for c in _CYPS)
 TOX21 = {  # assay: what activity in it means
     "NR-AR": "androgen receptor agonism",
     "NR-AR-LBD": "androgen receptor (ligand-binding domain) agonism",
@@ -360,6 +362,11 @@ class PanelModel:
     endpoints: tuple[str, ...]
     shown: tuple[str, ...] = ()  # what the page's table shows at first (default: the first)
 
+    def __post_init__(self) -> None:
+        unknown = set(self.shown) - set(self.endpoints)
+        if unknown:
+            raise ValueError(f"{self.name}: shown endpoints it does not predict: {unknown}")
+
     @property
     def headline(self) -> tuple[str, ...]:
         """The endpoints the page's table shows before the user picks columns."""
@@ -403,7 +410,8 @@ def group_table(endpoints: tuple[str, ...], data_dir: Path = DATA) -> pd.DataFra
 
 
 # Chosen by scaffold cross-validation, multitask against single-task per endpoint
-# (``python -m molpred.pretrained.build --compare GROUP``; RESULTS.md "The ADMET panel").
+# (``python -m molpred.pretrained.build --compare GROUP``; RESULTS.md "The ADMET panel"); CYP
+# inhibition ships multitask with 2 of its 5 single-task runs made (both below it).
 PANEL: dict[str, PanelModel] = {
     m.name: m
     for m in (
@@ -429,7 +437,7 @@ PANEL: dict[str, PanelModel] = {
         PanelModel(
             "cyp_inhibition",
             "CYP inhibition: 1A2, 2C19, 2C9, 2D6, 3A4",
-            tuple(f"CYP{c}_inhibitor" for c in ("1A2", "2C19", "2C9", "2D6", "3A4")),
+            CYP_INHIBITION,
             shown=("CYP3A4_inhibitor", "CYP2D6_inhibitor"),  # the isoforms most drugs meet
         ),
         *(
