@@ -1,5 +1,7 @@
 """The ADMET panel's definitions and data, and approved-drug percentiles."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,21 +57,7 @@ def test_transforms_give_the_stated_units(tmp_path):
     )
     assert endpoint_table(log, tmp_path)["a"].tolist()[::2] == [1.0, np.log10(0.5)]
     assert np.isnan(endpoint_table(log, tmp_path)["a"][1])  # an IC50 of 0: unusable
-    pct = Endpoint(
-        "b",
-        "B",
-        CATEGORIES[1],
-        "regression",
-        "%",
-        "lower",
-        "d",
-        "x.csv",
-        "s",
-        "v",
-        "c",
-        "l",
-        "percent",
-    )
+    pct = replace(log, column="b", units="%", transform="percent")
     assert endpoint_table(pct, tmp_path)["b"].tolist() == [1000.0, 0.0, 50.0]
 
 
