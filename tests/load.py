@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -35,6 +37,10 @@ def _free_port() -> int:
 def serve(env: dict[str, str] | None = None) -> Iterator[str]:
     """The app under ``streamlit run``, headless on a free loopback port; yields its URL."""
     port = _free_port()
+    # stderr to a file, never a pipe nobody reads: a server that fills a pipe (64 KB) blocks
+    # on its next log line and never stops. PYTHONFAULTHANDLER: a hung server's SIGABRT
+    # writes every thread's stack there.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -52,9 +58,9 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
             "false",
         ],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -66,11 +72,26 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
                 time.sleep(0.5)
         else:
             proc.kill()
-            raise RuntimeError(f"streamlit did not start: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"streamlit did not start: {_tail(log)}")
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # the stacks, then gone
+            proc.wait(timeout=30)
+            raise RuntimeError(
+                f"streamlit did not stop within 30 s of SIGTERM: {_tail(log)}"
+            ) from None
+        finally:
+            log.close()
+
+
+def _tail(log, size: int = 6000) -> str:
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - size))
+    return log.read().decode(errors="replace")
 
 
 async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame:
