@@ -1,24 +1,27 @@
 """The one scoring path: a :class:`Predictor` owns a panel of loaded models, how each prepares
 structures, and the output schema; it scores chunks of an input table.
 
-A chunk is scored in two steps, so that the CPU-heavy RDKit work can run in worker processes
-while the models stay in this one:
+A chunk is scored in two steps:
 
 1. :class:`ChunkFeaturizer` (picklable, no models): parse, standardize and featurize the
    chunk once per standardization the panel uses, plus any per-molecule work of a
    :class:`ChunkHook` on the same molecules;
-2. :meth:`Predictor.finish`: every model scores the featurized molecules; the result is the
-   input columns, the prediction and trust columns of :mod:`molpred.schema`, the hook's
-   columns, and ``error``.
+2. :meth:`Predictor.scored`: every model scores the featurized molecules: the prediction and
+   trust columns of :mod:`molpred.schema`, the hook's columns, and ``error``;
+   :meth:`Predictor.join` puts the chunk's input columns beside them.
 
-:meth:`Predictor.stream` runs both over a stream of chunks, in this process or with a process
-pool (:func:`molpred.parallel.map_ordered`); Ray actors run :meth:`Predictor.score_frame`.
+:meth:`Predictor.stream` runs both over a stream of chunks, in this process or in a process
+pool (:func:`molpred.parallel.map_ordered`). With fork (Linux) and the CPU, each worker does
+both steps with the panel it inherited at fork, so the models never travel and every core
+scores; elsewhere (spawn, or a GPU that a forked child cannot use) the workers featurize and
+this process scores. Ray actors run :meth:`Predictor.score_frame`.
 :func:`molpred.predict.predict`, :func:`molpred.predict.predict_file`, the Ray engine and the
 page's :func:`molpred.screen.screen` are thin callers.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 from rdkit import Chem
 
 from molpred.artifact import MolpredModel, load_model
@@ -245,17 +249,22 @@ class Predictor:
         return pd.DataFrame(cols)
 
     def finish(self, inputs: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
-        """Input columns (renamed ``input_<name>`` where they clash with an output column;
-        a reader's reason for a row it could not read is taken as that row's error), the
-        predictions, the hook's notes, then ``error``."""
-        reasons = prepared.errors()
+        """Input columns (renamed ``input_<name>`` where they clash with an output column),
+        the predictions, the hook's notes, then ``error``."""
+        return self.join(inputs, self.scored(prepared))
+
+    def scored(self, prepared: Prepared) -> pd.DataFrame:
+        """The predictions, the hook's notes, then ``error`` (the featurization's reasons)."""
+        scored = self.score(prepared)
+        return scored if prepared.notes is None else _with_notes(scored, prepared.notes)
+
+    def join(self, inputs: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+        """A chunk's input columns beside its :meth:`scored` columns; a reader's reason for a
+        row it could not read is taken as that row's error."""
         inputs = inputs.reset_index(drop=True)
         if READ_ERROR in inputs:  # a broken SDF record explains a row better than "empty"
             read = inputs.pop(READ_ERROR).astype(str).tolist()
-            reasons = [r or e for r, e in zip(read, reasons, strict=True)]
-        scored = self.score(prepared, reasons)
-        if prepared.notes is not None:
-            scored = _with_notes(scored, prepared.notes)
+            scored[ERROR] = [r or e for r, e in zip(read, scored[ERROR], strict=True)]
         clash = {c: f"input_{c}" for c in inputs.columns if c in scored.columns}
         return pd.concat([inputs.rename(columns=clash), scored], axis=1)
 
@@ -289,6 +298,17 @@ class Predictor:
         flat, but costs ~8% of the time of many small chunks (the page's, measured)."""
         work = self.featurizer(molblock, hook, trim)
         items = (_Items(df, column) for df in chunks)
+        if workers > 1 and _FORK and self.device == "cpu":
+            # the workers score too: the panel reaches them through fork, never pickled
+            key = id(self)
+            _FORKED[key] = self
+            try:
+                scorer = _ChunkScorer(key, work)
+                for i, chunk, scored in map_ordered(scorer, items, workers, skip=skip):
+                    yield i, chunk.frame, None if scored is None else self.join(chunk.frame, scored)
+            finally:
+                _FORKED.pop(key, None)
+            return
         for i, chunk, prepared in map_ordered(work, items, workers, skip=skip):
             if prepared is None:
                 yield i, chunk.frame, None
@@ -298,6 +318,27 @@ class Predictor:
             if trim:
                 release_memory()
             yield i, chunk.frame, scored
+
+
+# panels that forked workers score with, by id: inherited at fork, so a task sends only the key
+_FORKED: dict[int, Predictor] = {}
+_FORK = "fork" in mp.get_all_start_methods()
+
+
+@dataclass(frozen=True)
+class _ChunkScorer:
+    """The worker side when workers also score: featurize a chunk, then score it with the
+    panel this process inherited (one torch thread: the other workers have the other cores)."""
+
+    panel: int
+    work: ChunkFeaturizer
+
+    def __call__(self, items: Sequence[object]) -> pd.DataFrame:
+        torch.set_num_threads(1)
+        scored = _FORKED[self.panel].scored(self.work(items))
+        if self.work.trim:
+            release_memory()
+        return scored
 
 
 def _modelled_tasks(model: MolpredModel) -> list[int]:

@@ -48,7 +48,7 @@ def screen(
     confidence: float = 0.9,
     depict: bool = False,
     workers: int = 1,
-    chunk_size: int = 200,
+    chunk_size: int = 100,
     progress: Callable[[float], None] | None = None,
 ) -> pd.DataFrame:
     """Score and annotate candidates, one row per input in input order.
@@ -60,8 +60,9 @@ def screen(
 
     The page's path through :meth:`molpred.predictor.Predictor.stream`: each molecule is
     standardized once; properties, alerts and the depiction are computed on the same molecules
-    as the features, in ``workers`` processes, chunk by chunk, while this process scores the
-    chunks already done. ``progress(fraction)`` is called after every chunk.
+    as the features, and the chunk is scored there too, in ``workers`` processes, chunk by
+    chunk (100 molecules: 1,000 pasted molecules keep two workers busy to the end).
+    ``progress(fraction)`` is called after every chunk.
     """
     smiles = list(smiles)
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
@@ -74,11 +75,9 @@ def screen(
     chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
     parts, done = [], 0
     hook = MedchemHook(depict)
-    # at most 20,000 molecules in 200-molecule chunks: trimming the heap after each costs more
+    # at most 20,000 molecules in small chunks: trimming the heap after each costs more
     # than the memory it saves (~8% of the page's scoring time)
     stream = predictor.stream(chunks, "smiles", hook=hook, workers=workers, trim=False)
-    # the models dominate the page's time: unlike predict's, the scoring here keeps every
-    # thread while the workers featurize (one thread was slower, 5.5-5.6 s vs 5.0-5.4 s)
     for _, _, scored in stream:
         parts.append(scored)
         done += len(scored)

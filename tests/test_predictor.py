@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import molpred.predictor as predictor_module
 from molpred.parallel import map_ordered
 from molpred.predict import predict
 from molpred.predictor import Predictor
@@ -78,6 +79,24 @@ def test_stream_is_the_same_in_a_pool_and_skips_finished_chunks(model, esol):
         if i != 1:
             pd.testing.assert_frame_equal(a, b)
     assert "unparseable" in local[0][2].loc[7, "error"]
+
+
+@pytest.mark.skipif(not predictor_module._FORK, reason="needs fork")
+def test_workers_score_with_the_panel_they_inherit_and_let_go_of_it(model, esol):
+    """With fork, the workers score too; the panel is looked up there, never pickled, and the
+    lookup is dropped when the stream ends, even when it is left early."""
+    predictor = Predictor(model)
+    chunks = [esol[["smiles"]].iloc[i : i + 10] for i in range(0, 60, 10)]
+    stream = predictor.stream(iter(chunks), "smiles", workers=2)
+    _, _, first = next(stream)
+    assert predictor_module._FORKED == {id(predictor): predictor}
+    assert (
+        len(pickle.dumps(predictor_module._ChunkScorer(id(predictor), predictor.featurizer())))
+        < 2_000
+    )
+    stream.close()
+    assert predictor_module._FORKED == {}
+    pd.testing.assert_frame_equal(first, predictor.score_frame(chunks[0], "smiles"))
 
 
 def test_the_page_hook_travels_to_workers_and_keeps_rows_aligned(model):

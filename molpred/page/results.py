@@ -199,9 +199,9 @@ def results(
     plain = shown.drop(columns="structure").rename(columns=rename)
     a, b = st.columns(2)
     # on_click="ignore": no rerun on click, which could replace the file mid-download
-    a.download_button(
+    a.download_button(  # made when clicked, like the SDF (~0.2 s for 1,000 rows)
         "Download CSV",
-        plain.to_csv(index=False).encode(),
+        lambda: plain.to_csv(index=False).encode(),
         "molpred_ranked.csv",
         "text/csv",
         key="dl_csv",
