@@ -119,8 +119,9 @@ def release_memory() -> None:
 
 @contextmanager
 def scoring_threads(workers: int) -> Iterator[None]:
-    """While ``workers`` processes featurize (~70% of the CPU per molecule), the scoring process
-    uses the cores they leave (at least one) instead of spinning threads against them."""
+    """Where this process scores while ``workers`` processes featurize (spawn, or a GPU: see
+    :meth:`molpred.predictor.Predictor.stream`), it uses the cores they leave (at least one)
+    instead of spinning threads against them."""
     import torch
 
     threads = torch.get_num_threads()

@@ -1,0 +1,94 @@
+"""Where the page's scoring time goes: CPU seconds per 1,000 MOSES molecules, one thread, for
+each part of what a pool worker does with a chunk (issue #18's ≤ 5 s page).
+
+Parts: the graph featurization; the page's per-molecule RDKit work (properties with QED,
+PAINS/Brenk alerts, the depiction); scoring with the whole bundled panel, and inside it the
+D-MPNN matrix products and the Tanimoto nearest neighbour of the domain columns (cProfile).
+Also the panel's training fingerprints: their total and how many are distinct.
+
+Usage::
+
+    python benchmarks/page_profile.py [--n 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rdkit import Chem
+from report import save_result  # benchmarks/report.py, beside this script
+
+import molpred
+from molpred.medchem import alerts, properties
+from molpred.predictor import Predictor
+from molpred.pretrained import available, model_path
+from molpred.screen import mol_svg
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARY = ROOT.parent / "shared" / "data" / "moses_test.csv.gz"
+ADDMM = "<built-in method torch.addmm>"  # the D-MPNN's products, as cProfile names them
+
+
+def cpu(fn) -> float:
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    smiles = pd.read_csv(LIBRARY, nrows=args.n).iloc[:, 0].tolist()
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    models = {n: molpred.load_model(model_path(n)) for n in available()}
+    predictor = Predictor(models, percentiles=True)
+    work = predictor.featurizer()
+    chunks = [smiles[i : i + 100] for i in range(0, len(smiles), 100)]
+    prepared = [work(c) for c in chunks]  # warm-up, and the chunks to score
+    [predictor.score(p) for p in prepared]
+    alerts(mols[0])  # builds the alert catalogs once, as a worker's first chunk does
+    per_1000 = 1000 / len(smiles)
+
+    profile = cProfile.Profile()
+    start = time.process_time()
+    profile.enable()
+    for p in prepared:
+        predictor.score(p)
+    profile.disable()
+    scoring = time.process_time() - start
+    stats = pstats.Stats(profile).stats
+
+    def inside(name: str) -> float:  # cumulative seconds of functions with this name
+        return sum(v[3] for k, v in stats.items() if k[2] == name)
+
+    fingerprints = [np.asarray(m.domain.fingerprints) for m in models.values()]
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "molecules": len(smiles),
+        "models": len(models),
+        "cpu_seconds_per_1000": {
+            "featurize": round(cpu(lambda: [work(c) for c in chunks]) * per_1000, 2),
+            "properties_with_qed": round(cpu(lambda: [properties(m) for m in mols]) * per_1000, 2),
+            "alerts": round(cpu(lambda: [alerts(m) for m in mols]) * per_1000, 2),
+            "depiction": round(cpu(lambda: [mol_svg(m) for m in mols]) * per_1000, 2),
+            "scoring_whole_panel": round(scoring * per_1000, 2),
+            "of_which_matrix_products": round(inside(ADDMM) * per_1000, 2),
+            "of_which_tanimoto_neighbour": round(inside("max_similarity") * per_1000, 2),
+        },
+        "training_fingerprints": sum(len(f) for f in fingerprints),
+        "distinct_training_fingerprints": len(np.unique(np.concatenate(fingerprints), axis=0)),
+    }
+    save_result(result, ROOT / "benchmarks" / "results" / "page_profile.json")
+
+
+if __name__ == "__main__":
+    main()
