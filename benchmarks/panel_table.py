@@ -21,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from molpred.pretrained.build import CV_FILE, GROUPS, default_folds  # noqa: E402
-from molpred.pretrained.panel import ENDPOINTS, PANEL  # noqa: E402
+from molpred.pretrained.endpoints import ENDPOINTS  # noqa: E402
+from molpred.pretrained.panel import PANEL  # noqa: E402
 
 HIGHER = {"roc_auc": True, "rmse": False}
 

@@ -20,7 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from molpred.pretrained.build import CV_FILE, default_folds  # noqa: E402
-from molpred.pretrained.panel import ENDPOINTS, PANEL  # noqa: E402
+from molpred.pretrained.endpoints import ENDPOINTS  # noqa: E402
+from molpred.pretrained.panel import PANEL  # noqa: E402
 
 PUBLISHED = Path(__file__).resolve().parent / "published" / "tdc_admet_leaderboard.json"
 NAMES = {"roc_auc": "AUROC", "pr_auc": "AUPRC", "mae": "MAE", "rmse": "RMSE"}

@@ -181,7 +181,7 @@ def test_the_tdc_comparison_reads_the_shipped_models_cross_validation():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from tdc_comparison import PUBLISHED, molpred_cv, table
 
-    from molpred.pretrained.panel import ENDPOINTS
+    from molpred.pretrained.endpoints import ENDPOINTS
 
     published = json.loads(PUBLISHED.read_text())["benchmarks"]
     assert all(b["endpoint"] in ENDPOINTS for b in published)

@@ -11,14 +11,8 @@ from molpred.predict import predict
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, CATEGORIES, model_path
 from molpred.pretrained.approved import percentile, reference
-from molpred.pretrained.panel import (
-    DATA,
-    ENDPOINTS,
-    PANEL,
-    Endpoint,
-    endpoint_table,
-    group_table,
-)
+from molpred.pretrained.endpoints import DATA, ENDPOINTS, Endpoint, endpoint_table, group_table
+from molpred.pretrained.panel import PANEL
 
 from .conftest import train_small
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from molpred.pretrained.panel import CATEGORIES, ENDPOINTS, PANEL, PanelModel
+from molpred.pretrained.endpoints import CATEGORIES, ENDPOINTS
+from molpred.pretrained.panel import PANEL, PanelModel
 
 __all__ = ["Card", "CARDS", "CATEGORIES", "model_path", "available"]
 

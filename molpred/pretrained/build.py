@@ -1,6 +1,6 @@
 """Train the bundled models (``python -m molpred.pretrained.build [NAME ...]``).
 
-Every model of the panel (:mod:`molpred.pretrained.panel`: the MoleculeNet sets of ``data/``
+Every model of the panel (:mod:`molpred.pretrained.panel`; data: the MoleculeNet sets of ``data/``
 and the ADMET sets of ``data/admet/``), the same way: first a scaffold
 cross-validation of exactly what ships (:func:`default_folds`: 5 folds, 3 for a group of more
 than 5,000 molecules, whose folds' test parts stay above 3,000 molecules at half the cost;
@@ -31,7 +31,8 @@ from molpred.artifact import data_fingerprint, load_model
 from molpred.models import ModelConfig
 from molpred.predict import predict
 from molpred.pretrained import approved, available, model_path
-from molpred.pretrained.panel import CYP_INHIBITION, ENDPOINTS, PANEL, group_table
+from molpred.pretrained.endpoints import CYP_INHIBITION, ENDPOINTS, group_table
+from molpred.pretrained.panel import PANEL
 from molpred.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
