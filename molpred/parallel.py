@@ -14,6 +14,7 @@ import gc
 import multiprocessing as mp
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,12 +40,16 @@ def worker_pool(workers: int):
     page, copies the parent's memory into the child (the tree's memory crept up over a long
     library run; flat with the freeze)."""
     methods = mp.get_all_start_methods()
-    gc.collect()
-    gc.freeze()
-    try:
-        return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
-    finally:
-        gc.unfreeze()
+    with _FORKING:  # another thread's unfreeze must not land between this freeze and fork
+        gc.collect()
+        gc.freeze()
+        try:
+            return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+        finally:
+            gc.unfreeze()
+
+
+_FORKING = threading.Lock()
 
 
 def map_ordered(

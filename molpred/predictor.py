@@ -21,7 +21,9 @@ page's :func:`molpred.screen.screen` are thin callers.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from molpred.artifact import MolpredModel, load_model
 from molpred.features import Featurized, featurize_chunk
 from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
-from molpred.parallel import map_ordered, release_memory
+from molpred.parallel import default_workers, map_ordered, release_memory
 from molpred.pretrained.approved import has_reference, percentile
 from molpred.schema import ERROR, OutputSchema, unique_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
@@ -296,19 +298,11 @@ class Predictor:
         for which ``skip(index)`` is true is not scored (``None``; a resumed run). ``trim``
         gives freed heap back to the system after every chunk: it keeps a library run's memory
         flat, but costs ~8% of the time of many small chunks (the page's, measured)."""
-        work = self.featurizer(molblock, hook, trim)
         items = (_Items(df, column) for df in chunks)
         if workers > 1 and _FORK and self.device == "cpu":
-            # the workers score too: the panel reaches them through fork, never pickled
-            key = id(self)
-            _FORKED[key] = self
-            try:
-                scorer = _ChunkScorer(key, work)
-                for i, chunk, scored in map_ordered(scorer, items, workers, skip=skip):
-                    yield i, chunk.frame, None if scored is None else self.join(chunk.frame, scored)
-            finally:
-                _FORKED.pop(key, None)
+            yield from self._stream_scoring_in_workers(items, molblock, hook, workers, skip, trim)
             return
+        work = self.featurizer(molblock, hook, trim)
         for i, chunk, prepared in map_ordered(work, items, workers, skip=skip):
             if prepared is None:
                 yield i, chunk.frame, None
@@ -319,24 +313,52 @@ class Predictor:
                 release_memory()
             yield i, chunk.frame, scored
 
+    def _stream_scoring_in_workers(self, items, molblock, hook, workers, skip, trim):
+        """:meth:`stream` where the workers score too: the panel reaches them through fork,
+        never pickled (each chunk's task carries a key to it)."""
+        for model in self.models:  # the children only read the models: no copy-on-write
+            for member in model.members:
+                member.to(self.device).eval()
+        key = next(_STREAMS)
+        _FORKED[key] = self
+        threads = max(1, default_workers() // workers)
+        try:
+            scorer = _ChunkScorer(key, self.featurizer(molblock, hook, trim=False), threads, trim)
+            for i, chunk, scored in map_ordered(scorer, items, workers, skip=skip):
+                if scored is None:
+                    yield i, chunk.frame, None
+                    continue
+                joined = self.join(chunk.frame, scored)
+                del scored
+                if trim:  # the unpickled results of a library's chunks
+                    release_memory()
+                yield i, chunk.frame, joined
+        finally:
+            _FORKED.pop(key, None)
 
-# panels that forked workers score with, by id: inherited at fork, so a task sends only the key
+
+# the panels that forked workers score with, one key per stream: inherited at fork, so a
+# chunk's task carries only the key. Linux only: fork with torch in the children is fragile
+# elsewhere (macOS's system libraries).
 _FORKED: dict[int, Predictor] = {}
-_FORK = "fork" in mp.get_all_start_methods()
+_STREAMS = itertools.count()
+_FORK = sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
 @dataclass(frozen=True)
 class _ChunkScorer:
     """The worker side when workers also score: featurize a chunk, then score it with the
-    panel this process inherited (one torch thread: the other workers have the other cores)."""
+    panel this process inherited, on its share of the cores."""
 
     panel: int
     work: ChunkFeaturizer
+    threads: int = 1
+    trim: bool = True
 
     def __call__(self, items: Sequence[object]) -> pd.DataFrame:
-        torch.set_num_threads(1)
+        torch.set_num_threads(self.threads)
         scored = _FORKED[self.panel].scored(self.work(items))
-        if self.work.trim:
+        if self.trim:
             release_memory()
         return scored
 

@@ -60,8 +60,9 @@ def screen(
 
     The page's path through :meth:`molpred.predictor.Predictor.stream`: each molecule is
     standardized once; properties, alerts and the depiction are computed on the same molecules
-    as the features, and the chunk is scored there too, in ``workers`` processes, chunk by
-    chunk (100 molecules: 1,000 pasted molecules keep two workers busy to the end).
+    as the features, in ``workers`` processes, chunk by chunk (100 molecules: 1,000 pasted
+    molecules keep two workers busy to the end), and on Linux the chunk is scored there too
+    (:meth:`molpred.predictor.Predictor.stream`).
     ``progress(fraction)`` is called after every chunk.
     """
     smiles = list(smiles)

@@ -78,12 +78,16 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
         proc.terminate()
         try:
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             proc.send_signal(signal.SIGABRT)  # the stacks, then gone
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             raise RuntimeError(
                 f"streamlit did not stop within 30 s of SIGTERM: {_tail(log)}"
-            ) from None
+            ) from exc
         finally:
             log.close()
 

@@ -1,10 +1,12 @@
 """The one scoring path: Predictor, its output schema and the chunk executor."""
 
 import pickle
+import threading
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import molpred.predictor as predictor_module
 from molpred.parallel import map_ordered
@@ -89,14 +91,48 @@ def test_workers_score_with_the_panel_they_inherit_and_let_go_of_it(model, esol)
     chunks = [esol[["smiles"]].iloc[i : i + 10] for i in range(0, 60, 10)]
     stream = predictor.stream(iter(chunks), "smiles", workers=2)
     _, _, first = next(stream)
-    assert predictor_module._FORKED == {id(predictor): predictor}
-    assert (
-        len(pickle.dumps(predictor_module._ChunkScorer(id(predictor), predictor.featurizer())))
-        < 2_000
-    )
+    (key,) = predictor_module._FORKED
+    assert predictor_module._FORKED[key] is predictor
+    task = predictor_module._ChunkScorer(key, predictor.featurizer())
+    assert len(pickle.dumps(task)) < 2_000  # what each chunk's task carries: no model
     stream.close()
     assert predictor_module._FORKED == {}
     pd.testing.assert_frame_equal(first, predictor.score_frame(chunks[0], "smiles"))
+
+
+@pytest.mark.skipif(not predictor_module._FORK, reason="needs fork")
+def test_workers_forked_while_other_threads_run_torch_still_score(model, esol):
+    """The page forks its pools from a session's thread while another thread may be training
+    (multi-threaded torch) or scoring: the forked workers run torch too and must not hang."""
+    predictor = Predictor(model)
+    chunks = [esol[["smiles"]].iloc[i : i + 30] for i in range(0, 240, 30)]
+    expected = [predictor.score_frame(c, "smiles") for c in chunks]
+    stop = threading.Event()
+
+    def busy() -> None:  # matrix products on every torch thread, until told to stop
+        a = torch.randn(400, 400)
+        while not stop.is_set():
+            a = torch.tanh(a @ a)
+
+    others = [threading.Thread(target=busy, daemon=True) for _ in range(2)]
+    for t in others:
+        t.start()
+    results: dict[int, list] = {}
+
+    def score(k: int) -> None:  # two sessions scoring at once, each with its own pool
+        results[k] = [s for _, _, s in predictor.stream(iter(chunks), "smiles", workers=2)]
+
+    sessions = [threading.Thread(target=score, args=(k,), daemon=True) for k in range(2)]
+    for t in sessions:
+        t.start()
+    for t in sessions:
+        t.join(timeout=180)
+    stop.set()
+    assert not any(t.is_alive() for t in sessions), "a forked worker hung"
+    for k in range(2):
+        for got, want in zip(results[k], expected, strict=True):
+            pd.testing.assert_frame_equal(got, want)
+    assert predictor_module._FORKED == {}
 
 
 def test_the_page_hook_travels_to_workers_and_keeps_rows_aligned(model):
