@@ -294,45 +294,34 @@ class Predictor:
         trim: bool = True,
     ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame | None]]:
         """``(index, input chunk, scored chunk)`` in input order; chunks are featurized in
-        ``workers`` processes (``1``: here) a bounded number ahead of the scoring. A chunk
+        ``workers`` processes (``1``: here) a bounded number ahead, and on Linux on the CPU
+        scored there too (see the module docstring). A chunk
         for which ``skip(index)`` is true is not scored (``None``; a resumed run). ``trim``
         gives freed heap back to the system after every chunk: it keeps a library run's memory
         flat, but costs ~8% of the time of many small chunks (the page's, measured)."""
         items = (_Items(df, column) for df in chunks)
-        if workers > 1 and _FORK and self.device == "cpu":
-            yield from self._stream_scoring_in_workers(items, molblock, hook, workers, skip, trim)
-            return
-        work = self.featurizer(molblock, hook, trim)
-        for i, chunk, prepared in map_ordered(work, items, workers, skip=skip):
-            if prepared is None:
-                yield i, chunk.frame, None
-                continue
-            scored = self.finish(chunk.frame, prepared)
-            del prepared
-            if trim:
-                release_memory()
-            yield i, chunk.frame, scored
-
-    def _stream_scoring_in_workers(self, items, molblock, hook, workers, skip, trim):
-        """:meth:`stream` where the workers score too: the panel reaches them through fork,
-        never pickled (each chunk's task carries a key to it)."""
-        for model in self.models:  # the children only read the models: no copy-on-write
-            for member in model.members:
-                member.to(self.device).eval()
+        in_workers = workers > 1 and _FORK and self.device == "cpu"
         key = next(_STREAMS)
-        _FORKED[key] = self
-        threads = max(1, default_workers() // workers)
+        if in_workers:  # the workers score too, with the panel they inherit at fork
+            for model in self.models:  # the children only read the models: no copy-on-write
+                for member in model.members:
+                    member.to(self.device).eval()
+            _FORKED[key] = self
+            threads = max(1, default_workers() // workers)
+            work = _ChunkScorer(key, self.featurizer(molblock, hook, False), threads, trim)
+            finish = self.join  # a chunk's scored columns beside its inputs
+        else:  # the workers (if any) featurize; this process scores
+            work, finish = self.featurizer(molblock, hook, trim), self.finish
         try:
-            scorer = _ChunkScorer(key, self.featurizer(molblock, hook, trim=False), threads, trim)
-            for i, chunk, scored in map_ordered(scorer, items, workers, skip=skip):
-                if scored is None:
+            for i, chunk, result in map_ordered(work, items, workers, skip=skip):
+                if result is None:
                     yield i, chunk.frame, None
                     continue
-                joined = self.join(chunk.frame, scored)
-                del scored
-                if trim:  # the unpickled results of a library's chunks
+                scored = finish(chunk.frame, result)
+                del result
+                if trim:
                     release_memory()
-                yield i, chunk.frame, joined
+                yield i, chunk.frame, scored
         finally:
             _FORKED.pop(key, None)
 
