@@ -43,8 +43,7 @@ class PanelModel:
 
 
 # Chosen by scaffold cross-validation, multitask against single-task per endpoint
-# (``python -m molpred.pretrained.build --compare GROUP``; RESULTS.md "The ADMET panel"); CYP
-# inhibition ships multitask with 2 of its 5 single-task runs made (both below it).
+# (``python -m molpred.pretrained.build --compare GROUP``; RESULTS.md "The ADMET panel").
 PANEL: dict[str, PanelModel] = {
     m.name: m
     for m in (
