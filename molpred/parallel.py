@@ -13,6 +13,7 @@ import ctypes.util
 import gc
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
 from collections import deque
@@ -32,8 +33,8 @@ def default_workers() -> int:
 
 
 def worker_pool(workers: int):
-    """A process pool (fork where available: much faster to start, and the children only run
-    RDKit and numpy).
+    """A process pool (fork where available: much faster to start; the children featurize, and
+    on Linux score with the models they inherit: see :meth:`molpred.predictor.Predictor.stream`).
 
     Before forking, every object the parent holds is frozen out of the garbage collector's
     reach: otherwise each collection in a child writes to those objects' headers and, page by
@@ -44,12 +45,20 @@ def worker_pool(workers: int):
         gc.collect()
         gc.freeze()
         try:
-            return mp.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+            context = mp.get_context("fork" if "fork" in methods else "spawn")
+            return context.Pool(workers, initializer=_default_sigterm)
         finally:
             gc.unfreeze()
 
 
 _FORKING = threading.Lock()
+
+
+def _default_sigterm() -> None:
+    """A worker dies on SIGTERM (the pool's terminate): a forked child inherits its parent's
+    Python handler (the page server's), which only runs if the child's Python is free to, and a
+    stuck child then kept the server from exiting."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def map_ordered(

@@ -93,9 +93,14 @@ def serve(env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 def _tail(log, size: int = 6000) -> str:
-    log.seek(0, os.SEEK_END)
-    log.seek(max(0, log.tell() - size))
-    return log.read().decode(errors="replace")
+    """The end of the server's stderr; after a SIGABRT, the thread stacks faulthandler wrote
+    (without its list of extension modules)."""
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    start = text.rfind("Fatal Python error")
+    if start >= 0:
+        return text[start:].split("\nExtension modules:")[0][-20_000:]
+    return text[-size:]
 
 
 async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame:

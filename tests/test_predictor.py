@@ -1,6 +1,7 @@
 """The one scoring path: Predictor, its output schema and the chunk executor."""
 
 import pickle
+import signal
 import threading
 
 import numpy as np
@@ -8,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
+import molpred.page.job as job_module
 import molpred.predictor as predictor_module
+from molpred.page.job import training_running
 from molpred.parallel import map_ordered
 from molpred.predict import predict
 from molpred.predictor import Predictor
@@ -150,6 +153,29 @@ def test_intervals_follow_a_new_confidence_without_rescoring(model):
     narrow = predictor.reinterval(table, 0.5)
     direct = predict(Predictor(model, confidence=0.5), ["CCO", "c1ccccc1N", "bad"])
     pd.testing.assert_frame_equal(narrow, direct)
+
+
+def _sigterm_handler(_) -> str:
+    return str(signal.getsignal(signal.SIGTERM))
+
+
+def test_pool_workers_die_on_sigterm_whatever_their_parent_handles():
+    """The page server handles SIGTERM in Python; its forked workers must not inherit that, or a
+    stuck worker ignores the pool's terminate and the server never exits."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        out = list(map_ordered(_sigterm_handler, [0, 1, 2, 3], workers=2))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert {r for _, _, r in out} == {str(signal.SIG_DFL)}
+
+
+def test_the_page_scores_here_while_a_training_runs():
+    """Forking while another thread is inside torch can hang the child: the page asks."""
+    assert not training_running()
+    with job_module._ONE_AT_A_TIME:
+        assert training_running()
+    assert not training_running()
 
 
 def test_map_ordered_keeps_order_with_a_pool():
