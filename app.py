@@ -16,7 +16,6 @@ import streamlit as st
 
 import molpred
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
-from molpred.page.job import training_running
 from molpred.page.labels import card_of, value_labels
 from molpred.page.results import filters, ranking_controls, results
 from molpred.page.training import training_panel
@@ -214,7 +213,7 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         candidates["smiles"].tolist(),
         candidates["name"].tolist(),
         depict=True,
-        workers=1 if training_running() else default_workers(),
+        workers=default_workers(),
         progress=lambda f: bar.progress(f),
     )
     bar.empty()

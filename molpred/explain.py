@@ -19,6 +19,7 @@ from molpred.artifact import MolpredModel
 from molpred.chem import standardize
 from molpred.features import collate
 from molpred.featurize import descriptors, featurize_mol
+from molpred.parallel import torch_section
 
 __all__ = ["atom_contributions", "draw_contributions"]
 
@@ -55,13 +56,14 @@ def atom_contributions(
     alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
     n = graph.num_atoms
     total = np.zeros(n)
-    for member in model.members:
-        member.eval()
-        gate = alphas.repeat_interleave(n)[:, None].clone().requires_grad_(True)
-        batch.atom_gate = gate
-        out = member.to_units(member(batch))[:, t]
-        (grad,) = torch.autograd.grad(out.sum(), gate)
-        total += grad.view(steps, n).mean(0).double().numpy()
+    with torch_section():
+        for member in model.members:
+            member.eval()
+            gate = alphas.repeat_interleave(n)[:, None].clone().requires_grad_(True)
+            batch.atom_gate = gate
+            out = member.to_units(member(batch))[:, t]
+            (grad,) = torch.autograd.grad(out.sum(), gate)
+            total += grad.view(steps, n).mean(0).double().numpy()
     batch.atom_gate = None
     return total / len(model.members)
 

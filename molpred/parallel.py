@@ -21,7 +21,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["default_workers", "worker_pool", "map_ordered", "release_memory", "scoring_threads"]
+__all__ = [
+    "default_workers",
+    "torch_section",
+    "worker_pool",
+    "map_ordered",
+    "release_memory",
+    "scoring_threads",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,20 +39,96 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def worker_pool(workers: int):
+class _TorchGuard:
+    """No fork while any thread of this process is inside torch.
+
+    A child forked while another thread is inside torch (its thread pools, its allocator) can
+    inherit their state half-changed and hang on it for good: seen in the page, where one
+    session scores while another trains or explains a prediction. Torch work runs in
+    :func:`torch_section` (shared: any number of threads at once); a fork waits until no
+    section is open, holding new ones back meanwhile, and gives up after a while (the caller
+    then works in this process instead).
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._open = 0  # sections open in this process
+        self._forking = False
+        self._local = threading.local()  # this thread's nesting depth
+
+    @contextmanager
+    def section(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._forking)
+                self._open += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._open -= 1
+                    self._cond.notify_all()
+
+    @contextmanager
+    def forking(self, wait: float) -> Iterator[bool]:
+        """True when this thread may fork now (no section open, none opens until the block
+        ends); False after ``wait`` seconds of sections still open, or at once inside one."""
+        if getattr(self._local, "depth", 0):
+            yield False
+            return
+        with self._cond:
+            self._forking = True
+            ok = self._cond.wait_for(lambda: self._open == 0, timeout=wait)
+            if not ok:
+                self._forking = False
+                self._cond.notify_all()
+        try:
+            yield ok
+        finally:
+            if ok:
+                with self._cond:
+                    self._forking = False
+                    self._cond.notify_all()
+
+
+_GUARD = _TorchGuard()
+if hasattr(os, "register_at_fork"):  # a child starts with no section open and no fork pending
+    os.register_at_fork(after_in_child=_GUARD._reset)
+
+FORK_WAIT = 2.0  # seconds a pool waits for other threads' torch work before working here
+
+
+def torch_section():
+    """A block of torch work: no worker pool is forked while one is open in any thread."""
+    return _GUARD.section()
+
+
+def worker_pool(workers: int, wait: float = FORK_WAIT):
     """A process pool (fork where available: much faster to start; the children featurize, and
-    on Linux score with the models they inherit: see :meth:`molpred.predictor.Predictor.stream`).
+    on Linux score with the models they inherit: see :meth:`molpred.predictor.Predictor.stream`),
+    or None when other threads' torch work (:func:`torch_section`) outlasts ``wait`` seconds.
 
     Before forking, every object the parent holds is frozen out of the garbage collector's
     reach: otherwise each collection in a child writes to those objects' headers and, page by
     page, copies the parent's memory into the child (the tree's memory crept up over a long
     library run; flat with the freeze)."""
     methods = mp.get_all_start_methods()
-    with _FORKING:  # another thread's unfreeze must not land between this freeze and fork
+    fork = "fork" in methods
+    # another thread's unfreeze must not land between this freeze and fork
+    with _FORKING, _GUARD.forking(wait if fork else 0.0) as free:
+        if fork and not free:
+            return None
         gc.collect()
         gc.freeze()
         try:
-            context = mp.get_context("fork" if "fork" in methods else "spawn")
+            context = mp.get_context("fork" if fork else "spawn")
             return context.Pool(workers, initializer=_default_sigterm)
         finally:
             gc.unfreeze()
@@ -70,19 +153,19 @@ def map_ordered(
 ) -> Iterator[tuple[int, T, R | None]]:
     """``(index, item, fn(item))`` for every item, in input order.
 
-    With ``workers > 1``, ``fn`` runs in a process pool with up to two items per worker in
-    flight; the next item is handed to the pool before a result is yielded, so the workers keep
-    busy while the caller uses it. ``skip(index)`` true means the caller already has that
+    With ``workers > 1``, ``fn`` runs in a process pool (here when :func:`worker_pool` finds
+    no safe moment to fork) with up to two items per worker in flight; the next item is handed
+    to the pool before a result is yielded, so the workers keep busy while the caller uses it. ``skip(index)`` true means the caller already has that
     result (a resumed run): ``fn`` is not called and the result is ``None``.
     """
     skip = skip or (lambda _: False)
-    if workers <= 1:
+    pool = worker_pool(workers) if workers > 1 else None
+    if pool is None:  # one worker asked for, or no safe moment to fork: here
         for i, item in enumerate(items):
             yield i, item, None if skip(i) else fn(item)
         return
     source = enumerate(items)
     pending: deque = deque()
-    pool = worker_pool(workers)
 
     def submit(entry: tuple[int, T] | None) -> None:
         if entry is not None:

@@ -38,7 +38,7 @@ from molpred.artifact import MolpredModel, load_model
 from molpred.features import Featurized, featurize_chunk
 from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
-from molpred.parallel import default_workers, map_ordered, release_memory
+from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
 from molpred.pretrained.approved import has_reference, percentile
 from molpred.schema import ERROR, OutputSchema, unique_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
@@ -224,6 +224,13 @@ class Predictor:
         """The prediction and trust columns of every model, then ``error`` (default: the
         featurization's reasons); one row per molecule."""
         errors = prepared.errors() if errors is None else list(errors)
+        with torch_section():
+            cols = self._columns(prepared)
+        cols = {c: cols[c] for c in self.schema.columns() if c in cols}
+        cols[ERROR] = errors
+        return pd.DataFrame(cols)
+
+    def _columns(self, prepared: Prepared) -> dict[str, object]:
         cols: dict[str, object] = {}
         for model, columns in zip(self.models, self.schema.models, strict=True):
             feats = prepared.feats[model.standardization]
@@ -246,9 +253,7 @@ class Predictor:
             for t, task in enumerate(columns.tasks):
                 if task.pct:
                     cols[task.pct] = percentile(model, columns.name, task.task, mean[:, t])
-        cols = {c: cols[c] for c in self.schema.columns() if c in cols}
-        cols[ERROR] = errors
-        return pd.DataFrame(cols)
+        return cols
 
     def finish(self, inputs: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
         """Input columns (renamed ``input_<name>`` where they clash with an output column),
@@ -345,8 +350,12 @@ class _ChunkScorer:
     trim: bool = True
 
     def __call__(self, items: Sequence[object]) -> pd.DataFrame:
+        threads = torch.get_num_threads()  # restored: the pool may not have forked (parallel)
         torch.set_num_threads(self.threads)
-        scored = _FORKED[self.panel].scored(self.work(items))
+        try:
+            scored = _FORKED[self.panel].scored(self.work(items))
+        finally:
+            torch.set_num_threads(threads)
         if self.trim:
             release_memory()
         return scored

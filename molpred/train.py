@@ -24,6 +24,7 @@ from molpred.features import collate
 from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.models import ModelConfig, MolModel, build_model, resolve_device
+from molpred.parallel import torch_section
 from molpred.splits import make_splits
 from molpred.transfer import (
     FREEZE_EPOCHS,
@@ -356,6 +357,45 @@ def train(
         if train_config.freeze_epochs is None:
             train_config = replace(train_config, freeze_epochs=FREEZE_EPOCHS)
     model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
+    # no worker pool forks from another thread while this one is inside torch
+    with torch_section():
+        members, reports, groups = _fit_members(
+            ds, splits, model_config, train_config, ensemble_size, pretrained, on_epoch, progress
+        )
+        calibration, domain = calibrate(groups, ds, seed=train_config.seed)
+    keys = sorted({k for r in reports for k in r["test"]})
+    with warnings.catch_warnings():  # a metric undefined in every member stays NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+        std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
+    metrics = {
+        "test": mean,
+        "test_std": std,
+        "members": reports,
+        "n_problems": len(ds.problems),
+        "primary_metric": primary_metric(ds.task_types),
+        "init": None if pretrained is None else pretrained.name,
+    }
+    model = MolpredModel.from_training(
+        members,
+        ds,
+        model_config=asdict(model_config),
+        train_config=asdict(train_config),
+        metrics=metrics,
+        split=split if split_column is None and splits_file is None else "user",
+        provenance=provenance,
+        calibration=calibration,
+        domain=domain,
+        standardization=standardization,
+    )
+    return model, metrics
+
+
+def _fit_members(
+    ds, splits, model_config, train_config, ensemble_size, pretrained, on_epoch, progress
+):
+    """One member per split and ensemble seed: the members, their reports, and per split the
+    members with its training and validation rows (for calibration)."""
     members: list[MolModel] = []
     reports: list[dict] = []
     groups: list[tuple[list[MolModel], np.ndarray, np.ndarray]] = []
@@ -402,30 +442,4 @@ def train(
                     "test": test,
                 }
             )
-    keys = sorted({k for r in reports for k in r["test"]})
-    with warnings.catch_warnings():  # a metric undefined in every member stays NaN, quietly
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = {k: float(np.nanmean([r["test"].get(k, np.nan) for r in reports])) for k in keys}
-        std = {k: float(np.nanstd([r["test"].get(k, np.nan) for r in reports])) for k in keys}
-    metrics = {
-        "test": mean,
-        "test_std": std,
-        "members": reports,
-        "n_problems": len(ds.problems),
-        "primary_metric": primary_metric(ds.task_types),
-        "init": None if pretrained is None else pretrained.name,
-    }
-    calibration, domain = calibrate(groups, ds, seed=train_config.seed)
-    model = MolpredModel.from_training(
-        members,
-        ds,
-        model_config=asdict(model_config),
-        train_config=asdict(train_config),
-        metrics=metrics,
-        split=split if split_column is None and splits_file is None else "user",
-        provenance=provenance,
-        calibration=calibration,
-        domain=domain,
-        standardization=standardization,
-    )
-    return model, metrics
+    return members, reports, groups

@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-import molpred.page.job as job_module
+import molpred.parallel as parallel
 import molpred.predictor as predictor_module
-from molpred.page.job import training_running
-from molpred.parallel import map_ordered
+from molpred.parallel import map_ordered, torch_section, worker_pool
 from molpred.predict import predict
 from molpred.predictor import Predictor
 from molpred.schema import OutputSchema
@@ -170,12 +169,74 @@ def test_pool_workers_die_on_sigterm_whatever_their_parent_handles():
     assert {r for _, _, r in out} == {str(signal.SIG_DFL)}
 
 
-def test_the_page_scores_here_while_a_training_runs():
-    """Forking while another thread is inside torch can hang the child: the page asks."""
-    assert not training_running()
-    with job_module._ONE_AT_A_TIME:
-        assert training_running()
-    assert not training_running()
+def _pid(_) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_no_pool_forks_while_another_thread_is_inside_torch():
+    """A child forked while another thread is inside torch can hang on its half-changed
+    state (seen in the page: one session trained while another scored). While a section is
+    open elsewhere, the pool waits, then works here instead; the results are the same."""
+    import os
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def training() -> None:
+        with torch_section():
+            inside.set()
+            leave.wait(30)
+
+    other = threading.Thread(target=training, daemon=True)
+    other.start()
+    inside.wait(10)
+    assert worker_pool(2, wait=0.1) is None
+    parallel_wait, parallel.FORK_WAIT = parallel.FORK_WAIT, 0.1
+    try:
+        out = list(map_ordered(_pid, [0, 1, 2, 3], workers=2))
+    finally:
+        parallel.FORK_WAIT = parallel_wait
+    assert {r for _, _, r in out} == {os.getpid()}  # scored here, in order
+    assert [i for i, _, _ in out] == [0, 1, 2, 3]
+    leave.set()
+    other.join(10)
+    out = list(map_ordered(_pid, [0, 1, 2, 3], workers=2))  # the section closed: a pool
+    assert os.getpid() not in {r for _, _, r in out}
+
+
+def test_a_fork_holds_new_torch_work_back_and_children_start_free():
+    """While a pool forks, a thread that enters torch waits for the fork to finish; a forked
+    child opens its own sections (it does not inherit the parent's pending fork)."""
+    entered = threading.Event()
+    with parallel._FORKING, parallel._GUARD.forking(wait=1.0) as free:
+        assert free
+
+        def enter() -> None:
+            with torch_section():
+                entered.set()
+
+        t = threading.Thread(target=enter, daemon=True)
+        t.start()
+        assert not entered.wait(0.3)  # held back while the fork is pending
+    assert entered.wait(5)
+    t.join(5)
+    out = list(map_ordered(_in_section, [0, 1], workers=2))
+    assert [r for _, _, r in out] == [1, 2]
+
+
+def _in_section(x: int) -> int:
+    with torch_section(), torch_section():  # nested sections in one thread do not wait
+        return x + 1
+
+
+def test_a_thread_inside_torch_never_waits_for_its_own_fork():
+    import time
+
+    start = time.monotonic()
+    with torch_section(), parallel._GUARD.forking(wait=5.0) as free:
+        assert not free
+    assert time.monotonic() - start < 1.0  # at once, not after the 5 s wait
 
 
 def test_map_ordered_keeps_order_with_a_pool():

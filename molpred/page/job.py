@@ -16,17 +16,10 @@ import pandas as pd
 from molpred.artifact import MolpredModel
 from molpred.train import TrainConfig, TrainProgress, train
 
-__all__ = ["TrainingRequest", "TrainingJob", "Cancelled", "training_running"]
+__all__ = ["TrainingRequest", "TrainingJob", "Cancelled"]
 
 # one training at a time in this process (a second session's run waits for the first)
 _ONE_AT_A_TIME = threading.Lock()
-
-
-def training_running() -> bool:
-    """Whether a training run is using torch in this process now. The page then scores here,
-    not in forked workers: a child forked while another thread is inside torch's thread pools
-    can hang on their state (seen in the browser test that scores during training)."""
-    return _ONE_AT_A_TIME.locked()
 
 
 class Cancelled(Exception):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from molpred.parallel import torch_section
+
 __all__ = ["max_similarity", "knn_distance", "choose_threshold", "Domain"]
 
 _CHUNK = 1024  # queries per matrix product: bounds the [chunk, N_train] temporary
@@ -168,10 +170,11 @@ class Domain:
     def neighbors(self, fp: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` most similar training molecules: ``(index, Tanimoto)``, best first."""
         q, ref = _bits(fp.reshape(1, -1)), _bits(self.fingerprints)
-        inter = (q @ ref.T)[0]
-        union = q.sum() + ref.sum(1) - inter
-        sim = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
-        top = sim.topk(min(k, len(sim)))
+        with torch_section():
+            inter = (q @ ref.T)[0]
+            union = q.sum() + ref.sum(1) - inter
+            sim = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+            top = sim.topk(min(k, len(sim)))
         return [(int(i), float(v)) for v, i in zip(top.values, top.indices, strict=True)]
 
     def tensors(self) -> dict[str, torch.Tensor]:
