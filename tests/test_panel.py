@@ -51,8 +51,11 @@ def test_transforms_give_the_stated_units(tmp_path):
     )
     assert endpoint_table(log, tmp_path)["a"].tolist()[::2] == [1.0, np.log10(0.5)]
     assert np.isnan(endpoint_table(log, tmp_path)["a"][1])  # an IC50 of 0: unusable
-    pct = replace(log, column="b", units="%", transform="percent")
-    assert endpoint_table(pct, tmp_path)["b"].tolist() == [1000.0, 0.0, 50.0]
+    fu = replace(log, column="b", units="log10(fu)", transform="log10_unbound")
+    fractions = endpoint_table(fu, tmp_path)["b"]  # bound fractions 10 (not one), 0 and 0.5
+    assert np.isnan(fractions[0]) and fractions.tolist()[1:] == [0.0, np.log10(0.5)]
+    (tmp_path / "x.csv").write_text("s,v\nCCO,1.0\nCCN,0.9995\n")  # all bound: at the floor
+    assert endpoint_table(fu, tmp_path)["b"].tolist() == [-3.0, -3.0]
 
 
 def test_endpoints_of_one_file_share_its_rows():

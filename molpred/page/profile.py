@@ -36,7 +36,7 @@ PRESETS: dict[str, list[tuple[str, str, float, float | None, float | None]]] = {
         ("logS_AqSolDB", "higher", 1.0, None, None),
         ("exp", "range", 1.0, 1.0, 3.0),
         ("CLint_human", "lower", 1.0, None, None),
-        ("PPB", "lower", 0.5, None, None),
+        ("log10_fu", "higher", 0.5, None, None),
         ("QED", "higher", 0.5, None, None),
     ],
     "Low CYP liability": [

@@ -65,7 +65,7 @@ PANEL: dict[str, PanelModel] = {
             "Absorption: P-gp, oral bioavailability",
             ("Pgp_inhibitor", "oral_bioavailability"),
         ),
-        PanelModel("ppb", "Plasma protein binding", ("PPB",)),
+        PanelModel("ppb", "Plasma protein binding", ("log10_fu",)),
         PanelModel(
             "cyp_inhibition",
             "CYP inhibition: 1A2, 2C19, 2C9, 2D6, 3A4",
