@@ -155,8 +155,9 @@ def map_ordered(
 
     With ``workers > 1``, ``fn`` runs in a process pool (here when :func:`worker_pool` finds
     no safe moment to fork) with up to two items per worker in flight; the next item is handed
-    to the pool before a result is yielded, so the workers keep busy while the caller uses it. ``skip(index)`` true means the caller already has that
-    result (a resumed run): ``fn`` is not called and the result is ``None``.
+    to the pool before a result is yielded, so the workers keep busy while the caller uses it.
+    ``skip(index)`` true means the caller already has that result (a resumed run): ``fn`` is
+    not called and the result is ``None``.
     """
     skip = skip or (lambda _: False)
     pool = worker_pool(workers) if workers > 1 else None
