@@ -198,8 +198,8 @@ class Predictor:
             for t, task in enumerate(columns.tasks):
                 mean, spread = out[task.value].to_numpy(), out[task.std].to_numpy()
                 new = interval_columns(task, model.conformal_scores(t), mean, spread, confidence)
-                for name, values in new.items():
-                    out[name] = np.asarray(values, dtype=out[name].dtype)
+                for name, values in new.items():  # prediction sets are text (StringDtype)
+                    out[name] = pd.array(values, dtype=out[name].dtype)
         return out
 
     @property

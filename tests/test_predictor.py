@@ -154,6 +154,24 @@ def test_intervals_follow_a_new_confidence_without_rescoring(model):
     pd.testing.assert_frame_equal(narrow, direct)
 
 
+def test_prediction_sets_follow_a_new_confidence_too():
+    """The page's confidence slider after scoring a classification panel: the prediction sets
+    are text columns (it crashed the page's results on pandas' string dtype)."""
+    import molpred
+    from molpred.pretrained import model_path
+    from molpred.screen import screen
+
+    bbb = {"bbb": molpred.load_model(model_path("bbb"))}
+    smiles, names = ["CCO", "c1ccccc1O", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "bad("], list("abcd")
+    table = screen(Predictor(bbb, confidence=0.9, percentiles=True), smiles, names)
+    sets = [c for c in table.columns if c.endswith("_set")]
+    assert sets
+    for confidence in (0.5, 0.99):
+        moved = Predictor(bbb, confidence=0.9, percentiles=True).reinterval(table, confidence)
+        direct = screen(Predictor(bbb, confidence=confidence, percentiles=True), smiles, names)
+        pd.testing.assert_frame_equal(moved[direct.columns], direct)
+
+
 def _sigterm_handler(_) -> str:
     return str(signal.getsignal(signal.SIGTERM))
 
