@@ -32,6 +32,7 @@ from scipy.special import ndtri
 
 from molpred.chem import InvalidMoleculeError, canonical_smiles, parent_key, standardize
 from molpred.featurize import fingerprint
+from molpred.parallel import default_workers, map_ordered
 from molpred.predict import pick_column, score_table
 from molpred.predictor import Predictor
 from molpred.ranking import Objective, desirability
@@ -186,7 +187,7 @@ def suggest(
     value = acquisition(draws, options.strategy, options.beta, best, options.seed)
     with np.errstate(invalid="ignore"):
         mean, sd = draws.mean(axis=1), draws.std(axis=1)
-    skip = {k for k in map(parent_key, _smiles_of(measured)) if k}
+    skip = {k for k in _keys_of(measured) if k}
     skip |= {k for k in map(parent_key, exclude) if k}
     error = expected_error(table, objectives)
     error[~np.isfinite(value)] = np.nan
@@ -262,7 +263,7 @@ def measured_molecules(
             domain = model.domain
             if domain is None or not domain.smiles:
                 continue
-            part = pd.DataFrame({"smiles": domain.smiles})
+            part = pd.DataFrame({"smiles": domain.smiles, KEY: training_keys(domain)})
             if domain.targets is not None:
                 targets = domain.targets.float().numpy()
                 for t, task in enumerate(columns.tasks):
@@ -290,12 +291,45 @@ def measured_molecules(
     return measured
 
 
-def _smiles_of(measured: pd.DataFrame | None) -> list[object]:
+def _keys_of(measured: pd.DataFrame | None) -> list[str | None]:
+    """The measured molecules' parent keys (the ``parent_key`` column where known)."""
     if measured is None or measured.empty:
         return []
     if "smiles" not in measured:
         raise KeyError("the measured molecules need a 'smiles' column")
-    return measured["smiles"].tolist()
+    known = measured[KEY] if KEY in measured else pd.Series(None, index=measured.index)
+    todo = known.isna().to_numpy()
+    keys = known.astype(object).to_numpy().copy()
+    keys[todo] = parent_keys(measured["smiles"].to_numpy()[todo])
+    return list(keys)
+
+
+def parent_keys(smiles: Sequence[object]) -> list[str | None]:
+    """:func:`molpred.chem.parent_key` of each structure, on every core for long lists."""
+    if len(smiles) < _KEY_CHUNK:
+        return [parent_key(s) for s in smiles]
+    chunks = [list(smiles[i : i + _KEY_CHUNK]) for i in range(0, len(smiles), _KEY_CHUNK)]
+    return [k for _, _, keys in map_ordered(_chunk_keys, chunks, default_workers()) for k in keys]
+
+
+def _chunk_keys(smiles: list[object]) -> list[str | None]:
+    return [parent_key(s) for s in smiles]
+
+
+def training_keys(domain) -> list[str | None]:
+    """The parent keys of a model's training molecules, computed once per loaded model (a
+    bundled panel holds ~90,000: ~20 s of RDKit on 2 cores, paid by the page's first batch)."""
+    entry = _TRAINING_KEYS.get(id(domain))
+    if entry is None or entry[0] is not domain:
+        if len(_TRAINING_KEYS) >= 64:  # models a long-running page has dropped
+            _TRAINING_KEYS.pop(next(iter(_TRAINING_KEYS)))
+        entry = _TRAINING_KEYS[id(domain)] = (domain, parent_keys(domain.smiles))
+    return entry[1]
+
+
+KEY = "parent_key"  # measured molecules: the column of their parent keys, where computed
+_KEY_CHUNK = 1000
+_TRAINING_KEYS: dict[int, tuple[object, list[str | None]]] = {}
 
 
 def _measured_best(

@@ -274,6 +274,24 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     assert "batch" not in app.session_state
 
 
+def test_a_batch_of_measured_candidates_only_says_so(app, models_dir):
+    """Every candidate is a training molecule: no batch, and the page says why (it showed an
+    empty batch without a word); a changed setting keeps the panel open."""
+    import molpred
+
+    trained = molpred.load_model(models_dir / "tiny.pt").domain.smiles[:4]
+    _score(app, "\n".join(trained))
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("higher")
+    app.number_input(key="b_n").set_value(3)
+    app.run()
+    assert app.session_state["batch_open"]  # the Suggest button stays in view
+    app.button(key="b_go").click()
+    app.run()
+    assert not app.exception, app.exception
+    assert "batch" not in app.session_state
+    assert any("No candidate could be picked" in w.value for w in app.warning)
+
+
 def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_path, monkeypatch):
     """Upload measured data -> train in the background with progress -> the model is saved,
     listed under "Your models" and scores; the page's run equals the `molpred train` line it

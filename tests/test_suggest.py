@@ -247,3 +247,15 @@ def test_cli_suggest_with_a_SMILES_column_ei_and_the_training_set(esol_model, es
     batch = pd.read_csv(out)
     assert len(batch) == 8 and not set(batch["SMILES"]) & set(trained)
     assert batch["why"].str.contains("over best measured").all()
+
+
+def test_training_keys_are_computed_once_per_model_and_match_parent_keys(esol):
+    from molpred.chem import parent_key
+    from molpred.suggest import parent_keys, training_keys
+
+    model = train_small(esol.head(60))
+    keys = training_keys(model.domain)
+    assert keys == [parent_key(s) for s in model.domain.smiles]
+    assert training_keys(model.domain) is keys  # cached for the loaded model
+    many = list(esol["smiles"]) * 2  # long enough for the worker pool
+    assert parent_keys(many) == [parent_key(s) for s in many]

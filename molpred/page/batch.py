@@ -29,6 +29,13 @@ STRATEGY_NAMES = {
 }
 
 
+def _keep_open() -> None:  # a changed setting reruns the page: the panel stays open
+    st.session_state["batch_open"] = True
+
+
+_TOUCHED = {"on_change": _keep_open}
+
+
 def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Objective]) -> None:
     """Controls and the Suggest button; the batch (rows of ``table``, index kept) is kept in
     ``st.session_state["batch"]`` until the candidates are scored again."""
@@ -47,12 +54,14 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             "and its uncertainty, at most a few per scaffold; each pick says why."
         )
         a, b, c, d = st.columns(4)
-        n = a.number_input("molecules", 1, max(len(table), 1), min(48, len(table)), key="b_n")
+        n = a.number_input(
+            "molecules", 1, max(len(table), 1), min(48, len(table)), key="b_n", **_TOUCHED
+        )
         strategy = b.selectbox(
-            "strategy", STRATEGIES, format_func=STRATEGY_NAMES.get, key="b_strategy"
+            "strategy", STRATEGIES, format_func=STRATEGY_NAMES.get, key="b_strategy", **_TOUCHED
         )
         per_scaffold = c.number_input(
-            "at most per scaffold", 0, 1000, 2, key="b_scaffold", help="0: no limit"
+            "at most per scaffold", 0, 1000, 2, key="b_scaffold", help="0: no limit", **_TOUCHED
         )
         max_similarity = d.slider(
             "max similarity between picks",
@@ -61,6 +70,7 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             1.0,
             0.05,
             key="b_similarity",
+            **_TOUCHED,
             help="Tanimoto (Morgan, radius 2); 1: no limit",
         )
         explore = st.slider(
@@ -70,6 +80,7 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             BatchOptions().explore,
             0.05,
             key="b_explore",
+            **_TOUCHED,
             help="These picks go where the model's expected error is largest: measuring them "
             "improves the next round's predictions most.",
         )
@@ -78,9 +89,10 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             "property are read as measured values)",
             type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
             key="measured_file",
+            **_TOUCHED,
         )
         training = st.checkbox(
-            "Leave out the models' training molecules", value=True, key="b_training"
+            "Leave out the models' training molecules", value=True, key="b_training", **_TOUCHED
         )
         if not st.button("Suggest batch", type="primary", key="b_go"):
             return
@@ -108,7 +120,19 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             st.error(f"{measured_file.name if measured_file else 'Measured molecules'}: {exc}")
             return
         with st.spinner("Choosing the batch…"):
-            st.session_state["batch"] = suggest(table, objectives, options, measured=measured)
+            batch = suggest(table, objectives, options, measured=measured)
+        if batch.empty:
+            st.session_state.pop("batch", None)
+            st.warning(
+                "No candidate could be picked: every scored candidate that passes the filters "
+                "is already measured ("
+                + ("in a model's training set or " if training else "")
+                + "in your file of measured molecules)."
+                + (" Untick *Leave out the models' training molecules* to pick among them."
+                   if training else "")
+            )  # fmt: skip
+            return
+        st.session_state["batch"] = batch
         st.session_state["batch_objectives"] = tuple(objectives)
 
 
