@@ -247,7 +247,7 @@ def main() -> None:
             if c in st.session_state["results"]
         }
         objectives = ranking_controls(columns, predictor, st.session_state["results"])
-        keep = filters(st.session_state["results"], columns)
+        keep = filters(st.session_state["results"], columns, objectives)
         results(predictor, objectives, keep, columns)
 
 

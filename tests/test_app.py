@@ -402,3 +402,20 @@ def test_admet_panel_presets_columns_and_profile(app):
     assert len(profile) == 9  # BBB, logD, P-gp, bioavailability, five CYPs
     assert profile["among approved drugs (percentile)"].between(0, 100).all()
     assert profile["category"].tolist()[0] == "Physicochemical & absorption"
+
+
+def test_the_domain_filter_asks_only_the_ranked_models():
+    """Seventeen bundled models rarely share a domain: filtering on all of them emptied the
+    table for a chemist's approved drugs. The filter follows the ranking's models."""
+    import molpred
+    from molpred.page.results import ranked_domains
+    from molpred.predictor import Predictor
+    from molpred.pretrained import model_path
+    from molpred.ranking import Objective
+
+    predictor = Predictor({n: molpred.load_model(model_path(n)) for n in ("bbb", "ppb")})
+    bbb, ppb = predictor.schema.models
+    assert ranked_domains(predictor, [Objective("p_np", "higher", 1.0)]) == [bbb.in_domain]
+    both = [Objective("p_np", "higher", 1.0), Objective("log10_fu", "higher", 0.5)]
+    assert ranked_domains(predictor, both) == [bbb.in_domain, ppb.in_domain]
+    assert ranked_domains(predictor, [Objective("p_np", "higher", 0.0)]) == []

@@ -100,12 +100,18 @@ def ranking_controls(
     return objectives
 
 
-def filters(table: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
+def filters(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objective]) -> pd.Series:
     keep = pd.Series(True, index=table.index)
     with st.expander("Filters", expanded=False):
         a, b, c = st.columns(3)
-        if a.checkbox("in every model's domain", key="f_domain"):
-            for col in st.session_state["predictor"].schema.in_domain_columns:
+        ranked = ranked_domains(st.session_state["predictor"], objectives)
+        if a.checkbox(
+            "in the domain of every ranked model",
+            key="f_domain",
+            help="Only molecules like the training molecules of each model whose predictions "
+            "weigh in the ranking (a panel of 17 models rarely agrees on every molecule).",
+        ):
+            for col in ranked:
                 keep &= table[col].fillna(False).astype(bool)
         if b.checkbox("no PAINS / Brenk alert", key="f_alerts"):
             keep &= (table["PAINS"].fillna("") == "") & (table["Brenk"].fillna("") == "")
@@ -129,6 +135,16 @@ def filters(table: pd.DataFrame, columns: dict[str, str]) -> pd.Series:
             )
             keep &= table[col].between(lo, hi)
     return keep
+
+
+def ranked_domains(predictor: Predictor, objectives: list[Objective]) -> list[str]:
+    """The in-domain columns of the models that have a task weighing in the ranking."""
+    weighed = {o.column for o in objectives if o.weight > 0}
+    return [
+        m.in_domain
+        for m in predictor.schema.models
+        if m.domain and any(t.value in weighed for t in m.tasks)
+    ]
 
 
 def results(
