@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import molpred
+from molpred.chem import smiles_column
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.labels import card_of, value_labels
 from molpred.page.results import filters, ranking_controls, results
@@ -26,6 +27,7 @@ from molpred.screen import parse_pasted, screen
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
+NAME_COLUMNS = ("name", "id", "compound id", "compound", "title", "_name", "mol_id")
 EXAMPLE = "CC(=O)Oc1ccccc1C(=O)O aspirin\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken"
 PRIVACY = (
     "**Private by design.** Structures are scored on this machine only: nothing is sent "
@@ -179,21 +181,28 @@ def _uploaded() -> pd.DataFrame | None:
         st.error(f"Cannot read {file.name}: {exc}")
         return None
     cols = [c for c in table.columns if c != READ_ERROR]
-    guess = next((c for c in cols if str(c).lower() in ("smiles", "canonical_smiles")), cols[0])
+    guess = smiles_column(table[cols]) or cols[0]
     smi_col = st.selectbox("SMILES column", cols, index=cols.index(guess))
+    names = [c for c in cols if c != smi_col]
+    name_guess = next((c for c in names if str(c).lower() in NAME_COLUMNS), None)
     name_col = st.selectbox(
         "Name column",
-        ["(row number)", *cols],
-        index=cols.index("name") + 1 if "name" in cols else 0,
+        ["(row number)", *names],
+        index=names.index(name_guess) + 1 if name_guess else 0,
     )
     if not st.button("Score file", type="primary", key="score_upload"):
         return None
-    names = (
-        table[name_col].astype(str)
-        if name_col in table
-        else pd.Series([f"row {i + 1}" for i in range(len(table))])
+    out = pd.DataFrame(
+        {
+            "name": table[name_col].astype(str).to_numpy()
+            if name_col in table
+            else [f"row {i + 1}" for i in range(len(table))],
+            "smiles": table[smi_col].to_numpy(),
+        }
     )
-    return pd.DataFrame({"name": names.to_numpy(), "smiles": table[smi_col].to_numpy()})
+    if READ_ERROR in table:  # a record the reader could not use keeps its reason
+        out[READ_ERROR] = table[READ_ERROR].to_numpy()
+    return out
 
 
 def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
@@ -212,6 +221,7 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         predictor,
         candidates["smiles"].tolist(),
         candidates["name"].tolist(),
+        read_errors=candidates.get(READ_ERROR),
         depict=True,
         workers=default_workers(),
         progress=lambda f: bar.progress(f),

@@ -34,6 +34,8 @@ __all__ = [
     "canonical_smiles",
     "parent_key",
     "mol_from_block",
+    "smiles_column",
+    "SMILES_NAMES",
 ]
 
 
@@ -185,3 +187,32 @@ def parent_key(smiles: object) -> str | None:
         return canonical_smiles(standardize(smiles, "parent"))  # type: ignore[arg-type]
     except InvalidMoleculeError:
         return None
+
+
+def smiles_column(table) -> str | None:
+    """The column of ``table`` (a DataFrame) that holds structures: one named like SMILES, else
+    the first whose first non-empty values mostly parse as SMILES (not plain numbers); None if
+    no column does."""
+    named = [c for c in table.columns if str(c).strip().lower() in SMILES_NAMES]
+    if named:
+        return named[0]
+    for column in table.columns:
+        values = [str(v).strip() for v in table[column].dropna().head(20) if str(v).strip()]
+        if not values or all(_is_number(v) for v in values):
+            continue
+        with rdkit_log_silenced():
+            parsed = sum(Chem.MolFromSmiles(v) is not None for v in values)
+        if parsed >= 0.8 * len(values):
+            return column
+    return None
+
+
+SMILES_NAMES = ("smiles", "canonical_smiles", "smi")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from molpred._version import __version__
 from molpred.artifact import MolpredModel, weights_digest
+from molpred.chem import SMILES_NAMES
 from molpred.features import PARALLEL_THRESHOLD
 from molpred.io import (
     DataError,
@@ -126,7 +127,7 @@ def pick_column(columns: Sequence[str], requested: str | None, what: str) -> str
             )
         return requested
     for col in columns:
-        if str(col).strip().lower() in ("smiles", "canonical_smiles", "smi"):
+        if str(col).strip().lower() in SMILES_NAMES:
             return col
     raise DataError(
         f"no SMILES column found (looked for 'smiles'); pass --smiles-column. "

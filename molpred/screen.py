@@ -15,6 +15,7 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
+from molpred.io import READ_ERROR
 from molpred.medchem import medchem_table
 from molpred.predictor import Predictor
 
@@ -45,6 +46,7 @@ def screen(
     smiles: Sequence[object],
     names: Sequence[str] | None = None,
     *,
+    read_errors: Sequence[str] | None = None,
     confidence: float = 0.9,
     depict: bool = False,
     workers: int = 1,
@@ -63,7 +65,8 @@ def screen(
     as the features, in ``workers`` processes, chunk by chunk (100 molecules: 1,000 pasted
     molecules keep two workers busy to the end), and on Linux the chunk is scored there too
     (:meth:`molpred.predictor.Predictor.stream`).
-    ``progress(fraction)`` is called after every chunk.
+    ``read_errors``: per input, why the file reader could not use it (``""``: it could); a
+    reason there is the row's error. ``progress(fraction)`` is called after every chunk.
     """
     smiles = list(smiles)
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
@@ -73,6 +76,8 @@ def screen(
         models if isinstance(models, Predictor) else Predictor(models, confidence=confidence)
     )
     table = pd.DataFrame({"name": names, "smiles": smiles})
+    if read_errors is not None:
+        table[READ_ERROR] = [str(e) if isinstance(e, str) else "" for e in read_errors]
     chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
     parts, done = [], 0
     hook = MedchemHook(depict)

@@ -106,12 +106,25 @@ def test_upload_sdf_and_csv(app):
     results = app.session_state["results"]
     assert results["name"].tolist() == ["ethanol", "aniline", "garbage record"]
     assert results["error"].ne("").tolist() == [False, False, True]
+    from molpred.io import READ_ERROR, InMemoryFile, read_table
+
+    reason = read_table(InMemoryFile("c.sdf", sdf.encode()))[READ_ERROR].iloc[2]
+    assert reason and results["error"].iloc[2] == reason  # the reader's reason, not "empty"
     csv = b"id,SMILES\n1,CCO\n2,xyz\n"
     app.file_uploader(key="candidates_file").set_value(("c.csv", csv, "text/csv"))
     app.run()
     app.button(key="score_upload").click()
     app.run()
     assert app.session_state["results"]["error"].ne("").tolist() == [False, True]
+    # a SMILES column by another name is found by its content; the IDs name the rows
+    csv = b"Compound ID,Structure,pIC50\nCPD-1,CCO,5.1\nCPD-2,c1ccccc1N,6.3\n"
+    app.file_uploader(key="candidates_file").set_value(("d.csv", csv, "text/csv"))
+    app.run()
+    assert app.selectbox[0].value == "Structure" and app.selectbox[1].value == "Compound ID"
+    app.button(key="score_upload").click()
+    app.run()
+    results = app.session_state["results"]
+    assert results["name"].tolist() == ["CPD-1", "CPD-2"] and (results["error"] == "").all()
 
 
 def test_uploaded_model_file_is_used(app, models_dir):

@@ -77,3 +77,16 @@ def test_log_silencing_is_scoped(capfd):
     RDLogger.EnableLog("rdApp.error")
     Chem.MolFromSmiles("C1CC")  # outside the block RDKit logs again
     assert "SMILES Parse Error" in capfd.readouterr().err
+
+
+def test_the_smiles_column_is_found_by_name_or_by_content():
+    import pandas as pd
+
+    from molpred.chem import smiles_column
+
+    assert smiles_column(pd.DataFrame({"id": ["a"], "SMILES": ["CCO"]})) == "SMILES"
+    table = pd.DataFrame(
+        {"ID": ["CPD-1", "CPD-2"], "n": [1, 2], "Structure": ["CCO", "c1ccccc1"], "x": [0.1, 2]}
+    )
+    assert smiles_column(table) == "Structure"  # "1" and "2" would parse: numbers are skipped
+    assert smiles_column(pd.DataFrame({"ID": ["CPD-1"], "v": [3.0]})) is None
