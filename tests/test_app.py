@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from molpred.page.profile import MANUAL
+
 from .conftest import ESOL_TARGET, ROOT, train_small
 
 
@@ -379,6 +381,14 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
     assert any("cancelled" in i.value for i in at.info)
 
 
+def _ranking_state(app) -> dict:
+    return {
+        w.key: w.value
+        for w in [*app.selectbox, *app.number_input]
+        if w.key and w.key.startswith(("dir_", "w_", "lo_", "hi_"))
+    }
+
+
 def test_admet_panel_presets_columns_and_profile(app):
     """A preset sets the ranking for its goal; the column picker narrows the table (not the
     downloads); the detail view profiles the molecule with approved-drug percentiles."""
@@ -387,6 +397,7 @@ def test_admet_panel_presets_columns_and_profile(app):
     app.run()
     _score(app, "CCO ethanol\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken")
     assert app.selectbox(key="dir_QED").value == "higher"  # the cards' defaults first
+    defaults = _ranking_state(app)
     app.selectbox(key="preset").set_value("Oral CNS drug")
     app.run()
     assert app.selectbox(key="dir_p_np").value == "higher"
@@ -397,6 +408,14 @@ def test_admet_panel_presets_columns_and_profile(app):
     assert app.number_input(key="w_Pgp_inhibitor").value == pytest.approx(0.5)
     ranked = _table(app, "rank")
     assert ranked["score"].notna().sum() == 2
+    app.selectbox(key="preset").set_value("Safety first")
+    app.run()
+    assert _ranking_state(app) != defaults
+    app.selectbox(key="preset").set_value(MANUAL)  # back to the cards' defaults (it did nothing)
+    app.run()
+    assert _ranking_state(app) == defaults
+    app.selectbox(key="preset").set_value("Oral CNS drug")
+    app.run()
 
     picker = app.multiselect(key="shown_columns")
     assert set(picker.value) >= {"p_np", "exp", "Pgp_inhibitor"}

@@ -102,6 +102,11 @@ def preset_picker(predictor: Predictor, columns: dict[str, str]) -> None:
         goal = st.session_state["preset"]
         if goal in PRESETS:
             apply_preset(goal, predictor, columns)
+        else:  # back to the cards' directions and weights: the widgets start afresh
+            for col in columns:
+                for key in ("dir", "w", "lo", "hi"):
+                    st.session_state.pop(f"{key}_{col}", None)
+            st.session_state["ranking_open"] = True
 
     st.selectbox(
         "Ranking preset",
