@@ -246,6 +246,14 @@ def main() -> None:
         run_scoring(candidates, models, confidence)
     if "results" in st.session_state:
         predictor = st.session_state["predictor"]
+        scored_with = st.session_state["result_models"]
+        if set(scored_with) != set(models):  # the table keeps the models it was scored with
+            st.info(
+                "The table below was scored with "
+                + (", ".join(f"`{n}`" for n in scored_with) or "no model")
+                + ". The models chosen in the sidebar have changed since: press **Score** "
+                "again to score with them."
+            )
         if predictor.confidence != confidence:  # intervals follow the slider, no rescoring
             st.session_state["results"] = predictor.reinterval(
                 st.session_state["results"], confidence

@@ -233,6 +233,10 @@ def test_default_ranking_counts_each_model_once(app):
     assert app.selectbox(key="dir_CT_TOX").value == "lower"
     assert app.selectbox(key="dir_FDA_APPROVED").value == "higher"
     assert app.number_input(key="w_CT_TOX").value == pytest.approx(0.5)
+    assert not any("scored with" in i.value for i in app.info)
+    app.sidebar.multiselect[0].set_value(["tox21"])  # a model dropped after scoring: said
+    app.run()
+    assert any("scored with `tox21`, `clintox`" in i.value for i in app.info)
 
 
 def test_what_a_chemist_reads(app):
