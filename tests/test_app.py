@@ -376,13 +376,15 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
     deadline = time.monotonic() + 120
     while second.progress is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    at.run()  # the progress view with its Cancel button
+    at.run()  # the progress view with its Cancel button, the form kept below it
+    assert at.button(key="t_go").disabled  # one run at a time
     at.button(key="t_cancel").click()
     at.run()
     assert second.wait(120) and second.state == "cancelled"
     assert (own / "assay.pt").stat().st_mtime_ns == saved
     at.run()
     assert any("cancelled" in i.value for i in at.info)
+    assert at.number_input(key="t_epochs").value == 500  # the choices outlive the run
 
 
 def _ranking_state(app) -> dict:

@@ -31,15 +31,15 @@ def training_panel(models_dir: Path) -> None:
     # open while a run lasts and after it, with its outcome: an expander whose `expanded`
     # turns False is collapsed by the browser, hiding "Saved" (seen in a CI run)
     with st.expander("Train a model on your own data", expanded=job is not None):
-        if job is not None and job.state == "running":
+        running = job is not None and job.state == "running"
+        if running:
             _progress(job)
-            return
-        if job is not None:
+        elif job is not None:
             _outcome(job)
-        _form(models_dir)
+        _form(models_dir, running)  # drawn during a run too: its choices outlive the run
 
 
-def _form(models_dir: Path) -> None:
+def _form(models_dir: Path, running: bool = False) -> None:
     file = st.file_uploader(
         "Measured data: CSV, TSV, SDF or Parquet (optionally .gz), read in memory",
         type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
@@ -101,7 +101,15 @@ def _form(models_dir: Path) -> None:
     st.code(request.command(file.name, str(output)), language="bash")
     if output.exists():
         st.warning(f"`{output}` exists: training will replace it.")
-    if st.button("Train", type="primary", key="t_go"):
+    if st.button(
+        "Train",
+        type="primary",
+        key="t_go",
+        disabled=running,
+        help="One training at a time: this one starts once the run above ends."
+        if running
+        else None,
+    ):
         models_dir.mkdir(parents=True, exist_ok=True)
         st.session_state["training_job"] = TrainingJob(table, request, output).start()
         st.rerun()
