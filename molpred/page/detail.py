@@ -58,13 +58,13 @@ def detail(table: pd.DataFrame, predictor: Predictor, columns: dict[str, str]) -
         return
     left.image(mol_svg(mol, (420, 320)), width=420)
     left.code(smiles, language=None)  # literal text: never read as Markdown
-    with left:
-        show_profile(scored.loc[pick], predictor, columns)
     key = f"{name}:{model.info.data_fingerprint}:{model.info.created}"
     right.image(
         _explained(key, smiles, task, model, mol),
         caption="Atom contributions (green raises the prediction, red lowers it)",
     )
+    # full width: in half the page its percentile, error and domain columns scrolled out of view
+    show_profile(scored.loc[pick], predictor, columns)
     if model.domain is not None and model.domain.smiles:
         rows = []
         t = model.task_names.index(task)

@@ -166,7 +166,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             PHYS,
             "regression",
             "lipophilicity.csv",
-            "logD",
+            "log10",
             "range 1 3",
             "Octanol/buffer distribution coefficient at pH 7.4.",
             "AstraZeneca ChEMBL deposition CHEMBL3301361, 2015",
