@@ -317,8 +317,9 @@ def _chunk_keys(smiles: list[object]) -> list[str | None]:
 
 
 def training_keys(domain) -> list[str | None]:
-    """The parent keys of a model's training molecules, computed once per loaded model (a
-    bundled panel holds ~90,000: ~20 s of RDKit on 2 cores, paid by the page's first batch)."""
+    """The parent keys of a model's training molecules, computed once per loaded model (the
+    bundled panel holds 59,072: about 12 s of RDKit on 2 cores, paid by the page's first
+    batch)."""
     entry = _TRAINING_KEYS.get(id(domain))
     if entry is None or entry[0] is not domain:
         if len(_TRAINING_KEYS) >= 64:  # models a long-running page has dropped
