@@ -28,6 +28,8 @@ from molpred.screen import parse_pasted, screen
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
 NAME_COLUMNS = ("name", "id", "compound id", "compound", "title", "_name", "mol_id")
+# the page's own columns in the ranked table: an uploaded column of that name is renamed
+PAGE_COLUMNS = ("name", "smiles", "rank", "score", "batch", "why", "pareto", "picked")
 EXAMPLE = "CC(=O)Oc1ccccc1C(=O)O aspirin\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken"
 PRIVACY = (
     "**Private by design.** Structures are scored on this machine only: nothing is sent "
@@ -202,7 +204,23 @@ def _uploaded() -> pd.DataFrame | None:
     )
     if READ_ERROR in table:  # a record the reader could not use keeps its reason
         out[READ_ERROR] = table[READ_ERROR].to_numpy()
-    return out
+    own = [c for c in cols if c not in (smi_col, name_col)]  # IDs, measured values: kept
+    return pd.concat([out, _own_columns(table[own])], axis=1)
+
+
+def _own_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The user's other columns as the table shows them: a column whose filled cells all read
+    as numbers becomes numeric (the reader keeps text), and a name the page uses for its own
+    columns gets an ``input_`` prefix."""
+    out = {}
+    for col in table.columns:
+        values = table[col]
+        text = values.astype("string").str.strip()
+        filled = text[text.notna() & (text != "")]
+        if len(filled) and pd.to_numeric(filled, errors="coerce").notna().all():
+            values = pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
+        out[f"input_{col}" if str(col) in PAGE_COLUMNS else str(col)] = values.to_numpy()
+    return pd.DataFrame(out, index=table.index).reset_index(drop=True)
 
 
 def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
@@ -222,6 +240,7 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         candidates["smiles"].tolist(),
         candidates["name"].tolist(),
         read_errors=candidates.get(READ_ERROR),
+        extra=candidates.drop(columns=["name", "smiles", READ_ERROR], errors="ignore"),
         depict=True,
         workers=default_workers(),
         progress=lambda f: bar.progress(f),

@@ -19,6 +19,7 @@ exception into a per-row reason instead of failing the whole table.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,7 @@ __all__ = [
     "standardize_many",
     "canonical_smiles",
     "parent_key",
+    "counterions",
     "mol_from_block",
     "smiles_column",
     "SMILES_NAMES",
@@ -69,9 +71,10 @@ _UNCHARGER = rdMolStandardize.Uncharger(canonicalOrder=True)
 _METAL_DISCONNECTOR = rdMolStandardize.MetalDisconnector()
 # Substructure checks run in C++, far cheaper than a Python loop over atoms on the hot path.
 _CHARGED = Chem.MolFromSmarts("[!+0]")
-_METAL = Chem.MolFromSmarts(
-    "[Li,Na,K,Rb,Cs,Be,Mg,Ca,Sr,Ba,Al,Zn,Fe,Cu,Co,Ni,Mn,Cr,Ag,Au,Pt,Pd,Hg,Sn]"
-)
+_METALS = "Li Na K Rb Cs Be Mg Ca Sr Ba Al Zn Fe Cu Co Ni Mn Cr Ag Au Pt Pd Hg Sn".split()
+_METAL = Chem.MolFromSmarts(f"[{','.join(_METALS)}]")
+# a metal in a SMILES is always bracketed: the text says when a salt may be drawn covalently
+_METAL_TEXT = re.compile(rf"\[\d*(?:{'|'.join(_METALS)})\b")
 
 
 def _check_text(smiles: object) -> str:
@@ -187,6 +190,28 @@ def parent_key(smiles: object) -> str | None:
         return canonical_smiles(standardize(smiles, "parent"))  # type: ignore[arg-type]
     except InvalidMoleculeError:
         return None
+
+
+def counterions(smiles: object) -> list[str]:
+    """The components of a SMILES that its parent structure leaves out (counter-ions, solvent,
+    a covalently drawn metal), as SMILES; ``[]`` for one component or unreadable input.
+
+    Cheap for the common case: a SMILES without ``.`` or a metal is not parsed."""
+    if not isinstance(smiles, str) or ("." not in smiles and not _METAL_TEXT.search(smiles)):
+        return []
+    try:
+        mol = standardize(smiles)
+    except InvalidMoleculeError:
+        return []
+    if mol.HasSubstructMatch(_METAL):
+        mol = _METAL_DISCONNECTOR.Disconnect(mol)
+    fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(fragments) < 2:
+        return []
+    parent = Chem.MolToSmiles(_FRAGMENT_CHOOSER.choose(mol))
+    others = [Chem.MolToSmiles(f) for f in fragments]
+    others.remove(parent)  # once: a dimer's second copy is listed
+    return others
 
 
 def smiles_column(table) -> str | None:

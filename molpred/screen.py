@@ -14,10 +14,12 @@ from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
 from molpred.artifact import MolpredModel
-from molpred.chem import InvalidMoleculeError, rdkit_log_silenced, standardize
+from molpred.chem import InvalidMoleculeError, counterions, rdkit_log_silenced, standardize
 from molpred.io import READ_ERROR
 from molpred.medchem import medchem_table
 from molpred.predictor import Predictor
+
+SALT = "salt"  # the column that names an input's counter-ions, when any input has one
 
 __all__ = [
     "parse_pasted",
@@ -47,6 +49,7 @@ def screen(
     names: Sequence[str] | None = None,
     *,
     read_errors: Sequence[str] | None = None,
+    extra: pd.DataFrame | None = None,
     confidence: float = 0.9,
     depict: bool = False,
     workers: int = 1,
@@ -66,7 +69,9 @@ def screen(
     molecules keep two workers busy to the end), and on Linux the chunk is scored there too
     (:meth:`molpred.predictor.Predictor.stream`).
     ``read_errors``: per input, why the file reader could not use it (``""``: it could); a
-    reason there is the row's error. ``progress(fraction)`` is called after every chunk.
+    reason there is the row's error. ``extra``: the user's own columns (IDs, measured values),
+    one row per input, carried beside ``name`` and ``smiles`` (renamed ``input_<name>`` where
+    they clash with an output column). ``progress(fraction)`` is called after every chunk.
     """
     smiles = list(smiles)
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
@@ -76,6 +81,12 @@ def screen(
         models if isinstance(models, Predictor) else Predictor(models, confidence=confidence)
     )
     table = pd.DataFrame({"name": names, "smiles": smiles})
+    if extra is not None:
+        if len(extra) != len(table):
+            raise ValueError(f"extra has {len(extra)} rows for {len(table)} molecules")
+        taken = (*table.columns, READ_ERROR, SALT)
+        clash = {c: f"input_{c}" for c in extra.columns if c in taken}
+        table = pd.concat([table, extra.reset_index(drop=True).rename(columns=clash)], axis=1)
     if read_errors is not None:
         table[READ_ERROR] = [str(e) if isinstance(e, str) else "" for e in read_errors]
     chunks = (table.iloc[i : i + chunk_size] for i in range(0, len(table), chunk_size))
@@ -90,10 +101,30 @@ def screen(
         if progress is not None:
             progress(done / len(smiles))
     out = pd.concat(parts, ignore_index=True)
+    salts = [counterions(s) for s in smiles]
+    if any(salts):  # say what else the input held and what each model scored
+        out.insert(2, SALT, [salt_note(c, predictor) if c else "" for c in salts])
     if depict:  # the structure next to the name (one reindex: out has hundreds of columns)
         rest = [c for c in out.columns if c not in ("name", "smiles", "structure")]
         out = out[["name", "smiles", "structure", *rest]]
     return out
+
+
+def salt_note(others: Sequence[str], predictor: Predictor) -> str:
+    """What the panel did with an input's other components: models that score the parent
+    structure stripped them, models that score structures as drawn kept them."""
+    what = ", ".join(others)
+    by_mode: dict[str, list[str]] = {}
+    for model, mode in zip(predictor.schema.models, predictor.standardizations, strict=True):
+        by_mode.setdefault(mode, []).append(model.name)
+    if set(by_mode) == {"parent"}:
+        return f"{what} stripped: the parent was scored"
+    if set(by_mode) == {"none"}:
+        return f"with {what}: scored as drawn (properties include it)"
+    return (
+        f"{what} stripped by {', '.join(by_mode['parent'])}; "
+        f"kept (scored as drawn) by {', '.join(by_mode['none'])}"
+    )
 
 
 @dataclass(frozen=True)

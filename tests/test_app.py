@@ -119,14 +119,25 @@ def test_upload_sdf_and_csv(app):
     app.run()
     assert app.session_state["results"]["error"].ne("").tolist() == [False, True]
     # a SMILES column by another name is found by its content; the IDs name the rows
-    csv = b"Compound ID,Structure,pIC50\nCPD-1,CCO,5.1\nCPD-2,c1ccccc1N,6.3\n"
+    csv = (
+        b"Compound ID,Structure,pIC50,series,rank\n"
+        b"CPD-1,CCO,5.1,A,1\nCPD-2,c1ccccc1N,,B,2\nCPD-3,CCN,6.3,,3\n"
+    )
     app.file_uploader(key="candidates_file").set_value(("d.csv", csv, "text/csv"))
     app.run()
     assert app.selectbox[0].value == "Structure" and app.selectbox[1].value == "Compound ID"
     app.button(key="score_upload").click()
     app.run()
     results = app.session_state["results"]
-    assert results["name"].tolist() == ["CPD-1", "CPD-2"] and (results["error"] == "").all()
+    assert results["name"].tolist() == ["CPD-1", "CPD-2", "CPD-3"]
+    assert (results["error"] == "").all()
+    # the user's own columns travel with their rows: numbers as numbers, blanks as missing,
+    # and a name the page uses itself ("rank") renamed
+    assert results["pIC50"].tolist()[::2] == [5.1, 6.3] and pd.isna(results["pIC50"][1])
+    assert results["series"].fillna("").tolist() == ["A", "B", ""]
+    assert results["input_rank"].tolist() == [1, 2, 3]
+    ranked = _table(app, "rank")
+    assert ranked.set_index("name").loc["CPD-3", "pIC50"] == 6.3
 
 
 def test_uploaded_model_file_is_used(app, models_dir):
@@ -279,6 +290,9 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     assert batch["pick"].tolist() == [1, 2, 3, 4] and batch["why"].str.contains("UCB").all()
     ranked = _table(app, "rank")
     assert ranked["batch"].notna().sum() == 4 and (ranked["why"] != "").sum() == 4
+    # the rows not picked read blank, not "None" (Streamlit's default for a missing value)
+    ranked_frame = next(d for d in app.dataframe if "rank" in d.value.columns)
+    assert ranked_frame.proto.HasField("placeholder") and ranked_frame.proto.placeholder == ""
     assert any("Red diamonds" in c.value for c in app.caption)  # the chemical-space map
     labels = [b.label for b in app.get("download_button")]
     assert "Download batch CSV" in labels and "Download batch SDF" in labels

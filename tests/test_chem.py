@@ -90,3 +90,12 @@ def test_the_smiles_column_is_found_by_name_or_by_content():
     )
     assert smiles_column(table) == "Structure"  # "1" and "2" would parse: numbers are skipped
     assert smiles_column(pd.DataFrame({"ID": ["CPD-1"], "v": [3.0]})) is None
+
+
+def test_counterions_are_what_the_parent_leaves_out():
+    from molpred.chem import counterions
+
+    assert counterions("CC(=O)Oc1ccccc1C(=O)[O-].[Na+]") == ["[Na+]"]
+    assert counterions("CC(=O)O[Na]") == ["[Na+]"]  # a covalently drawn salt
+    assert counterions("CCN.CCN.OS(=O)(=O)O") == ["CCN", "O=S(=O)(O)O"]
+    assert counterions("CCO") == counterions("C1CC") == counterions(None) == []

@@ -131,3 +131,33 @@ def test_screened_alert_catalogs_match_rdkit_filter_catalog():
             assert screened.descriptions(mol) == full, Chem.MolToSmiles(mol)
             hits += bool(full)
     assert hits > 100  # the check saw real matches, not only empty sets
+
+
+def test_salts_are_named_with_what_each_model_scored(model):
+    import copy
+    import dataclasses
+
+    parent = copy.copy(model)
+    parent.info = dataclasses.replace(model.info, standardization="parent")
+    smiles = ["CC(=O)Oc1ccccc1C(=O)[O-].[Na+]", "CCN.Cl", "CC(=O)O[Na]", "CCO", "C1CC"]
+    extra = pd.DataFrame({"ID": ["A", "B", "C", "D", "E"], "salt": ["x"] * 5})
+    drawn = screen({"sol": model}, smiles, extra=extra)
+    assert model.standardization == "none"
+    assert drawn["salt"].tolist() == [
+        "with [Na+]: scored as drawn (properties include it)",
+        "with Cl: scored as drawn (properties include it)",
+        "with [Na+]: scored as drawn (properties include it)",
+        "",
+        "",
+    ]
+    # the user's own columns travel with their rows; theirs named like ours is renamed
+    assert drawn["ID"].tolist() == list("ABCDE") and drawn["input_salt"].eq("x").all()
+    assert drawn["MW"][0] > 200  # the sodium is in the properties of the drawn salt
+    both = screen({"drawn": model, "parent": parent}, smiles[:2])
+    assert both["salt"].tolist() == [
+        "[Na+] stripped by parent; kept (scored as drawn) by drawn",
+        "Cl stripped by parent; kept (scored as drawn) by drawn",
+    ]
+    only_parent = screen({"parent": parent}, smiles[1:2])
+    assert only_parent["salt"][0] == "Cl stripped: the parent was scored"
+    assert "salt" not in screen({"sol": model}, ["CCO", "c1ccccc1O"]).columns  # no salt, no column

@@ -14,7 +14,7 @@ from molpred.page.labels import TRUST_HELP, column_names, preferred
 from molpred.page.profile import COMPUTED, categories, column_picker, preset_picker
 from molpred.predictor import Predictor
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
-from molpred.screen import to_sdf
+from molpred.screen import SALT, to_sdf
 
 __all__ = ["ranking_controls", "filters", "results"]
 
@@ -158,6 +158,8 @@ def results(
     batch_panel(table, predictor, objectives)
     batch = current_batch(objectives)
     lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
+    if SALT in table:
+        lead.append(SALT)
     if batch is not None:  # the picks are marked in the table, with why each was chosen
         table.insert(1, BATCH, batch["pick"].reindex(table.index).astype("Int64"))
         table["why"] = batch["why"].reindex(table.index).fillna("")
@@ -181,6 +183,9 @@ def results(
             "batch", help="Pick number in the suggested batch (blank: not picked)"
         ),
         "why": st.column_config.TextColumn("why picked", width="large"),
+        SALT: st.column_config.TextColumn(
+            "salt", help="Counter-ions or other components in the input, and what was scored"
+        ),
     }
     for col, label in names.items():
         if col in table:
@@ -203,6 +208,7 @@ def results(
         column_order=visible,
         hide_index=True,
         row_height=90,
+        placeholder="",  # a missing value (not in the batch, not predicted) reads blank
         key="ranked",
     )
     machine = st.checkbox(
