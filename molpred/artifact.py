@@ -2,11 +2,12 @@
 
 The file is written with ``torch.save`` and holds only tensors, strings and numbers::
 
-    {"format": "molpred-model", "format_version": 3,
+    {"format": "molpred-model", "format_version": 4,
      "metadata": "<JSON: configs, task names/types, featurizer spec, metrics, calibration, ...>",
      "metadata_sha256": "<hex>",
      "members": [state_dict, ...],
-     "extras": {"domain_fingerprints": uint8 tensor, "domain_embeddings": float16 tensor}}
+     "extras": {"domain_fingerprints": uint8 tensor, "domain_embeddings": float16 tensor,
+                "trees<member>_booster<task>": uint8 tensor (compressed LightGBM text), ...}}
 
 It is read with ``torch.load(weights_only=True)``, which refuses pickled code. A SHA-256 of all
 tensors is stored in the metadata, and a SHA-256 of the metadata beside it; both are verified on
@@ -14,7 +15,8 @@ load, so a truncated or edited file (a weight, a task name, a calibration thresh
 
 Older files are upgraded on load rather than refused: version 1 (no variance head, temperatures
 or applicability domain) loads with those parts absent, and predicts exactly as before; version 2
-has no metadata checksum.
+has no metadata checksum; version 3 has no trees (:mod:`molpred.trees`). A file with trees is
+version 4, so a molpred that would ignore them refuses it instead of predicting differently.
 """
 
 from __future__ import annotations
@@ -42,14 +44,15 @@ from molpred.featurize import (
 )
 from molpred.io import atomic_path
 from molpred.models import ModelConfig, MolModel, build_model
+from molpred.trees import TreeBlend
 from molpred.trust.domain import Domain
 from molpred.trust.error_model import TaskErrorModel
 
 __all__ = ["MolpredModel", "ModelInfo", "ModelFileError", "load_model", "FORMAT_VERSION"]
 
 FORMAT = "molpred-model"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class ModelFileError(ValueError):
@@ -253,6 +256,12 @@ class MolpredModel:
         meta = replace(self.info, molpred_version=__version__).to_dict()
         if self.domain is not None:
             meta["domain"] = self.domain.meta()
+        if any(m.trees is not None for m in self.members):
+            meta["trees"] = []
+            for j, m in enumerate(self.members):
+                tree_meta, tensors = m.trees.to_state() if m.trees is not None else (None, {})
+                meta["trees"].append(tree_meta)
+                extras.update({f"trees{j}_{k}": v for k, v in tensors.items()})
         meta.update(
             torch_version=torch.__version__.split("+")[0],
             model_config=_config_dict(self.config),
@@ -362,9 +371,14 @@ def load_model(
             state.setdefault("temperature", torch.ones(len(meta["task_names"])))
     config = ModelConfig(**meta["model_config"])
     members = []
-    for state in states:
+    for j, state in enumerate(states):
         model = build_model(config)
         model.load_state_dict(state, strict=True)
+        stored = meta.get("trees", [None] * len(states))[j]
+        if stored is not None:  # LightGBM's text format: parsed, never executed
+            prefix = f"trees{j}_"
+            tensors = {k[len(prefix) :]: v for k, v in extras.items() if k.startswith(prefix)}
+            model.trees = TreeBlend.from_state(stored, tensors)
         members.append(model.to(device).eval())
     domain = None
     if "domain_fingerprints" in extras and "domain" in meta:

@@ -4,7 +4,9 @@ Integrated gradients over a per-atom gate: every atom's input embedding is multi
 ``w_i``; the prediction is followed along the straight path from all gates closed (``w = 0``:
 the molecule's bonds and descriptors only) to all open (``w = 1``), and atom ``i``'s contribution
 is ``integral of d prediction / d w_i``. Contributions sum to the prediction minus the closed-gate
-baseline (completeness), and are in the task's units (probability for classification).
+baseline (completeness), and are in the task's units (probability for classification). A
+member's trees (:mod:`molpred.trees`) see the whole molecule at every gate: they shift the
+prediction and its baseline alike, and the network's part is weighted by its share.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from rdkit import Chem
 from molpred.artifact import MolpredModel
 from molpred.chem import standardize
 from molpred.features import collate
-from molpred.featurize import descriptors, featurize_mol
+from molpred.featurize import descriptors, featurize_mol, fingerprint
 from molpred.parallel import torch_section
+from molpred.trees import tree_features
 
 __all__ = ["atom_contributions", "draw_contributions"]
 
@@ -52,7 +55,9 @@ def atom_contributions(
     mol = smiles if isinstance(smiles, Chem.Mol) else standardize(smiles, model.standardization)
     graph = featurize_mol(mol)
 
-    batch = collate([graph] * steps, np.repeat(descriptors(mol)[None], steps, axis=0))
+    desc = descriptors(mol)[None]
+    batch = collate([graph] * steps, np.repeat(desc, steps, axis=0))
+    tree_x = tree_features(fingerprint(mol)[None], desc)
     alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
     n = graph.num_atoms
     total = np.zeros(n)
@@ -61,7 +66,10 @@ def atom_contributions(
             member.eval()
             gate = alphas.repeat_interleave(n)[:, None].clone().requires_grad_(True)
             batch.atom_gate = gate
-            out = member.to_units(member(batch))[:, t]
+            raw = member(batch)
+            if member.trees is not None:  # the trees see the whole molecule at every gate
+                raw = member.trees.blend(raw, np.repeat(tree_x, steps, axis=0))
+            out = member.to_units(raw)[:, t]
             (grad,) = torch.autograd.grad(out.sum(), gate)
             total += grad.view(steps, n).mean(0).double().numpy()
     batch.atom_gate = None

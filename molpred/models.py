@@ -24,6 +24,7 @@ from torch_geometric.nn import GINEConv, aggr
 
 from molpred.features import Featurized, collate
 from molpred.featurize import DESCRIPTOR_NAMES, atom_field_sizes, bond_field_sizes
+from molpred.trees import tree_features
 
 __all__ = [
     "ModelConfig",
@@ -200,7 +201,13 @@ class MolModel(nn.Module):
     never changes the mean prediction.
 
     Shapes: batch of ``G`` graphs -> ``[G, n_tasks]``.
+
+    ``trees`` (a :class:`molpred.trees.TreeBlend`, or None) is the member's second opinion on
+    fingerprints: :func:`member_outputs` blends it into the raw outputs; :meth:`forward` and
+    :meth:`predict` are the network's alone.
     """
+
+    trees = None  # set by training or loading; not part of the state dict
 
     def __init__(
         self,
@@ -295,7 +302,8 @@ def member_outputs(
     device: str | torch.device = "cpu",
     embeddings: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """Score featurized molecules with every member.
+    """Score featurized molecules with every member (its trees blended in where it has them:
+    ``feats`` then needs its fingerprints).
 
     Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's
     representations ``[N, D]`` when ``embeddings`` (else ``None``), and the raw outputs
@@ -309,11 +317,15 @@ def member_outputs(
     emb = None
     for m in members:
         m.to(device).eval()
+    with_trees = any(m.trees is not None for m in members)
     for start in range(0, len(ok), batch_size):
         idx = ok[start : start + batch_size]
         batch = collate([feats.graphs[i] for i in idx], feats.descriptors[idx]).to(device)
+        x = tree_features(feats.fingerprints[idx], feats.descriptors[idx]) if with_trees else None
         for j, m in enumerate(members):
             out, log_var, rep = m.forward_with_variance(batch)
+            if m.trees is not None:
+                out = m.trees.blend(out, x)
             raw[idx, :, j] = out.cpu().numpy()
             values[idx, :, j] = m.to_units(out).cpu().numpy()
             if log_var is not None:

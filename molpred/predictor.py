@@ -211,10 +211,12 @@ class Predictor:
         self, molblock: bool = False, hook: ChunkHook | None = None, trim: bool = True
     ) -> ChunkFeaturizer:
         """The featurization the panel needs: once per distinct standardization (usually
-        one); fingerprints only if a domain column will be written or an error model needs
-        the similarity."""
+        one); fingerprints only if a domain column will be written, an error model needs
+        the similarity or a member has trees."""
         fps = any(
-            columns.domain or (model.domain is not None and _modelled_tasks(model))
+            columns.domain
+            or (model.domain is not None and _modelled_tasks(model))
+            or any(m.trees is not None for m in model.members)
             for model, columns in zip(self.models, self.schema.models, strict=True)
         )
         modes = tuple(dict.fromkeys(self.standardizations))

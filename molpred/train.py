@@ -35,6 +35,7 @@ from molpred.transfer import (
     load_pretrained,
     set_frozen,
 )
+from molpred.trees import fit_blend, tree_features
 from molpred.trust.calibrate import calibrate
 
 __all__ = [
@@ -65,6 +66,9 @@ class TrainConfig:
     # epochs in which only the head learns (the encoder and pooling are frozen); None: 0, or
     # molpred.transfer.FREEZE_EPOCHS when training starts from a pretrained encoder
     freeze_epochs: int | None = None
+    # blend gradient-boosted trees on fingerprints and descriptors into every member, with the
+    # network's share chosen on the validation rows (molpred.trees)
+    trees: bool = True
 
 
 @dataclass(frozen=True)
@@ -128,12 +132,22 @@ def _loss(
 
 
 @torch.no_grad()
-def predict_dataset(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> np.ndarray:
-    """Predictions in data units (probabilities for classification), ``[N, T]``."""
+def network_outputs(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> torch.Tensor:
+    """The network's raw outputs (standardized values / logits), ``[N, T]`` on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    outs = [model.predict(b.to(device)).cpu() for b in _batches(ds, batch_size)]
-    return torch.cat(outs).numpy() if outs else np.zeros((0, model.config.n_tasks))
+    outs = [model(b.to(device)).cpu() for b in _batches(ds, batch_size)]
+    return torch.cat(outs) if outs else torch.zeros((0, model.config.n_tasks))
+
+
+@torch.no_grad()
+def predict_dataset(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> np.ndarray:
+    """Predictions in data units (probabilities for classification), ``[N, T]``: the member's,
+    trees blended in where it has them."""
+    raw = network_outputs(model, ds, batch_size)
+    if model.trees is not None:
+        raw = model.trees.blend(raw, tree_features(ds.fingerprints, ds.descriptors))
+    return model.to_units(raw.to(model.y_scale.device)).cpu().numpy()
 
 
 def evaluate(model: MolModel, ds: MoleculeDataset) -> dict[str, float]:
@@ -423,6 +437,8 @@ def _fit_members(
                 progress=progress,
                 on_epoch=report,
             )
+            if cfg.trees:
+                model.trees = _fit_trees(model, ds.subset(sp.train), ds.subset(sp.val), cfg.seed)
             test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
             val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
             members.append(model.cpu())
@@ -443,3 +459,34 @@ def _fit_members(
                 }
             )
     return members, reports, groups
+
+
+def _fit_trees(model: MolModel, train: MoleculeDataset, val: MoleculeDataset, seed: int):
+    """The member's trees and their blend weight (:mod:`molpred.trees`), None without
+    validation rows. Targets go to the network's raw space: standardized values, 0/1 labels."""
+    if len(val) == 0:
+        return None
+    metric = primary_metric(val.task_types)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    device = model.y_scale.device
+
+    def raw_targets(ds: MoleculeDataset) -> np.ndarray:
+        mean, scale = model.y_mean.cpu().numpy(), model.y_scale.cpu().numpy()
+        regression = np.array([k == "regression" for k in ds.task_types])
+        return np.where(regression, (ds.targets - mean) / scale, ds.targets)
+
+    def score(raw: torch.Tensor) -> float:
+        preds = model.to_units(raw.to(device)).cpu().numpy()
+        value = compute_metrics(val.targets, preds, val.task_names, val.task_types)[metric]
+        return sign * value
+
+    return fit_blend(
+        network_outputs(model, val).numpy(),
+        tree_features(train.fingerprints, train.descriptors),
+        raw_targets(train),
+        tree_features(val.fingerprints, val.descriptors),
+        raw_targets(val),
+        train.task_types,
+        score,
+        seed=seed,
+    )

@@ -10,9 +10,10 @@ from rdkit import Chem
 from molpred.chem import standardize
 from molpred.explain import atom_contributions, draw_contributions
 from molpred.features import collate
-from molpred.featurize import descriptors, featurize_mol
+from molpred.featurize import descriptors, featurize_mol, fingerprint
 from molpred.models import ModelConfig
 from molpred.train import TrainConfig, train
+from molpred.trees import tree_features
 
 HALOGEN = Chem.MolFromSmarts("[F,Cl,Br,I]")
 
@@ -64,9 +65,16 @@ def test_contributions_are_complete_and_drawable(halogen_model):
     mol = standardize(smi)
     batch = collate([featurize_mol(mol)], descriptors(mol)[None])
     member = halogen_model.members[0]
-    full = float(member.predict(batch)[0, 0])
+    assert member.trees is not None  # the default blends trees: they are part of the sum
+    x = tree_features(fingerprint(mol)[None], descriptors(mol)[None])
+
+    def predict():
+        with torch.no_grad():
+            return float(member.to_units(member.trees.blend(member(batch), x))[0, 0])
+
+    full = predict()
     batch.atom_gate = torch.zeros(mol.GetNumAtoms(), 1)
-    baseline = float(member.predict(batch)[0, 0])
+    baseline = predict()
     # completeness: contributions add up to prediction minus the all-gates-closed baseline
     assert contrib.sum() == pytest.approx(full - baseline, abs=0.02 * max(1.0, abs(full)))
     png = draw_contributions(smi, contrib)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from molpred.models import member_outputs
 from molpred.trust.domain import Domain, choose_threshold, knn_distance, max_similarity
@@ -129,7 +130,7 @@ def _held_out(groups, dataset, ref_fps, ref_emb):
             if kind == "classification":
                 for j, m in enumerate(members):
                     m.temperature[t] = fit_temperature(raw[:, t, j], val.targets[:, t])
-                    values[:, t, j] = 1.0 / (1.0 + np.exp(-raw[:, t, j] / float(m.temperature[t])))
+                    values[:, t, j] = expit(raw[:, t, j] / float(m.temperature[t]))
         mean, spread = combine(values, variances, task_types)
         if not shared:
             _, _, emb, _ = member_outputs(representation, feats, embeddings=True)

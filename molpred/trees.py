@@ -1,0 +1,151 @@
+"""Gradient-boosted trees beside the network: a member's second opinion, blended into its output.
+
+A fingerprint forest is the baseline a modeller tries first, and on small and classification
+sets it often beats a graph network; the two err differently, so their blend beats both
+(``benchmarks/blend_study.py``). Each member of a model may carry a :class:`TreeBlend`: one
+LightGBM model per task on the features every molecule already has (the 2,048-bit Morgan
+fingerprint of the domain columns and the network's RDKit descriptors), fitted on the member's
+training rows with early stopping on its validation rows. The trees predict in the network's raw
+output space (standardized values, logits), and the member's output becomes
+``weight * network + (1 - weight) * trees`` there, the weight chosen on the validation rows; so
+everything downstream of the raw output (units, temperatures, conformal scores, error model)
+sees the blend.
+
+Stored in the model file as LightGBM's own text format (compressed), which is parsed, never
+executed, on load.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import torch
+
+from molpred.featurize import FP_BITS
+
+__all__ = ["TreeBlend", "tree_features", "fit_blend", "WEIGHTS"]
+
+WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # the network's share, chosen on validation
+_ROUNDS, _PATIENCE = 2000, 100
+_PARAMS = {
+    "learning_rate": 0.03,
+    "num_leaves": 31,
+    "min_data_in_leaf": 5,
+    "feature_fraction": 0.3,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "deterministic": True,  # the same data and seed give the same trees (the page = the CLI)
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+
+
+def tree_features(fingerprints: np.ndarray, descriptors: np.ndarray) -> np.ndarray:
+    """Packed Morgan bits ``[N, 256]`` and descriptors ``[N, D]`` -> ``[N, 2048 + D]`` float32."""
+    bits = np.unpackbits(np.asarray(fingerprints, dtype=np.uint8), axis=1, count=FP_BITS)
+    return np.hstack([bits.astype(np.float32), np.asarray(descriptors, dtype=np.float32)])
+
+
+@dataclass
+class TreeBlend:
+    """One booster per task (None: that task is the network's alone) and the network's share."""
+
+    boosters: list[lgb.Booster | None]
+    weight: float
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The trees' raw outputs ``[N, T]`` (NaN for a task without a booster)."""
+        out = np.full((len(x), len(self.boosters)), np.nan, dtype=np.float32)
+        for t, booster in enumerate(self.boosters):
+            if booster is not None and len(x):
+                out[:, t] = booster.predict(x, raw_score=True, num_threads=1)
+        return out
+
+    def blend(self, network: torch.Tensor, x: np.ndarray) -> torch.Tensor:
+        """The member's raw output ``[N, T]``: the network's blended with the trees'."""
+        return self.mix(network, torch.from_numpy(self.raw(x)).to(network))
+
+    def mix(self, network: torch.Tensor, trees: torch.Tensor) -> torch.Tensor:
+        """:meth:`blend` from the trees' raw outputs."""
+        mixed = self.weight * network + (1.0 - self.weight) * trees
+        return torch.where(torch.isnan(trees), network, mixed)
+
+    def to_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """JSON metadata and tensors (each booster's compressed text) for the model file."""
+        tensors = {
+            f"booster{t}": torch.frombuffer(
+                bytearray(zlib.compress(b.model_to_string().encode(), 6)), dtype=torch.uint8
+            )
+            for t, b in enumerate(self.boosters)
+            if b is not None
+        }
+        return {"weight": self.weight, "tasks": len(self.boosters)}, tensors
+
+    @classmethod
+    def from_state(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> TreeBlend:
+        boosters = []
+        for t in range(meta["tasks"]):
+            stored = tensors.get(f"booster{t}")
+            text = None if stored is None else zlib.decompress(stored.numpy().tobytes()).decode()
+            boosters.append(None if text is None else lgb.Booster(model_str=text))
+        return cls(boosters, float(meta["weight"]))
+
+
+def fit_blend(
+    network_val: np.ndarray,
+    train_x: np.ndarray,
+    train_raw: np.ndarray,
+    val_x: np.ndarray,
+    val_raw: np.ndarray,
+    task_types: Sequence[str],
+    score,
+    seed: int = 0,
+) -> TreeBlend | None:
+    """Trees on the training rows (targets in raw space: standardized values, 0/1 labels),
+    early-stopped on the validation rows, and the network's share that scores best there.
+
+    ``network_val``: the network's raw outputs on the validation rows; ``score(raw)`` -> the
+    validation metric of raw outputs, higher is better. None without validation rows.
+    """
+    if len(val_x) == 0:
+        return None
+    boosters: list[lgb.Booster | None] = []
+    for t, kind in enumerate(task_types):
+        tr, va = ~np.isnan(train_raw[:, t]), ~np.isnan(val_raw[:, t])
+        classes = len(np.unique(train_raw[tr, t])), len(np.unique(val_raw[va, t]))
+        if tr.sum() < 10 or va.sum() < 2 or (kind == "classification" and min(classes) < 2):
+            boosters.append(None)  # too little to fit or to stop on: the network alone
+            continue
+        params = {
+            **_PARAMS,
+            "objective": "binary" if kind == "classification" else "regression",
+            "seed": seed,
+            "num_threads": torch.get_num_threads(),
+        }
+        train_set = lgb.Dataset(train_x[tr], train_raw[tr, t], free_raw_data=True)
+        val_set = lgb.Dataset(val_x[va], val_raw[va, t], reference=train_set)
+        boosters.append(
+            lgb.train(
+                params,
+                train_set,
+                _ROUNDS,
+                valid_sets=[val_set],
+                callbacks=[lgb.early_stopping(_PATIENCE, verbose=False)],
+            )
+        )
+    if all(b is None for b in boosters):
+        return None
+    trees = TreeBlend(boosters, 1.0)
+    tree_val = torch.from_numpy(trees.raw(val_x))
+    network = torch.from_numpy(np.asarray(network_val, dtype=np.float32))
+    scores = []
+    for w in WEIGHTS:
+        trees.weight = float(w)
+        scores.append(score(trees.mix(network, tree_val)))
+    trees.weight = float(WEIGHTS[int(np.nanargmax(scores))])
+    return trees

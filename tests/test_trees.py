@@ -1,0 +1,119 @@
+"""The trees blended into every member (molpred.trees): fitted, chosen on validation rows,
+blended in the raw output space, saved without code and scored the same everywhere."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import molpred
+from molpred.artifact import FORMAT_VERSION
+from molpred.features import featurize_smiles
+from molpred.models import member_outputs
+from molpred.trees import WEIGHTS, TreeBlend, tree_features
+
+from .conftest import ESOL_TARGET, FAST, SMALL
+
+
+@pytest.fixture(scope="module")
+def blended(esol):
+    model, metrics = molpred.train(
+        esol.head(150),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
+    return model, metrics
+
+
+def test_every_member_carries_trees_with_a_validation_chosen_weight(blended):
+    model, _ = blended
+    trees = model.members[0].trees
+    assert isinstance(trees, TreeBlend) and trees.weight in WEIGHTS
+    assert trees.boosters[0] is not None and trees.boosters[0].num_trees() > 0
+    assert model.info.train_config["trees"] is True
+
+
+def test_the_output_is_the_raw_space_blend_of_network_and_trees(blended, esol):
+    model, _ = blended
+    member = model.members[0]
+    smiles = esol["smiles"].iloc[200:230].tolist()
+    feats = featurize_smiles(smiles)
+    values, _, _, raw = member_outputs([member], feats)
+    trees, member.trees = member.trees, None  # the network alone
+    try:
+        _, _, _, network = member_outputs([member], feats)
+    finally:
+        member.trees = trees
+    x = tree_features(feats.fingerprints, feats.descriptors)
+    tree_raw = trees.raw(x)
+    expected = trees.weight * network[:, 0, 0] + (1 - trees.weight) * tree_raw[:, 0]
+    np.testing.assert_allclose(raw[:, 0, 0], expected, rtol=1e-5, atol=1e-5)
+    units = expected * float(member.y_scale[0]) + float(member.y_mean[0])
+    np.testing.assert_allclose(values[:, 0, 0], units, rtol=1e-5, atol=1e-5)
+    if 0 < trees.weight < 1:  # a real blend: the trees change the prediction
+        assert not np.allclose(raw[:, 0, 0], network[:, 0, 0], atol=1e-3)
+
+
+def test_trees_survive_the_model_file_and_score_identically(blended, esol, tmp_path):
+    model, _ = blended
+    path = model.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)  # no pickled code, LightGBM's text inside
+    assert payload["format_version"] == FORMAT_VERSION == 4
+    assert any(k.startswith("trees0_booster") for k in payload["extras"])
+    loaded = molpred.load_model(path)
+    assert loaded.members[0].trees.weight == model.members[0].trees.weight
+    smiles = esol["smiles"].iloc[200:260].tolist() + ["C1CC"]
+    before = molpred.predict(model, smiles)
+    after = molpred.predict(loaded, smiles)
+    np.testing.assert_array_equal(before[ESOL_TARGET].to_numpy(), after[ESOL_TARGET].to_numpy())
+    # without the domain columns the fingerprints the trees need are still computed
+    quiet = molpred.predict(molpred.Predictor(loaded, domain=False), smiles)
+    np.testing.assert_array_equal(quiet[ESOL_TARGET].to_numpy(), after[ESOL_TARGET].to_numpy())
+    assert np.isnan(after[ESOL_TARGET].iloc[-1]) and after["error"].iloc[-1]
+
+
+def test_a_tampered_booster_fails_the_checksum(blended, tmp_path):
+    model, _ = blended
+    path = model.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    key = next(k for k in payload["extras"] if k.startswith("trees0_"))
+    payload["extras"][key] = payload["extras"][key].flip(0)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(molpred.ModelFileError, match="checksum"):
+        molpred.load_model(tmp_path / "bad.pt")
+
+
+def test_trees_off_and_tasks_the_trees_cannot_learn(esol):
+    off, _ = molpred.train(
+        esol.head(80),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=replace(FAST, trees=False),
+        progress=False,
+        cache_dir=None,
+    )
+    assert off.members[0].trees is None
+    # one class only in training: that task stays the network's alone
+    data = esol.head(120).assign(
+        active=(esol[ESOL_TARGET].head(120) > -2).astype(float), constant=1.0
+    )
+    model, _ = molpred.train(
+        data,
+        "smiles",
+        ["active", "constant"],
+        task_types="classification",
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+    )
+    boosters = model.members[0].trees.boosters
+    assert boosters[0] is not None and boosters[1] is None
+    probs = molpred.predict(model, esol["smiles"].iloc[300:320].tolist())["active"]
+    assert probs.between(0, 1).all()
