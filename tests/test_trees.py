@@ -16,18 +16,23 @@ from molpred.trees import WEIGHTS, TreeBlend, tree_features
 from .conftest import ESOL_TARGET, FAST, SMALL
 
 
-@pytest.fixture(scope="module")
-def blended(esol):
-    model, metrics = molpred.train(
-        esol.head(150),
+def fit(data, targets, train_config=FAST, **options):
+    """A tiny model, trees included unless ``train_config`` says otherwise."""
+    return molpred.train(
+        data,
         "smiles",
-        [ESOL_TARGET],
+        targets,
         model_config=SMALL,
-        train_config=FAST,
+        train_config=train_config,
         progress=False,
         cache_dir=None,
+        **options,
     )
-    return model, metrics
+
+
+@pytest.fixture(scope="module")
+def blended(esol):
+    return fit(esol.head(150), [ESOL_TARGET])
 
 
 def test_every_member_carries_trees_with_a_validation_chosen_weight(blended):
@@ -89,30 +94,13 @@ def test_a_tampered_booster_fails_the_checksum(blended, tmp_path):
 
 
 def test_trees_off_and_tasks_the_trees_cannot_learn(esol):
-    off, _ = molpred.train(
-        esol.head(80),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=replace(FAST, trees=False),
-        progress=False,
-        cache_dir=None,
-    )
+    off, _ = fit(esol.head(80), [ESOL_TARGET], train_config=replace(FAST, trees=False))
     assert off.members[0].trees is None
     # one class only in training: that task stays the network's alone
     data = esol.head(120).assign(
         active=(esol[ESOL_TARGET].head(120) > -2).astype(float), constant=1.0
     )
-    model, _ = molpred.train(
-        data,
-        "smiles",
-        ["active", "constant"],
-        task_types="classification",
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-    )
+    model, _ = fit(data, ["active", "constant"], task_types="classification")
     boosters = model.members[0].trees.boosters
     assert boosters[0] is not None and boosters[1] is None
     probs = molpred.predict(model, esol["smiles"].iloc[300:320].tolist())["active"]
