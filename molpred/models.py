@@ -303,7 +303,8 @@ def member_outputs(
     embeddings: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Score featurized molecules with every member (its trees blended in where it has them:
-    ``feats`` then needs its fingerprints).
+    ``feats`` then needs its fingerprints; their disagreement with the network adds to the
+    member's variance, :meth:`molpred.trees.TreeBlend.disagreement`).
 
     Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's
     representations ``[N, D]`` when ``embeddings`` (else ``None``), and the raw outputs
@@ -324,12 +325,14 @@ def member_outputs(
         x = tree_features(feats.fingerprints[idx], feats.descriptors[idx]) if with_trees else None
         for j, m in enumerate(members):
             out, log_var, rep = m.forward_with_variance(batch)
+            between = 0.0
             if m.trees is not None:
-                out = m.trees.blend(out, x)
+                trees = torch.from_numpy(m.trees.raw(x)).to(out)
+                out, between = m.trees.mix(out, trees), m.trees.disagreement(out, trees)
             raw[idx, :, j] = out.cpu().numpy()
             values[idx, :, j] = m.to_units(out).cpu().numpy()
             if log_var is not None:
-                var = torch.exp(log_var.clamp(-20, 20)) * m.y_scale**2
+                var = (torch.exp(log_var.clamp(-20, 20)) + between) * m.y_scale**2
                 variances[idx, :, j] = var.cpu().numpy()
             if embeddings and j == 0:
                 if emb is None:

@@ -75,6 +75,14 @@ class TreeBlend:
         mixed = self.weight * network + (1.0 - self.weight) * trees
         return torch.where(torch.isnan(trees), network, mixed)
 
+    def disagreement(self, network: torch.Tensor, trees: torch.Tensor) -> torch.Tensor:
+        """The variance between the two opinions, ``w (1 - w) (network - trees)^2`` (that of a
+        two-point mixture with the blend's weights), in raw units; 0 where a task has no trees.
+        Added to the network's own variance: where network and trees disagree, the member is
+        less sure."""
+        between = self.weight * (1.0 - self.weight) * (network - trees) ** 2
+        return torch.nan_to_num(between, nan=0.0)
+
     def to_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """JSON metadata and tensors (each booster's compressed text) for the model file."""
         tensors = {

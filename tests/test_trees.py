@@ -48,10 +48,10 @@ def test_the_output_is_the_raw_space_blend_of_network_and_trees(blended, esol):
     member = model.members[0]
     smiles = esol["smiles"].iloc[200:230].tolist()
     feats = featurize_smiles(smiles)
-    values, _, _, raw = member_outputs([member], feats)
+    values, variances, _, raw = member_outputs([member], feats)
     trees, member.trees = member.trees, None  # the network alone
     try:
-        _, _, _, network = member_outputs([member], feats)
+        _, own_variances, _, network = member_outputs([member], feats)
     finally:
         member.trees = trees
     x = tree_features(feats.fingerprints, feats.descriptors)
@@ -60,8 +60,15 @@ def test_the_output_is_the_raw_space_blend_of_network_and_trees(blended, esol):
     np.testing.assert_allclose(raw[:, 0, 0], expected, rtol=1e-5, atol=1e-5)
     units = expected * float(member.y_scale[0]) + float(member.y_mean[0])
     np.testing.assert_allclose(values[:, 0, 0], units, rtol=1e-5, atol=1e-5)
-    if 0 < trees.weight < 1:  # a real blend: the trees change the prediction
+    # their disagreement adds to the network's own variance, in the data's units
+    w, scale = trees.weight, float(member.y_scale[0])
+    between = w * (1 - w) * (network[:, 0, 0] - tree_raw[:, 0]) ** 2 * scale**2
+    np.testing.assert_allclose(
+        variances[:, 0, 0], own_variances[:, 0, 0] + between, rtol=1e-4, atol=1e-6
+    )
+    if 0 < trees.weight < 1:  # a real blend: the trees change the prediction and the spread
         assert not np.allclose(raw[:, 0, 0], network[:, 0, 0], atol=1e-3)
+        assert (between > 0).all()
 
 
 def test_trees_survive_the_model_file_and_score_identically(blended, esol, tmp_path):
