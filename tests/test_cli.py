@@ -130,8 +130,10 @@ def test_train_flag_defaults_are_the_library_defaults():
     for key in ("encoder", "hidden_size", "depth", "pooling"):
         assert args[key] is None and f"default: {model[key]}" in helps[key], key
     assert args["no_descriptors"] is not model["descriptors"]
-    for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed"):
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "trees"):
         assert args[key] == optim[key], key
+    no_trees = ["train", "x.csv", "--target-columns", "y", "-o", "m", "--no-trees"]
+    assert vars(parser.parse_args(no_trees))["trees"] is False
 
 
 @pytest.fixture(scope="module")

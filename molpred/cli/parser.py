@@ -88,6 +88,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="epochs in which only the head learns (default: 5 when starting from an encoder, "
         "else 0)",
     )
+    g.add_argument(
+        "--no-trees",
+        dest="trees",
+        action="store_false",
+        help="train the network alone, without the gradient-boosted trees blended into it",
+    )
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
