@@ -157,7 +157,10 @@ ENDPOINTS: dict[str, Endpoint] = {
             "esol.csv",
             "log10(mol/L)",
             "higher",
-            "Intrinsic aqueous solubility, log S, from 1,128 measurements (ESOL).",
+            "Intrinsic aqueous solubility, log S, from 1,128 measurements (ESOL): mostly "
+            "small, simple molecules. For drug-like candidates, prefer logS (AqSolDB), "
+            "learned from ten times as many; where the two disagree, check each one's domain "
+            "column.",
             "Delaney, J. Chem. Inf. Comput. Sci. 2004, 44, 1000-1005",
         ),
         _moleculenet(
@@ -231,12 +234,13 @@ ENDPOINTS: dict[str, Endpoint] = {
         ),
         Endpoint(
             "logS_AqSolDB",
-            "Aqueous solubility",
+            "logS (AqSolDB)",
             PHYS,
             "regression",
             "log10(mol/L)",
             "higher",
-            "Aqueous solubility, log S, learned from ~10,000 curated measurements.",
+            "Aqueous solubility, log S, learned from ~10,000 curated measurements of varied "
+            "chemistry (AqSolDB); the panel's solubility to rank drug-like candidates by.",
             "admet/aqsoldb/data_curated.csv",
             "SMILES",
             "Solubility",
