@@ -16,7 +16,8 @@ load, so a truncated or edited file (a weight, a task name, a calibration thresh
 Older files are upgraded on load rather than refused: version 1 (no variance head, temperatures
 or applicability domain) loads with those parts absent, and predicts exactly as before; version 2
 has no metadata checksum; version 3 has no trees (:mod:`molpred.trees`). A file with trees is
-version 4, so a molpred that would ignore them refuses it instead of predicting differently.
+version 4, so a molpred that would ignore them refuses it instead of predicting differently; a
+model without trees is still written as version 3.
 """
 
 from __future__ import annotations
@@ -249,19 +250,33 @@ class MolpredModel:
         )
         return cls(list(members), info, problems=dataset.problems, domain=domain)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model file atomically; returns its path."""
+    def _tensors(self) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor], list]:
+        """What the file stores as tensors: each member's state, the extras (domain, trees),
+        and each member's trees metadata (None: no trees)."""
         states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members]
         extras = self.domain.tensors() if self.domain is not None else {}
+        trees = []
+        for j, m in enumerate(self.members):
+            tree_meta, tensors = m.trees.to_state() if m.trees is not None else (None, {})
+            trees.append(tree_meta)
+            extras.update({f"trees{j}_{k}": v for k, v in tensors.items()})
+        return states, extras, trees
+
+    def weights_sha256(self) -> str:
+        """SHA-256 of every tensor the file stores (weights, domain, trees): two models with
+        the same digest predict the same."""
+        states, extras, _ = self._tensors()
+        return weights_digest([*states, extras])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model file atomically; returns its path."""
+        states, extras, trees = self._tensors()
         meta = replace(self.info, molpred_version=__version__).to_dict()
         if self.domain is not None:
             meta["domain"] = self.domain.meta()
-        if any(m.trees is not None for m in self.members):
-            meta["trees"] = []
-            for j, m in enumerate(self.members):
-                tree_meta, tensors = m.trees.to_state() if m.trees is not None else (None, {})
-                meta["trees"].append(tree_meta)
-                extras.update({f"trees{j}_{k}": v for k, v in tensors.items()})
+        has_trees = any(t is not None for t in trees)
+        if has_trees:
+            meta["trees"] = trees
         meta.update(
             torch_version=torch.__version__.split("+")[0],
             model_config=_config_dict(self.config),
@@ -272,7 +287,7 @@ class MolpredModel:
         metadata = json.dumps(meta, default=_json_default)
         payload = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if has_trees else 3,  # v3 readers read the rest
             "metadata": metadata,
             # covers tasks, calibration, conformal scores and thresholds, and through
             # weights_sha256 every tensor

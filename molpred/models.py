@@ -334,6 +334,8 @@ def member_outputs(
             if log_var is not None:
                 var = (torch.exp(log_var.clamp(-20, 20)) + between) * m.y_scale**2
                 variances[idx, :, j] = var.cpu().numpy()
+            elif m.trees is not None:  # no variance head: the disagreement is the variance
+                variances[idx, :, j] = (between * m.y_scale**2).cpu().numpy()
             if embeddings and j == 0:
                 if emb is None:
                     emb = np.full((n, rep.shape[1]), np.nan, dtype=np.float32)

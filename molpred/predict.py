@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from molpred._version import __version__
-from molpred.artifact import MolpredModel, weights_digest
+from molpred.artifact import MolpredModel
 from molpred.chem import SMILES_NAMES
 from molpred.features import PARALLEL_THRESHOLD
 from molpred.io import (
@@ -229,9 +229,7 @@ def _identity(input_path: Path, predictor: Predictor, options: dict) -> dict:
         "input": str(input_path.resolve()),
         "input_size": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns,
-        "models": [
-            weights_digest([member.state_dict() for member in m.members]) for m in predictor.models
-        ],
+        "models": [m.weights_sha256() for m in predictor.models],
         "molpred_version": __version__,
         **options,
     }

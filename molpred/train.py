@@ -140,27 +140,31 @@ def network_outputs(model: MolModel, ds: MoleculeDataset, batch_size: int = 256)
     return torch.cat(outs) if outs else torch.zeros((0, model.config.n_tasks))
 
 
-@torch.no_grad()
-def predict_dataset(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> np.ndarray:
-    """Predictions in data units (probabilities for classification), ``[N, T]``: the member's,
-    trees blended in where it has them."""
+def member_raw_outputs(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> torch.Tensor:
+    """The member's raw outputs ``[N, T]`` on its device: the network's, trees blended in
+    where it has them."""
     raw = network_outputs(model, ds, batch_size)
     if model.trees is not None:
         raw = model.trees.blend(raw, tree_features(ds.fingerprints, ds.descriptors))
-    return model.to_units(raw.to(model.y_scale.device)).cpu().numpy()
+    return raw.to(model.y_scale.device)
 
 
+@torch.no_grad()
+def predict_dataset(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> np.ndarray:
+    """Predictions in data units (probabilities for classification), ``[N, T]``."""
+    return model.to_units(member_raw_outputs(model, ds, batch_size)).cpu().numpy()
+
+
+@torch.no_grad()
 def evaluate(model: MolModel, ds: MoleculeDataset) -> dict[str, float]:
-    """Metrics of ``model`` on ``ds`` (per task and averaged), plus the loss."""
-    preds = predict_dataset(model, ds)
-    metrics = compute_metrics(ds.targets, preds, ds.task_names, ds.task_types)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        losses = [
-            (_loss(model, model(b.to(device)), b.y.to(device)).item(), b.num_graphs)
-            for b in _batches(ds, 256)
-        ]
-    metrics["loss"] = sum(l * n for l, n in losses) / max(1, sum(n for _, n in losses))
+    """Metrics of ``model`` on ``ds`` (per task and averaged), plus the loss (masked mean over
+    every label, of the same outputs)."""
+    raw = member_raw_outputs(model, ds)
+    metrics = compute_metrics(
+        ds.targets, model.to_units(raw).cpu().numpy(), ds.task_names, ds.task_types
+    )
+    targets = torch.from_numpy(np.asarray(ds.targets, dtype=np.float32)).to(raw.device)
+    metrics["loss"] = _loss(model, raw, targets).item() if len(ds) else float("nan")
     return metrics
 
 
@@ -475,8 +479,13 @@ def _fit_trees(model: MolModel, train: MoleculeDataset, val: MoleculeDataset, se
         regression = np.array([k == "regression" for k in ds.task_types])
         return np.where(regression, (ds.targets - mean) / scale, ds.targets)
 
+    targets = torch.from_numpy(np.asarray(val.targets, dtype=np.float32)).to(device)
+
     def score(raw: torch.Tensor) -> float:
-        preds = model.to_units(raw.to(device)).cpu().numpy()
+        raw = raw.to(device)
+        if metric == "loss":  # regression and classification tasks together
+            return -_loss(model, raw, targets).item()
+        preds = model.to_units(raw).cpu().numpy()
         value = compute_metrics(val.targets, preds, val.task_names, val.task_types)[metric]
         return sign * value
 

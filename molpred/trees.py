@@ -26,10 +26,13 @@ import numpy as np
 import torch
 
 from molpred.featurize import FP_BITS
+from molpred.parallel import default_workers
 
 __all__ = ["TreeBlend", "tree_features", "fit_blend", "WEIGHTS"]
 
-WEIGHTS = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # the network's share, chosen on validation
+# the network's share, chosen on validation rows: never 0 (the network always has a say, and
+# its explanations mean something); 1 is the network alone (no trees kept)
+WEIGHTS = np.round(np.arange(0.05, 1.0001, 0.05), 2)
 _ROUNDS, _PATIENCE = 2000, 100
 _PARAMS = {
     "learning_rate": 0.03,
@@ -133,7 +136,7 @@ def fit_blend(
             **_PARAMS,
             "objective": "binary" if kind == "classification" else "regression",
             "seed": seed,
-            "num_threads": torch.get_num_threads(),
+            "num_threads": default_workers(),  # not torch's setting: scoring changes that
         }
         train_set = lgb.Dataset(train_x[tr], train_raw[tr, t], free_raw_data=True)
         val_set = lgb.Dataset(val_x[va], val_raw[va, t], reference=train_set)
@@ -151,9 +154,13 @@ def fit_blend(
     trees = TreeBlend(boosters, 1.0)
     tree_val = torch.from_numpy(trees.raw(val_x))
     network = torch.from_numpy(np.asarray(network_val, dtype=np.float32))
-    scores = []
-    for w in WEIGHTS:
+    best, chosen = -np.inf, 1.0
+    for w in WEIGHTS[::-1]:  # from the network's side: a tie keeps the larger share
         trees.weight = float(w)
-        scores.append(score(trees.mix(network, tree_val)))
-    trees.weight = float(WEIGHTS[int(np.nanargmax(scores))])
+        value = score(trees.mix(network, tree_val))
+        if value > best:
+            best, chosen = value, float(w)
+    if not np.isfinite(best) or chosen == 1.0:
+        return None  # the network alone scores best: nothing to carry
+    trees.weight = chosen
     return trees

@@ -1,6 +1,7 @@
 """The trees blended into every member (molpred.trees): fitted, chosen on validation rows,
 blended in the raw output space, saved without code and scored the same everywhere."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -79,6 +80,11 @@ def test_trees_survive_the_model_file_and_score_identically(blended, esol, tmp_p
     assert any(k.startswith("trees0_booster") for k in payload["extras"])
     loaded = molpred.load_model(path)
     assert loaded.members[0].trees.weight == model.members[0].trees.weight
+    assert loaded.weights_sha256() == model.weights_sha256()  # the trees are in the digest
+    network = copy.deepcopy(model)
+    network.members[0].trees = None
+    assert network.weights_sha256() != model.weights_sha256()
+    assert torch.load(network.save(tmp_path / "n.pt"), weights_only=True)["format_version"] == 3
     smiles = esol["smiles"].iloc[200:260].tolist() + ["C1CC"]
     before = molpred.predict(model, smiles)
     after = molpred.predict(loaded, smiles)
@@ -112,3 +118,31 @@ def test_trees_off_and_tasks_the_trees_cannot_learn(esol):
     assert boosters[0] is not None and boosters[1] is None
     probs = molpred.predict(model, esol["smiles"].iloc[300:320].tolist())["active"]
     assert probs.between(0, 1).all()
+
+
+def test_mixed_regression_and_classification_tasks_blend_too(esol):
+    """Their primary metric is the loss: the weight is chosen on the blend's loss."""
+    data = esol.head(150).assign(soluble=(esol[ESOL_TARGET].head(150) > -2).astype(float))
+    model, metrics = fit(
+        data, [ESOL_TARGET, "soluble"], task_types=["regression", "classification"]
+    )
+    assert metrics["primary_metric"] == "loss" and np.isfinite(metrics["test"]["loss"])
+    scored = molpred.predict(model, esol["smiles"].iloc[300:320].tolist())
+    assert scored[ESOL_TARGET].notna().all() and scored["soluble"].between(0, 1).all()
+
+
+def test_the_weight_keeps_the_network_on_a_tie_and_drops_useless_trees():
+    from molpred.trees import fit_blend
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    y = x[:, :1] * 2.0
+    flat = lambda raw: 0.0  # noqa: E731 - every weight scores the same
+    assert fit_blend(y[150:], x[:150], y[:150], x[150:], y[150:], ["regression"], flat) is None
+    # the network is perfect on validation rows: the trees can only hurt
+    rmse = lambda raw: -float(((raw.numpy() - y[150:]) ** 2).mean())  # noqa: E731
+    assert fit_blend(y[150:], x[:150], y[:150], x[150:], y[150:], ["regression"], rmse) is None
+    # a useless network: the trees take over (but never all of it)
+    noise = rng.normal(size=(50, 1)).astype(np.float32)
+    trees = fit_blend(noise, x[:150], y[:150], x[150:], y[150:], ["regression"], rmse)
+    assert trees is not None and trees.weight == min(WEIGHTS) > 0

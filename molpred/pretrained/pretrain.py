@@ -151,7 +151,8 @@ def main() -> None:
         list(targets.columns),
         task_types="regression",
         model_config=ModelConfig(descriptors=False, variance_head=False),
-        train_config=TrainConfig(epochs=args.epochs, patience=5, seed=args.seed),
+        # the encoder is what is shipped: no trees (they would learn descriptors from descriptors)
+        train_config=TrainConfig(epochs=args.epochs, patience=5, seed=args.seed, trees=False),
         split="random",
         split_sizes=(0.95, 0.05, 0.0),
         workers=args.workers,
