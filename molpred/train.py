@@ -458,6 +458,8 @@ def _fit_members(
                     "n_train": len(sp.train),
                     "n_val": len(sp.val),
                     "n_test": len(sp.test),
+                    # the network's share of the blend; None: no trees (the network alone)
+                    "trees_weight": None if model.trees is None else model.trees.weight,
                     "val": val,
                     "test": test,
                 }

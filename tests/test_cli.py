@@ -27,7 +27,7 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     data = tmp_path / "esol.csv"
     esol.head(150).to_csv(data, index=False)
     model = tmp_path / "m.pt"
-    run(
+    trained = run(
         "train",
         data,
         "--target-columns",
@@ -48,6 +48,8 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test"]["rmse"] > 0 and metrics["members"][0]["n_train"] > 100
+    weight = metrics["members"][0]["trees_weight"]  # the default blends trees, and says so
+    assert (weight is None) == ("blended with trees" not in trained.stdout)
 
     out = tmp_path / "scores.csv"
     proc = run("predict", model, tiny_csv, "--output", out, "--top", "3", "--quiet")

@@ -42,6 +42,7 @@ def test_every_member_carries_trees_with_a_validation_chosen_weight(blended):
     assert isinstance(trees, TreeBlend) and trees.weight in WEIGHTS
     assert trees.boosters[0] is not None and trees.boosters[0].num_trees() > 0
     assert model.info.train_config["trees"] is True
+    assert model.info.metrics["members"][0]["trees_weight"] == trees.weight  # on the card
 
 
 def test_the_output_is_the_raw_space_blend_of_network_and_trees(blended, esol):

@@ -186,6 +186,10 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
     if len(task_names) > 1:
         for key in sorted(k for k in test if "/" in k):
             print(f"  {key:40s} {test[key]:.4f}")
+    weights = [m.get("trees_weight") for m in metrics["members"]]
+    if any(w is not None for w in weights):
+        shares = ", ".join("network alone" if w is None else f"{w:.2f}" for w in weights)
+        print(f"blended with trees; the network's share (chosen on validation rows): {shares}")
 
 
 def _write_json(path: str, obj: dict) -> None:
