@@ -118,16 +118,6 @@ def preset_picker(predictor: Predictor, columns: dict[str, str]) -> None:
     )
 
 
-def by_category(predictor: Predictor, columns: dict[str, str]) -> dict[str, list[str]]:
-    """The property columns grouped by category, in the panel's category order."""
-    cats = categories(predictor)
-    order = {c: i for i, c in enumerate([*CATEGORIES, OWN, COMPUTED])}
-    groups: dict[str, list[str]] = {}
-    for col in sorted(columns, key=lambda c: order.get(cats.get(c, OWN), len(order))):
-        groups.setdefault(cats.get(col, OWN), []).append(col)
-    return groups
-
-
 def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
     """The property columns the table shows, chosen by category (default: each bundled model's
     headline endpoints, the first of a user's model, and the computed properties); ranking,

@@ -11,13 +11,7 @@ import streamlit as st
 from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map, current_batch
 from molpred.page.detail import detail
 from molpred.page.labels import TRUST_HELP, column_names, preferred
-from molpred.page.profile import (
-    COMPUTED,
-    by_category,
-    categories,
-    column_picker,
-    preset_picker,
-)
+from molpred.page.profile import COMPUTED, categories, column_picker, preset_picker
 from molpred.predictor import Predictor
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
 from molpred.screen import SALT, to_sdf
@@ -55,63 +49,55 @@ def _keep_open(panel: str) -> None:
 def ranking_controls(
     columns: dict[str, str], predictor: Predictor, table: pd.DataFrame
 ) -> list[Objective]:
-    """Direction and weight per property, one tab per category (a whole panel is ~45
-    properties). The defaults count each model once (a model's tasks share a weight of 1:
-    twelve Tox21 assays do not outweigh everything else); a range starts at the card's
-    preferred range, else the middle half of the scored values. Once touched, the panel stays
-    open across reruns."""
+    """Direction and weight per property. The defaults count each model once (a model's
+    tasks share a weight of 1: twelve Tox21 assays do not outweigh everything else); a range
+    starts at the card's preferred range, else the middle half of the scored values. Once
+    touched, the panel stays open across reruns."""
     defaults = preferred(predictor)
     share = {task.value: 1.0 / len(m.tasks) for m in predictor.schema.models for task in m.tasks}
     objectives = []
+    touched = {"on_change": _keep_open, "args": ("ranking",)}
     with st.expander(
         "Ranking: direction and weight per property",
         expanded=st.session_state.get("ranking_open", False),
     ):
         preset_picker(predictor, columns)
-        groups = by_category(predictor, columns)
-        for tab, group in zip(st.tabs(list(groups)), groups.values(), strict=True):
-            with tab:
-                for col in group:
-                    hint = defaults.get(col, "higher" if col == "QED" else "")
-                    term = _objective_row(col, columns[col], hint, share.get(col, 1.0), table)
-                    if term is not None:
-                        objectives.append(term)
-    return objectives
-
-
-def _objective_row(
-    col: str, label: str, hint: str, weight0: float, table: pd.DataFrame
-) -> Objective | None:
-    touched = {"on_change": _keep_open, "args": ("ranking",)}
-    a, b, c, d = st.columns([3, 2, 2, 3])
-    choice = a.selectbox(
-        label,
-        ["ignore", *DIRECTIONS],
-        key=f"dir_{col}",
-        index=(["ignore", *DIRECTIONS].index(hint.split()[0]) if hint else 0),
-        **touched,
-    )
-    if choice == "ignore":
-        return None
-    weight = b.number_input("weight", 0.0, 10.0, round(weight0, 3), 0.05, key=f"w_{col}", **touched)
-    lo = hi = None
-    if choice == "range":
-        if hint.startswith("range"):
-            lo0, hi0 = map(float, hint.split()[1:3])
-        else:
-            values = pd.to_numeric(table[col], errors="coerce").dropna()
-            lo0, hi0 = (
-                (round(float(values.quantile(0.25)), 3), round(float(values.quantile(0.75)), 3))
-                if len(values)
-                else (0.0, 1.0)
+        for col, label in columns.items():
+            hint = defaults.get(col, "higher" if col == "QED" else "")
+            a, b, c, d = st.columns([3, 2, 2, 3])
+            choice = a.selectbox(
+                label,
+                ["ignore", *DIRECTIONS],
+                key=f"dir_{col}",
+                index=(["ignore", *DIRECTIONS].index(hint.split()[0]) if hint else 0),
+                **touched,
             )
-        lo = c.number_input("from", value=lo0, key=f"lo_{col}", **touched)
-        hi = d.number_input("to", value=hi0, key=f"hi_{col}", **touched)
-    try:
-        return Objective(col, choice, weight, lo, hi)
-    except ValueError as exc:
-        st.warning(str(exc))
-        return None
+            if choice == "ignore":
+                continue
+            weight = b.number_input(
+                "weight", 0.0, 10.0, round(share.get(col, 1.0), 3), 0.05, key=f"w_{col}", **touched
+            )
+            lo = hi = None
+            if choice == "range":
+                if hint.startswith("range"):
+                    lo0, hi0 = map(float, hint.split()[1:3])
+                else:
+                    values = pd.to_numeric(table[col], errors="coerce").dropna()
+                    lo0, hi0 = (
+                        (
+                            round(float(values.quantile(0.25)), 3),
+                            round(float(values.quantile(0.75)), 3),
+                        )
+                        if len(values)
+                        else (0.0, 1.0)
+                    )
+                lo = c.number_input("from", value=lo0, key=f"lo_{col}", **touched)
+                hi = d.number_input("to", value=hi0, key=f"hi_{col}", **touched)
+            try:
+                objectives.append(Objective(col, choice, weight, lo, hi))
+            except ValueError as exc:
+                st.warning(str(exc))
+    return objectives
 
 
 def filters(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objective]) -> pd.Series:
