@@ -115,10 +115,18 @@ async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame
     await page.get_by_label("SMILES, one per line").fill(lines)
     await page.get_by_role("button", name="Score", exact=True).click()
     await page.get_by_text(f"{len(smiles)} candidates (").wait_for(timeout=600_000)
-    async with page.expect_download(timeout=300_000) as info:
-        await page.get_by_role("button", name="Download CSV").click()
-    download = await info.value
-    table = pd.read_csv(await download.path(), keep_default_na=False)
+    for attempt in range(2):  # headless Chromium cancelled one of ten concurrent downloads on
+        # 2026-12-02, at the last green commit too (session 14 note): one more click, then fail
+        async with page.expect_download(timeout=300_000) as info:
+            await page.get_by_role("button", name="Download CSV").click()
+        download = await info.value
+        try:
+            path = await download.path()
+            break
+        except Exception:
+            if attempt:
+                raise
+    table = pd.read_csv(path, keep_default_na=False)
     await context.close()
     return table
 
