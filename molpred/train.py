@@ -22,7 +22,7 @@ from molpred.artifact import MolpredModel
 from molpred.data import MoleculeDataset, prepare_dataset
 from molpred.features import collate
 from molpred.io import DataError, read_table
-from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
+from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
 from molpred.models import ModelConfig, MolModel, build_model, resolve_device
 from molpred.parallel import torch_section
 from molpred.splits import make_splits
@@ -487,9 +487,7 @@ def _fit_trees(model: MolModel, train: MoleculeDataset, val: MoleculeDataset, se
         raw = raw.to(device)
         if metric == "loss":  # regression and classification tasks together
             return -_loss(model, raw, targets).item()
-        preds = model.to_units(raw).cpu().numpy()
-        value = compute_metrics(val.targets, preds, val.task_names, val.task_types)[metric]
-        return sign * value
+        return sign * primary_score(val.targets, model.to_units(raw).cpu().numpy(), val.task_types)
 
     return fit_blend(
         network_outputs(model, val).numpy(),

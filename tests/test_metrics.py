@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from molpred.metrics import compute_metrics, primary_metric
+from molpred.metrics import compute_metrics, primary_metric, primary_score
 
 
 def test_metrics_mask_missing_labels():
@@ -22,3 +23,18 @@ def test_primary_metric():
     assert primary_metric(["regression"]) == "rmse"
     assert primary_metric(["classification"] * 3) == "roc_auc"
     assert primary_metric(["regression", "classification"]) == "loss"
+
+
+def test_primary_score_is_the_primary_metric():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(60, 2))
+    y[rng.random(y.shape) < 0.2] = np.nan
+    p = rng.normal(size=(60, 2))
+    kinds = ["regression"] * 2
+    assert primary_score(y, p, kinds) == pytest.approx(compute_metrics(y, p, "ab", kinds)["rmse"])
+    labels = np.where(np.isnan(y), np.nan, (y > 0).astype(float))
+    probs = np.round(1 / (1 + np.exp(-p)), 1)  # ties among the scores
+    kinds = ["classification"] * 2
+    expected = compute_metrics(labels, probs, "ab", kinds)["roc_auc"]
+    assert primary_score(labels, probs, kinds) == pytest.approx(expected)
+    assert np.isnan(primary_score(np.ones((5, 1)), np.ones((5, 1)), ["classification"]))

@@ -12,7 +12,7 @@ import molpred
 from molpred.artifact import FORMAT_VERSION
 from molpred.features import featurize_smiles
 from molpred.models import member_outputs
-from molpred.trees import WEIGHTS, TreeBlend, tree_features
+from molpred.trees import PRIOR_ROWS, WEIGHTS, TreeBlend, tree_features
 
 from .conftest import ESOL_TARGET, FAST, SMALL
 
@@ -143,7 +143,28 @@ def test_the_weight_keeps_the_network_on_a_tie_and_drops_useless_trees():
     # the network is perfect on validation rows: the trees can only hurt
     rmse = lambda raw: -float(((raw.numpy() - y[150:]) ** 2).mean())  # noqa: E731
     assert fit_blend(y[150:], x[:150], y[:150], x[150:], y[150:], ["regression"], rmse) is None
-    # a useless network: the trees take over (but never all of it)
+    # a useless network: the trees take over, less what 50 rows leave to the prior (never all)
     noise = rng.normal(size=(50, 1)).astype(np.float32)
     trees = fit_blend(noise, x[:150], y[:150], x[150:], y[150:], ["regression"], rmse)
-    assert trees is not None and trees.weight == min(WEIGHTS) > 0
+    expected = (50 * min(WEIGHTS) + PRIOR_ROWS) / (50 + PRIOR_ROWS)
+    assert trees is not None and trees.weight == pytest.approx(expected, abs=0.025)
+
+
+def test_few_validation_rows_leave_the_blend_mostly_to_the_network():
+    """The best weight on n rows is pulled toward the network as if PRIOR_ROWS more rows had
+    found it best: on 5 rows the network keeps most of the blend, on 5,000 the best stands."""
+    from molpred.trees import choose_weight
+
+    mix = lambda a, b, w: w * a + (1 - w) * b  # noqa: E731
+
+    def chosen(n: int, prior_rows: float = PRIOR_ROWS) -> float:
+        network, trees = torch.zeros(n, 1), torch.ones(n, 1)
+        # the validation rows favour a network share of 0.2 (the trees' side)
+        score = lambda raw: -float(((raw - 0.8) ** 2).mean())  # noqa: E731
+        return choose_weight(network, trees, mix, score, prior_rows)
+
+    assert chosen(5, prior_rows=0) == chosen(5_000) == pytest.approx(0.2)
+    assert chosen(5) == pytest.approx((5 * 0.2 + PRIOR_ROWS) / (5 + PRIOR_ROWS), abs=0.025)
+    assert chosen(5) > 0.6
+    # nothing scores: the network alone
+    assert choose_weight(torch.zeros(3, 1), torch.ones(3, 1), mix, lambda raw: np.nan) == 1.0
