@@ -75,9 +75,9 @@ def primary_metric(task_types: Sequence[str]) -> str:
 
 def primary_score(targets: np.ndarray, preds: np.ndarray, task_types: Sequence[str]) -> float:
     """``compute_metrics(...)[primary_metric(task_types)]`` for all-regression (RMSE) or
-    all-classification (ROC-AUC) tasks, NaN where no task has one, at a fraction of the cost:
-    for the many resamples of :func:`molpred.trees.choose_weight`. ROC-AUC is the Mann-Whitney
-    statistic of the ranks (ties averaged), which is what scikit-learn computes."""
+    all-classification (ROC-AUC) tasks, NaN where no task has one, without scikit-learn's
+    per-call overhead: :func:`molpred.trees.choose_weight` scores every candidate weight with it.
+    ROC-AUC is the Mann-Whitney statistic of the ranks (ties averaged), as scikit-learn's."""
     from scipy.stats import rankdata
 
     values = []
