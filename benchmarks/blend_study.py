@@ -66,13 +66,18 @@ def run(name: str, replicate: int) -> dict:
     test = df.iloc[split["test"]]
     y = test[targets].to_numpy(dtype=float)
     trees = model.members[0].trees
-    chosen = trees.weight
-    scores = {}
+    chosen = 1.0 if trees is None else trees.weight  # None: the network alone was chosen
+    scores = {"test_trees": float("nan")}
     for label, weight in (("network", 1.0), ("trees", 0.0), ("blend", chosen)):
-        trees.weight = weight
+        if trees is None and label == "trees":
+            continue
+        if trees is not None:
+            trees.weight = weight
         preds = predict(model, test["smiles"].tolist())[targets].to_numpy(dtype=float)
         scores[f"test_{label}"] = metric(y, preds, task)
-    trees.weight = chosen
+    if trees is not None:
+        trees.weight = chosen
+    boosters = [] if trees is None else [b for b in trees.boosters if b is not None]
     member = model.info.metrics["members"][0]
     return {
         "set": name,
@@ -82,6 +87,7 @@ def run(name: str, replicate: int) -> dict:
         **scores,
         "seconds": seconds,
         "seconds_to_best": member["seconds_to_best"],
+        "trees_per_task": [b.num_trees() for b in boosters],
     }
 
 
