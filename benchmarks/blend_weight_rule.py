@@ -43,7 +43,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import molpred.trees as trees_module
 from molpred.features import featurize_smiles
 from molpred.metrics import HIGHER_IS_BETTER, primary_metric, primary_score
 from molpred.models import member_outputs
@@ -61,32 +60,40 @@ PSEUDO_ROWS = [10, 30]
 SMALL_SETS = ["esol", "freesolv", "lipo", "bace"]
 FULL_SETS = ["esol", "freesolv", "lipo", "bbbp", "bace", "clintox", "tox21", "sider"]
 train_module = importlib.import_module("molpred.train")  # the module: molpred.train is train()
-_CHOOSE, _FIT_BLEND = trees_module.choose_weight, train_module.fit_blend
+_CHOOSE = train_module.choose_weight
 
 
 def _fit_keeping_trees(df, targets, task, split, workdir: Path):
-    """Train with molpred's defaults, capturing what the weight choice sees (the network's and
-    the trees' raw validation outputs, the validation score, the raw validation targets) and
-    keeping the trees whatever the rule would choose."""
+    """Train with molpred's defaults, capturing what the weight choice sees (the validation
+    score of each share, the number of validation rows) and keeping the trees whatever the rule
+    would choose."""
     seen = {}
 
-    def capture(network, trees, mix, score, prior_rows=0):
-        seen.update(network=network, trees=trees, mix=mix, score=score)
+    def capture(score, n_rows, prior_rows=0):
+        seen.update(score=score, n_rows=n_rows)
         return 0.5  # anything below 1 keeps the boosters; every rule is applied offline
-
-    def recording_fit_blend(network_val, train_x, train_raw, val_x, val_raw, task_types, *a, **k):
-        seen.update(val_raw=val_raw, task_types=list(task_types))
-        return _FIT_BLEND(network_val, train_x, train_raw, val_x, val_raw, task_types, *a, **k)
 
     path = workdir / "split.json"
     path.write_text(json.dumps([{k: list(map(int, v)) for k, v in split.items()}]))
-    trees_module.choose_weight, train_module.fit_blend = capture, recording_fit_blend
+    train_module.choose_weight = capture
     try:
         model, _ = train(
             df, "smiles", targets, task_types=task, splits_file=path, progress=False, cache_dir=None
         )
     finally:
-        trees_module.choose_weight, train_module.fit_blend = _CHOOSE, _FIT_BLEND
+        train_module.choose_weight = _CHOOSE
+    if "score" in seen:  # the raw outputs and targets the bootstrap rules resample
+        smiles = df["smiles"].iloc[split["val"]].tolist()
+        y = df[targets].to_numpy(dtype=float)[split["val"]]
+        member = model.members[0]
+        mean, scale = member.y_mean.numpy(), member.y_scale.numpy()
+        regression = np.array([task == "regression"] * len(targets))
+        seen.update(
+            network=_raw(model, smiles, 1.0),
+            trees=_raw(model, smiles, 0.0),
+            val_raw=np.where(regression, (y - mean) / scale, y),
+            task_types=[task] * len(targets),
+        )
     return model, seen
 
 
@@ -98,7 +105,7 @@ def _within_standard_errors(seen: dict, margin: float, seed: int = 0) -> float:
     n = len(y)
     resamples = np.random.default_rng(seed).integers(0, n, size=(100, n))
     weights = WEIGHTS[::-1]  # from the network's side: a tie keeps the larger share
-    raws = [seen["mix"](seen["network"], seen["trees"], float(w)).numpy() for w in weights]
+    raws = [w * seen["network"] + (1.0 - w) * seen["trees"] for w in weights]
     full = np.array([sign * primary_score(y, raw, kinds) for raw in raws])
     if not np.isfinite(full).any():
         return 1.0
@@ -142,14 +149,14 @@ def run_one(df, targets, task, split, parts: dict, workdir: Path) -> dict:
     seconds = time.perf_counter() - start
     rules = ["best", *(f"se{k:g}" for k in MARGINS), *(f"shrink{n0}" for n0 in PSEUDO_ROWS)]
     weights = dict.fromkeys(rules, 1.0)  # no task could have trees: the network alone
-    if "network" in seen:
-        choose = {k: seen[k] for k in ("network", "trees", "mix", "score")}
+    if "score" in seen:
+        choose = {k: seen[k] for k in ("score", "n_rows")}
         weights["best"] = _CHOOSE(**choose, prior_rows=0)
         weights |= {f"se{k:g}": _within_standard_errors(seen, k) for k in MARGINS}
         weights |= {f"shrink{n0}": _CHOOSE(**choose, prior_rows=n0) for n0 in PSEUDO_ROWS}
     weights["network"] = 1.0
     kinds = [task] * len(targets)
-    n_val = len(seen["network"]) if "network" in seen else None
+    n_val = seen.get("n_rows")
     record = {"weights": weights, "seconds": round(seconds, 1), "n_val": n_val}
     for part, rows in parts.items():
         smiles = df["smiles"].iloc[rows].tolist()

@@ -25,7 +25,7 @@ from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
 from molpred.models import ModelConfig, MolModel, build_model, resolve_device
 from molpred.parallel import torch_section
-from molpred.splits import make_splits
+from molpred.splits import Split, make_splits
 from molpred.transfer import (
     FREEZE_EPOCHS,
     Pretrained,
@@ -35,7 +35,7 @@ from molpred.transfer import (
     load_pretrained,
     set_frozen,
 )
-from molpred.trees import fit_blend, tree_features
+from molpred.trees import choose_weight, fit_trees, tree_features
 from molpred.trust.calibrate import calibrate
 
 __all__ = [
@@ -414,11 +414,8 @@ def _fit_members(
 ):
     """One member per split and ensemble seed: the members, their reports, and per split the
     members with its training and validation rows (for calibration)."""
-    members: list[MolModel] = []
-    reports: list[dict] = []
-    groups: list[tuple[list[MolModel], np.ndarray, np.ndarray]] = []
+    fitted: list[tuple[MolModel, Split, TrainConfig, FitResult]] = []
     for s_i, sp in enumerate(splits):
-        groups.append(([], sp.train, sp.val))
         for e_i in range(ensemble_size):
             cfg = replace(train_config, seed=train_config.seed + e_i)
             torch.manual_seed(cfg.seed)
@@ -443,59 +440,92 @@ def _fit_members(
             )
             if cfg.trees:
                 model.trees = _fit_trees(model, ds.subset(sp.train), ds.subset(sp.val), cfg.seed)
-            test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
-            val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
-            members.append(model.cpu())
-            groups[-1][0].append(model)
-            reports.append(
-                {
-                    "split": s_i,
-                    "seed": cfg.seed,
-                    "best_epoch": result.best_epoch,
-                    "epochs_run": len(result.history),
-                    "seconds": result.seconds,
-                    "seconds_to_best": result.seconds_to_best,
-                    "n_train": len(sp.train),
-                    "n_val": len(sp.val),
-                    "n_test": len(sp.test),
-                    # the network's share of the blend; None: no trees (the network alone)
-                    "trees_weight": None if model.trees is None else model.trees.weight,
-                    "val": val,
-                    "test": test,
-                }
-            )
+            fitted.append((model, sp, cfg, result))
+    _share_blend(ds, [(model, sp.val) for model, sp, _, _ in fitted])
+    members: list[MolModel] = []
+    reports: list[dict] = []
+    groups = [([], sp.train, sp.val) for sp in splits]
+    for i, (model, sp, cfg, result) in enumerate(fitted):
+        test = evaluate(model, ds.subset(sp.test)) if len(sp.test) else {}
+        val = evaluate(model, ds.subset(sp.val)) if len(sp.val) else {}
+        members.append(model.cpu())
+        groups[i // ensemble_size][0].append(model)
+        reports.append(
+            {
+                "split": i // ensemble_size,
+                "seed": cfg.seed,
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "seconds": result.seconds,
+                "seconds_to_best": result.seconds_to_best,
+                "n_train": len(sp.train),
+                "n_val": len(sp.val),
+                "n_test": len(sp.test),
+                # the network's share of the blend; None: no trees (the network alone)
+                "trees_weight": None if model.trees is None else model.trees.weight,
+                "val": val,
+                "test": test,
+            }
+        )
     return members, reports, groups
 
 
 def _fit_trees(model: MolModel, train: MoleculeDataset, val: MoleculeDataset, seed: int):
-    """The member's trees and their blend weight (:mod:`molpred.trees`), None without
+    """The member's trees (:mod:`molpred.trees`), their share not yet chosen; None without
     validation rows. Targets go to the network's raw space: standardized values, 0/1 labels."""
-    if len(val) == 0:
-        return None
-    metric = primary_metric(val.task_types)
-    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    device = model.y_scale.device
 
     def raw_targets(ds: MoleculeDataset) -> np.ndarray:
         mean, scale = model.y_mean.cpu().numpy(), model.y_scale.cpu().numpy()
         regression = np.array([k == "regression" for k in ds.task_types])
         return np.where(regression, (ds.targets - mean) / scale, ds.targets)
 
-    targets = torch.from_numpy(np.asarray(val.targets, dtype=np.float32)).to(device)
-
-    def score(raw: torch.Tensor) -> float:
-        raw = raw.to(device)
-        if metric == "loss":  # regression and classification tasks together
-            return -_loss(model, raw, targets).item()
-        return sign * primary_score(val.targets, model.to_units(raw).cpu().numpy(), val.task_types)
-
-    return fit_blend(
-        network_outputs(model, val).numpy(),
+    return fit_trees(
         tree_features(train.fingerprints, train.descriptors),
         raw_targets(train),
         tree_features(val.fingerprints, val.descriptors),
         raw_targets(val),
         train.task_types,
-        score,
         seed=seed,
     )
+
+
+@torch.no_grad()
+def _share_blend(ds: MoleculeDataset, members: Sequence[tuple[MolModel, np.ndarray]]) -> None:
+    """One network share for the blend of every member with trees, chosen on their validation
+    rows pooled (:func:`molpred.trees.choose_weight`, with as many rows as distinct molecules
+    among them): a cross-validation ensemble's members, each holding out its own fold, choose
+    from every molecule rather than a fold each. At a share of 1.0 the members drop their
+    trees."""
+    blended = [(model, rows) for model, rows in members if model.trees is not None]
+    if not blended:
+        return
+    metric = primary_metric(ds.task_types)
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    parts = []
+    for model, rows in blended:
+        val = ds.subset(rows)
+        device = model.y_scale.device
+        trees = model.trees.raw(tree_features(val.fingerprints, val.descriptors))
+        targets = np.asarray(val.targets, dtype=np.float32)
+        network = network_outputs(model, val).to(device)
+        parts.append((model, network, torch.from_numpy(trees).to(device), targets))
+    all_targets = np.concatenate([p[3] for p in parts])
+    labels = [np.isfinite(p[3]).sum() for p in parts]
+
+    def score(weight: float) -> float:
+        mixed = [(m, m.trees.mix(net, tr, weight), y) for m, net, tr, y in parts]
+        if metric == "loss":  # regression and classification tasks together: per label
+            losses = [
+                _loss(m, raw, torch.from_numpy(y).to(raw.device)).item() for m, raw, y in mixed
+            ]
+            return -float(np.average(losses, weights=labels))
+        units = np.concatenate([m.to_units(raw).cpu().numpy() for m, raw, _ in mixed])
+        return sign * primary_score(all_targets, units, ds.task_types)
+
+    n_rows = len(np.unique(np.concatenate([rows for _, rows in blended])))
+    weight = choose_weight(score, n_rows)
+    for model, _ in blended:
+        if weight == 1.0:
+            model.trees = None  # the network alone: nothing to carry
+        else:
+            model.trees.weight = weight

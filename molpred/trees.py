@@ -7,9 +7,10 @@ LightGBM model per task on the features every molecule already has (the 2,048-bi
 fingerprint of the domain columns and the network's RDKit descriptors), fitted on the member's
 training rows with early stopping on its validation rows. The trees predict in the network's raw
 output space (standardized values, logits), and the member's output becomes
-``weight * network + (1 - weight) * trees`` there, the weight chosen on the validation rows
-(:func:`choose_weight`); so everything downstream of the raw output (units, temperatures,
-conformal scores, error model) sees the blend.
+``weight * network + (1 - weight) * trees`` there. One weight serves every member of a model,
+chosen on all their validation rows at once (:func:`choose_weight`; a cross-validation
+ensemble's members together hold out every molecule); so everything downstream of the raw
+output (units, temperatures, conformal scores, error model) sees the blend.
 
 Stored in the model file as LightGBM's own text format (compressed), which is parsed, never
 executed, on load.
@@ -18,7 +19,7 @@ executed, on load.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -28,7 +29,7 @@ import torch
 from molpred.featurize import FP_BITS
 from molpred.parallel import default_workers
 
-__all__ = ["TreeBlend", "tree_features", "fit_blend", "choose_weight", "WEIGHTS", "PRIOR_ROWS"]
+__all__ = ["TreeBlend", "tree_features", "fit_trees", "choose_weight", "WEIGHTS", "PRIOR_ROWS"]
 
 # the network's share, chosen on validation rows: never 0 (the network always has a say, and
 # its explanations mean something); 1 is the network alone (no trees kept)
@@ -114,23 +115,18 @@ class TreeBlend:
         return cls(boosters, float(meta["weight"]))
 
 
-def fit_blend(
-    network_val: np.ndarray,
+def fit_trees(
     train_x: np.ndarray,
     train_raw: np.ndarray,
     val_x: np.ndarray,
     val_raw: np.ndarray,
     task_types: Sequence[str],
-    score,
     seed: int = 0,
 ) -> TreeBlend | None:
     """Trees on the training rows (targets in raw space: standardized values, 0/1 labels),
-    early-stopped on the validation rows, and the network's share (:func:`choose_weight`).
-
-    ``network_val``: the network's raw outputs on the validation rows; ``score(raw)`` -> the
-    validation metric of raw outputs, higher is better. None without validation rows, or when
-    the network alone is chosen.
-    """
+    early-stopped on the validation rows; their share is the caller's to choose
+    (:func:`choose_weight`), 1.0 (the network alone) until then. None when no task has the rows
+    to fit and stop on."""
     if len(val_x) == 0:
         return None
     boosters: list[lgb.Booster | None] = []
@@ -159,29 +155,26 @@ def fit_blend(
         )
     if all(b is None for b in boosters):
         return None
-    trees = TreeBlend(boosters, 1.0)
-    network = torch.from_numpy(np.asarray(network_val, dtype=np.float32))
-    chosen = choose_weight(network, torch.from_numpy(trees.raw(val_x)), trees.mix, score)
-    if chosen == 1.0:
-        return None  # the network alone: nothing to carry
-    trees.weight = chosen
-    return trees
+    return TreeBlend(boosters, 1.0)
 
 
-def choose_weight(network, trees, mix, score, prior_rows: float = PRIOR_ROWS) -> float:
-    """The network's share of the blend, from the validation rows (1.0: the network alone).
+def choose_weight(
+    score: Callable[[float], float], n_rows: int, prior_rows: float = PRIOR_ROWS
+) -> float:
+    """The network's share of the blend (1.0: the network alone), from ``score(weight)``, the
+    validation metric of the blend at that share (higher is better) on ``n_rows`` molecules.
 
-    The weight that scores best on the ``n`` validation rows, pulled toward the network as if
-    ``prior_rows`` more rows had found the network alone best: ``(n * best + prior_rows) /
-    (n + prior_rows)``, on the grid of :data:`WEIGHTS`. On a handful of rows the best score is
-    mostly chance (on small FreeSolv subsets, trees much worse than the network won on five
-    validation rows and made the model worse); on hundreds of rows the best weight stands.
-    ``benchmarks/blend_weight_rule.py`` chose this rule and :data:`PRIOR_ROWS` on held-out rows.
+    The weight that scores best, pulled toward the network as if ``prior_rows`` more rows had
+    found the network alone best: ``(n_rows * best + prior_rows) / (n_rows + prior_rows)``, on
+    the grid of :data:`WEIGHTS`. On a handful of rows the best score is mostly chance (on small
+    FreeSolv subsets, trees much worse than the network won on five validation rows and made the
+    model worse); on hundreds of rows the best weight stands. ``benchmarks/blend_weight_rule.py``
+    chose this rule and :data:`PRIOR_ROWS` on held-out rows.
     """
     weights = WEIGHTS[::-1]  # from the network's side: a tie keeps the larger share
-    scores = np.array([score(mix(network, trees, float(w))) for w in weights], dtype=float)
+    scores = np.array([score(float(w)) for w in weights], dtype=float)
     if not np.isfinite(scores).any():
         return 1.0
     best = float(weights[int(np.nanargmax(scores))])  # the first maximum: the largest share
-    shrunk = (len(network) * best + prior_rows) / (len(network) + prior_rows)
+    shrunk = (n_rows * best + prior_rows) / (n_rows + prior_rows)
     return float(round(round(shrunk / _STEP) * _STEP, 2))

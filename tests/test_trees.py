@@ -2,6 +2,7 @@
 blended in the raw output space, saved without code and scored the same everywhere."""
 
 import copy
+import importlib
 from dataclasses import replace
 
 import numpy as np
@@ -132,22 +133,29 @@ def test_mixed_regression_and_classification_tasks_blend_too(esol):
     assert scored[ESOL_TARGET].notna().all() and scored["soluble"].between(0, 1).all()
 
 
-def test_the_weight_keeps_the_network_on_a_tie_and_drops_useless_trees():
-    from molpred.trees import fit_blend
+def test_the_weight_keeps_the_network_on_a_tie_and_hands_useless_networks_to_the_trees():
+    from molpred.trees import choose_weight, fit_trees
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 5)).astype(np.float32)
     y = x[:, :1] * 2.0
-    flat = lambda raw: 0.0  # noqa: E731 - every weight scores the same
-    assert fit_blend(y[150:], x[:150], y[:150], x[150:], y[150:], ["regression"], flat) is None
+    trees = fit_trees(x[:150], y[:150], x[150:], y[150:], ["regression"])
+    assert trees is not None and trees.weight == 1.0  # not chosen yet: the network alone
+    tree_raw = torch.from_numpy(trees.raw(x[150:]))
+
+    def rmse_of(network: np.ndarray):
+        net = torch.from_numpy(network)
+        return lambda w: -float(((trees.mix(net, tree_raw, w).numpy() - y[150:]) ** 2).mean())
+
+    assert choose_weight(lambda w: 0.0, 50) == 1.0  # every weight scores the same
     # the network is perfect on validation rows: the trees can only hurt
-    rmse = lambda raw: -float(((raw.numpy() - y[150:]) ** 2).mean())  # noqa: E731
-    assert fit_blend(y[150:], x[:150], y[:150], x[150:], y[150:], ["regression"], rmse) is None
+    assert choose_weight(rmse_of(y[150:]), 50) == 1.0
     # a useless network: the trees take over, less what 50 rows leave to the prior (never all)
     noise = rng.normal(size=(50, 1)).astype(np.float32)
-    trees = fit_blend(noise, x[:150], y[:150], x[150:], y[150:], ["regression"], rmse)
     expected = (50 * min(WEIGHTS) + PRIOR_ROWS) / (50 + PRIOR_ROWS)
-    assert trees is not None and trees.weight == pytest.approx(expected, abs=0.025)
+    assert choose_weight(rmse_of(noise), 50) == pytest.approx(expected, abs=0.025)
+    # no validation rows: no trees
+    assert fit_trees(x[:150], y[:150], x[:0], y[:0], ["regression"]) is None
 
 
 def test_few_validation_rows_leave_the_blend_mostly_to_the_network():
@@ -155,16 +163,33 @@ def test_few_validation_rows_leave_the_blend_mostly_to_the_network():
     found it best: on 5 rows the network keeps most of the blend, on 5,000 the best stands."""
     from molpred.trees import choose_weight
 
-    mix = lambda a, b, w: w * a + (1 - w) * b  # noqa: E731
-
     def chosen(n: int, prior_rows: float = PRIOR_ROWS) -> float:
-        network, trees = torch.zeros(n, 1), torch.ones(n, 1)
         # the validation rows favour a network share of 0.2 (the trees' side)
-        score = lambda raw: -float(((raw - 0.8) ** 2).mean())  # noqa: E731
-        return choose_weight(network, trees, mix, score, prior_rows)
+        return choose_weight(lambda w: -((w - 0.2) ** 2), n, prior_rows)
 
     assert chosen(5, prior_rows=0) == chosen(5_000) == pytest.approx(0.2)
     assert chosen(5) == pytest.approx((5 * 0.2 + PRIOR_ROWS) / (5 + PRIOR_ROWS), abs=0.025)
     assert chosen(5) > 0.6
     # nothing scores: the network alone
-    assert choose_weight(torch.zeros(3, 1), torch.ones(3, 1), mix, lambda raw: np.nan) == 1.0
+    assert choose_weight(lambda w: np.nan, 3) == 1.0
+
+
+def test_a_cross_validation_ensemble_chooses_one_weight_on_every_molecule(esol, monkeypatch):
+    """Each member holds out its own fold; the weight is chosen once on the folds pooled (as
+    many rows as molecules), and every member blends at it."""
+    train_module = importlib.import_module("molpred.train")  # molpred.train is the function
+    seen = []
+
+    def recording(score, n_rows, prior_rows=PRIOR_ROWS):
+        seen.append(n_rows)
+        return choose(score, n_rows, prior_rows)
+
+    choose = train_module.choose_weight
+    monkeypatch.setattr(train_module, "choose_weight", recording)
+    model, metrics = fit(esol.head(120), [ESOL_TARGET], split="kfold", folds=3)
+    assert len(model.members) == 3 and len(seen) == 1
+    # kfold: each split validates on one fold and tests on another; the folds cover everything
+    assert seen[0] == 120
+    weights = {m["trees_weight"] for m in metrics["members"]}
+    assert len(weights) == 1
+    assert {None if m.trees is None else m.trees.weight for m in model.members} == weights
