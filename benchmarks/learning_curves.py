@@ -205,11 +205,13 @@ def report(df: pd.DataFrame) -> None:
         print(f"\n{part} rows, mean over seeds\n\n{_markdown(table[cols])}")
     small = table[table["size"].isin([s for s in table["size"] if s != "full" and s <= 200])]
     for part in ("test", "heldout"):
+        if f"{part} gain" not in small:  # one method only: nothing to compare
+            continue
         gains = small.groupby("metric")[f"{part} gain"].mean().round(3).to_dict()
         print(f"\nmean {part} gain of fine-tuning over scratch at <= 200 molecules: {gains}")
-    print(
-        f"\nSMALL_DATA, the largest size that starts from the encoder: {small_data_threshold(df)}"
-    )
+    if "heldout gain" in table:
+        threshold = small_data_threshold(df)
+        print(f"\nSMALL_DATA, the largest size that starts from the encoder: {threshold}")
 
 
 if __name__ == "__main__":

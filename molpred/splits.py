@@ -28,6 +28,7 @@ __all__ = [
     "random_split",
     "scaffold_split",
     "kfold_splits",
+    "cross_validation_members",
     "scaffold_kfold_splits",
     "splits_from_labels",
     "splits_from_file",
@@ -116,6 +117,24 @@ def kfold_splits(n: int, k: int = 5, seed: int = 0) -> list[Split]:
         train = np.concatenate([f for j, f in enumerate(folds) if j not in (i, val_i)])
         out.append(Split(np.sort(train), np.sort(folds[val_i]), np.sort(folds[i])))
     return out
+
+
+def cross_validation_members(split: Split, k: int, seed: int = 0) -> list[Split]:
+    """``k`` splits from one, for a cross-validation ensemble: its training and validation rows
+    dealt at random into ``k`` folds, each fold the validation rows of one split and the others
+    its training rows; every split keeps the test rows. Each member holds out its own fold, so
+    together they hold out every molecule."""
+    rows = np.concatenate([split.train, split.val])
+    if not 2 <= k <= len(rows) // 2:
+        raise ValueError(
+            f"a {k}-member cross-validation ensemble needs 2 <= k and 2 validation rows per "
+            f"fold; there are {len(rows)} training and validation molecules"
+        )
+    folds = np.array_split(np.random.default_rng(seed).permutation(rows), k)
+    return [
+        Split(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(fold), split.test)
+        for i, fold in enumerate(folds)
+    ]
 
 
 CATCH_ALL = ("", "c1ccccc1")  # scaffolds of acyclic molecules and of plain benzenes

@@ -25,11 +25,12 @@ from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
 from molpred.models import ModelConfig, MolModel, build_model, resolve_device
 from molpred.parallel import torch_section
-from molpred.splits import Split, make_splits
+from molpred.splits import Split, cross_validation_members, make_splits
 from molpred.transfer import (
     FREEZE_EPOCHS,
     Pretrained,
     architecture,
+    default_members,
     default_start,
     initialize,
     load_pretrained,
@@ -305,6 +306,7 @@ def train(
     splits_file: str | Path | None = None,
     replicate: int | None = None,
     ensemble_size: int = 1,
+    cv_members: int | None = None,
     standardization: str = "none",
     workers: int | None = None,
     cache_dir: str | Path | None = "default",
@@ -326,6 +328,10 @@ def train(
     One model is trained per split (k-fold and multi-replicate split files give several) and per
     ensemble seed; all of them become members of the returned model, whose prediction is their
     mean. Test metrics are reported per member and as mean and standard deviation.
+    ``cv_members``: K turns each split into K (:func:`molpred.splits.cross_validation_members`:
+    each validates on its own fold of the training and validation rows, the test rows stay
+    out). None (the default): ``transfer.default_members`` for a random or scaffold split (5 up
+    to ``transfer.SMALL_DATA`` training and validation molecules), else 1.
 
     Returns
     -------
@@ -367,8 +373,19 @@ def train(
         splits_file=splits_file,
         replicate=replicate,
     )
-    if auto and splits:  # counted: what a member learns from (training and validation rows)
-        pretrained = default_start(len(splits[0].train) + len(splits[0].val), model_config)
+    # counted: what a member learns from (training and validation rows)
+    n_learn = len(splits[0].train) + len(splits[0].val) if splits else 0
+    if cv_members is None:  # the user's own validation rows (a file, a column) stay as given
+        chosen = split in ("random", "scaffold") and split_column is None and splits_file is None
+        cv_members = default_members(n_learn) if chosen and len(splits) == 1 else 1
+    if cv_members > 1:
+        splits = [
+            member
+            for sp in splits
+            for member in cross_validation_members(sp, cv_members, train_config.seed)
+        ]
+    if auto and splits:
+        pretrained = default_start(n_learn, model_config)
     if pretrained is not None:
         model_config = architecture(model_config, pretrained)
         provenance = {**(provenance or {}), "init": pretrained.provenance()}
@@ -394,6 +411,9 @@ def train(
         "primary_metric": primary_metric(ds.task_types),
         "init": None if pretrained is None else pretrained.name,
     }
+    ensemble = _ensemble_test(members, ds, splits)
+    if ensemble:
+        metrics["test_ensemble"] = ensemble
     model = MolpredModel.from_training(
         members,
         ds,
@@ -407,6 +427,18 @@ def train(
         standardization=standardization,
     )
     return model, metrics
+
+
+def _ensemble_test(members: Sequence[MolModel], ds: MoleculeDataset, splits) -> dict:
+    """Test metrics of the members' mean prediction, when every member has the same test rows
+    (seeds, or a cross-validation ensemble); empty otherwise."""
+    test = splits[0].test if splits else np.array([], dtype=np.int64)
+    same = all(np.array_equal(sp.test, test) for sp in splits)
+    if len(members) < 2 or not len(test) or not same:
+        return {}
+    rows = ds.subset(test)
+    mean = np.mean([predict_dataset(m, rows) for m in members], axis=0)
+    return compute_metrics(rows.targets, mean, ds.task_names, ds.task_types)
 
 
 def _fit_members(

@@ -26,10 +26,12 @@ from molpred.pretrained import HERE
 __all__ = [
     "FREEZE_EPOCHS",
     "SMALL_DATA",
+    "SMALL_DATA_MEMBERS",
     "ENCODER",
     "Pretrained",
     "load_pretrained",
     "default_start",
+    "default_members",
     "architecture",
     "initialize",
     "set_frozen",
@@ -39,6 +41,8 @@ FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
 # up to this many training and validation molecules plain training (and the page) starts from
 # the pretrained encoder; chosen on validation rows by benchmarks/learning_curves.py (RESULTS.md)
 SMALL_DATA = 400
+# and trains this many members by cross-validation (benchmarks/learning_curves.py --members)
+SMALL_DATA_MEMBERS = 5
 ENCODER = "encoder"  # the bundled encoder pretrained for this (molpred/pretrained/pretrain.py)
 
 # what an encoder's weights depend on: a new model must match the source in these
@@ -88,6 +92,15 @@ def default_start(n_molecules: int, requested: ModelConfig | None) -> Pretrained
     ):
         return None
     return pretrained
+
+
+def default_members(n_molecules: int) -> int:
+    """How many members plain training trains from one split, by cross-validation
+    (``molpred.train``'s ``cv_members``): :data:`SMALL_DATA_MEMBERS` from at most
+    :data:`SMALL_DATA` training and validation molecules (and at least two validation rows per
+    fold), else 1. At these sizes a member trains in seconds, and one validation cut of a few
+    molecules is a poor judge of early stopping and of the trees' share."""
+    return SMALL_DATA_MEMBERS if 2 * SMALL_DATA_MEMBERS <= n_molecules <= SMALL_DATA else 1
 
 
 def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> ModelConfig:

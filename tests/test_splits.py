@@ -94,3 +94,19 @@ def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
     f.write_text(json.dumps([{"train": [0, 4], "val": [1, 2], "test": [3]}]))
     (s,) = splits_from_file(f, source_rows)
     assert s.train.tolist() == [0, 2] and s.val.tolist() == [1] and s.test.tolist() == []
+
+
+def test_cross_validation_members_hold_out_every_molecule_once_and_keep_the_test_rows():
+    from molpred.splits import Split, cross_validation_members
+
+    base = Split(np.arange(0, 80), np.arange(80, 90), np.arange(90, 100))
+    members = cross_validation_members(base, 5, seed=3)
+    assert len(members) == 5
+    held = np.concatenate([m.val for m in members])
+    np.testing.assert_array_equal(np.sort(held), np.arange(90))  # each once
+    for m in members:
+        np.testing.assert_array_equal(m.test, base.test)
+        assert not set(m.train) & set(m.val) and len(m.train) + len(m.val) == 90
+    assert [len(m.val) for m in members] == [18] * 5
+    with pytest.raises(ValueError, match="2 validation rows per fold"):
+        cross_validation_members(Split(np.arange(7), np.arange(7, 9), np.arange(0)), 5)

@@ -136,3 +136,32 @@ predict(model, df["smiles"].head(50).tolist()).to_csv(sys.argv[2], index=False)
         for key in sa:
             assert torch.equal(sa[key], sb[key]), key
     assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_small_data_trains_a_cross_validation_ensemble_that_reports_its_own_test_score(esol):
+    """Up to SMALL_DATA molecules plain training trains SMALL_DATA_MEMBERS members, each
+    validating on its own fold; besides the members' mean metric, the model's (the members'
+    mean prediction) on the shared test rows, which is what the saved model predicts."""
+    from molpred.splits import random_split
+    from molpred.transfer import SMALL_DATA_MEMBERS
+
+    data = esol.head(120)
+    model, metrics = train(
+        data, "smiles", [ESOL_TARGET], model_config=SMALL, train_config=FAST, progress=False
+    )
+    assert len(model.members) == SMALL_DATA_MEMBERS
+    ds = prepare_dataset(data, "smiles", [ESOL_TARGET])
+    test = random_split(len(ds), seed=FAST.seed).test
+    preds = predict(model, [ds.smiles[i] for i in test])[ESOL_TARGET].to_numpy()
+    rmse = float(np.sqrt(np.mean((preds - ds.targets[test, 0]) ** 2)))
+    assert metrics["test_ensemble"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+    one, one_metrics = train(
+        data,
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cv_members=1,
+    )
+    assert len(one.members) == 1 and "test_ensemble" not in one_metrics

@@ -111,6 +111,11 @@ def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
     run = partial(train, df, "smiles", ["expt"], train_config=fast, progress=False, cache_dir=None)
     model, metrics = run()
     assert metrics["init"] == "encoder"
+    # and a cross-validation ensemble: each member validates on its own fold of the 108
+    # training and validation molecules (the random split's 12 test molecules stay out)
+    assert len(model.members) == transfer.SMALL_DATA_MEMBERS
+    assert sum(m["n_val"] for m in metrics["members"]) == 108
+    assert {m["n_test"] for m in metrics["members"]} == {12}
     assert model.info.provenance["init"]["weights_sha256"] == encoder.sha256
     assert model.info.train_config["freeze_epochs"] == transfer.FREEZE_EPOCHS
     for name, value in _encoder(model).items():  # one frozen epoch: still the encoder's
@@ -118,8 +123,9 @@ def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
     # another architecture, or more molecules than the threshold: random weights
     _, small = run(model_config=SMALL)
     monkeypatch.setattr(transfer, "SMALL_DATA", 100)  # 120 rows: 108 train + validation
-    _, many = run()
+    many_model, many = run()
     assert small["init"] is None and many["init"] is None
+    assert len(many_model.members) == 1  # above the threshold: one member, one cut
     monkeypatch.undo()
     data = tmp_path / "fs.csv"
     df.to_csv(data, index=False)

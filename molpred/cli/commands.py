@@ -53,6 +53,7 @@ def train(args: argparse.Namespace) -> int:
         splits_file=args.splits_file,
         replicate=args.replicate,
         ensemble_size=args.ensemble_size,
+        cv_members=args.cv_members,
         standardization=args.standardize,
         workers=args.workers,
         cache_dir=None if args.no_cache else "default",
@@ -186,6 +187,11 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
     if len(task_names) > 1:
         for key in sorted(k for k in test if "/" in k):
             print(f"  {key:40s} {test[key]:.4f}")
+    ensemble = metrics.get("test_ensemble", {})
+    if ensemble:
+        print(f"test metrics of the model (the mean of its {n} models' predictions):")
+        for key in overall:
+            print(f"  {key:8s} {ensemble[key]:.4f}")
     weights = [m.get("trees_weight") for m in metrics["members"]]
     if any(w is not None for w in weights):
         shares = ", ".join("network alone" if w is None else f"{w:.2f}" for w in weights)

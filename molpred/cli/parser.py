@@ -128,6 +128,13 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     t.add_argument("--replicate", type=int, help="use only this entry of --splits-file")
     t.add_argument("--ensemble-size", type=int, default=1, help="models per split (seeds)")
     t.add_argument(
+        "--cv-members",
+        type=int,
+        help="members per split trained by cross-validation on its training and validation "
+        "rows, each validating on its own fold (default: 5 up to 400 molecules from a random or "
+        "scaffold split, else 1)",
+    )
+    t.add_argument(
         "--standardize",
         choices=["none", "parent"],
         default="none",

@@ -79,18 +79,7 @@ def ranking_controls(
             )
             lo = hi = None
             if choice == "range":
-                if hint.startswith("range"):
-                    lo0, hi0 = map(float, hint.split()[1:3])
-                else:
-                    values = pd.to_numeric(table[col], errors="coerce").dropna()
-                    lo0, hi0 = (
-                        (
-                            round(float(values.quantile(0.25)), 3),
-                            round(float(values.quantile(0.75)), 3),
-                        )
-                        if len(values)
-                        else (0.0, 1.0)
-                    )
+                lo0, hi0 = _starting_range(hint, table[col])
                 lo = c.number_input("from", value=lo0, key=f"lo_{col}", **touched)
                 hi = d.number_input("to", value=hi0, key=f"hi_{col}", **touched)
             try:
@@ -98,6 +87,18 @@ def ranking_controls(
             except ValueError as exc:
                 st.warning(str(exc))
     return objectives
+
+
+def _starting_range(hint: str, scored: pd.Series) -> tuple[float, float]:
+    """A range objective's start: the card's preferred range, else the middle half of the
+    scored values (0 to 1 when nothing scored)."""
+    if hint.startswith("range"):
+        lo, hi = map(float, hint.split()[1:3])
+        return lo, hi
+    values = pd.to_numeric(scored, errors="coerce").dropna()
+    if values.empty:
+        return 0.0, 1.0
+    return round(float(values.quantile(0.25)), 3), round(float(values.quantile(0.75)), 3)
 
 
 def filters(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objective]) -> pd.Series:

@@ -162,7 +162,9 @@ def _outcome(job: TrainingJob) -> None:
         st.error(f"Training failed: {job.error}")
     elif job.state == "done" and job.model is not None:
         model = job.model
-        test = {k: round(v, 3) for k, v in job.metrics.get("test", {}).items() if "/" not in k}
+        # the model's own test score (its members' mean prediction) where there is one
+        scores = job.metrics.get("test_ensemble") or job.metrics.get("test", {})
+        test = {k: round(v, 3) for k, v in scores.items() if "/" not in k}
         st.success(
             f"Saved `{job.output}` ({model.info.n_train_molecules} molecules, "
             f"{job.seconds:.0f} s): it is now under **Your models** in the sidebar."
