@@ -3,12 +3,13 @@ encoder (``--init encoder``), and the fingerprint forest of ``accuracy.py``.
 
 For ESOL, FreeSolv, Lipophilicity (RMSE) and BACE (ROC-AUC), on replicate 0 of the shared
 scaffold splits, the training rows are subsampled to 50, 100, 200 and 400 molecules (per seed).
-molpred gets what a chemist with that many molecules gets: its own random 90/10 cut of them into
-training and validation. Every model is scored on the split's test rows, and on its validation
-rows, which no subsampled model sees: those choose the size below which plain ``molpred train``
-starts from the encoder; the test rows only report. ``full`` trains on the split's training
-rows and stops early on its validation rows, as ``accuracy.py`` does (so its validation score
-is not held out, and the choice leaves it out).
+molpred gets its own random 90/10 cut of them into training and validation, or with ``--members 5``
+what plain training now gives a chemist with that many molecules: five members, each validating on
+its own fifth (``small_data_members.py``). Every model is scored on the split's test rows, and on
+its validation rows, which no subsampled model sees: those choose the size below which plain
+``molpred train`` starts from the encoder; the test rows only report. ``full`` trains on the split's
+training rows and stops early on its validation rows, as ``accuracy.py`` does (so its validation
+score is not held out, and the choice leaves it out).
 
 The encoder was pretrained without any molecule of these test rows
 (``molpred/pretrained/pretrain.py``).

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from .conftest import ROOT
@@ -133,6 +134,23 @@ def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
     worse = (records["size"] == 200) & (records["method"] == "finetuned")
     records.loc[worse & (records["metric"] == "rmse"), "heldout"] = 99.0
     assert small_data_threshold(records) == 100
+
+
+def test_small_data_trains_the_members_the_held_out_rows_chose():
+    """transfer.SMALL_DATA_MEMBERS > 1 because benchmarks/small_data_members.py's rule chooses
+    the cross-validation ensemble from its committed results, on held-out rows only."""
+    from molpred.transfer import SMALL_DATA_MEMBERS
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from small_data_members import members_chosen, runs
+
+    table = runs()
+    assert len(table) == 4 * 4 * 3  # 4 sets, 4 sizes, 3 seeds
+    assert members_chosen(table) == (SMALL_DATA_MEMBERS > 1)
+    table[["test cv5", "test single"]] = table[["test single", "test cv5"]].to_numpy()
+    assert members_chosen(table)  # the test rows do not choose
+    table["heldout cv5"] = table["heldout single"] * np.where(table["metric"] == "rmse", 1.1, 0.9)
+    assert not members_chosen(table)
 
 
 def test_the_shipped_panel_follows_its_cross_validation():

@@ -19,7 +19,9 @@ from .conftest import ESOL_TARGET, FAST, SMALL
 
 
 def fit(data, targets, train_config=FAST, **options):
-    """A tiny model, trees included unless ``train_config`` says otherwise."""
+    """A tiny model, trees included unless ``train_config`` says otherwise; one member unless
+    ``options`` say otherwise."""
+    options.setdefault("cv_members", 1)
     return molpred.train(
         data,
         "smiles",
@@ -186,7 +188,7 @@ def test_a_cross_validation_ensemble_chooses_one_weight_on_every_molecule(esol, 
 
     choose = train_module.choose_weight
     monkeypatch.setattr(train_module, "choose_weight", recording)
-    model, metrics = fit(esol.head(120), [ESOL_TARGET], split="kfold", folds=3)
+    model, metrics = fit(esol.head(120), [ESOL_TARGET], split="kfold", folds=3, cv_members=None)
     assert len(model.members) == 3 and len(seen) == 1
     # kfold: each split validates on one fold and tests on another; the folds cover everything
     assert seen[0] == 120
