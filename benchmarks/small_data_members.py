@@ -27,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,5 +81,39 @@ def report(table: pd.DataFrame) -> None:
     print(f"\nthe cross-validation ensemble is chosen: {members_chosen(table)}")
 
 
+def encoder_gain(results: Path = RESULTS) -> pd.DataFrame | None:
+    """The encoder's gain within the new default: the five-member ensemble from the encoder
+    against the same ensemble from random weights (``learning_curves.py --methods scratch
+    --members 5 --sizes 50 100 200 --no-full --output
+    results/learning_curves_cv5_trees_scratch.json``), per set and size (relative RMSE
+    reduction, or ROC-AUC difference); None before that run."""
+    path = results / "learning_curves_cv5_trees_scratch.json"
+    if not path.is_file():
+        return None
+    keys = ["set", "metric", "size"]
+    tuned = pd.DataFrame(json.loads((results / "learning_curves_cv5_trees.json").read_text()))
+    scratch = pd.DataFrame(json.loads(path.read_text()))
+    both = (
+        tuned.groupby(keys)[["heldout", "test"]]
+        .mean()
+        .join(scratch.groupby(keys)[["heldout", "test"]].mean(), rsuffix=" scratch", how="inner")
+    )
+    higher = both.index.get_level_values("metric").map(HIGHER_IS_BETTER).to_numpy(dtype=bool)
+    for part in ("heldout", "test"):
+        new, old = both[part], both[f"{part} scratch"]
+        both[f"{part} gain"] = np.where(higher, new - old, 1 - new / old)
+    return both.reset_index()
+
+
+def report_gain(gain: pd.DataFrame) -> None:
+    print(f"\nthe encoder's gain in the five-member default\n\n{_markdown(gain)}")
+    for metric, rows in gain.groupby("metric"):
+        mean = rows[["heldout gain", "test gain"]].mean().round(3).to_dict()
+        print(f"\nmean gain at <= 200 molecules ({metric}): {mean}")
+
+
 if __name__ == "__main__":
     report(runs())
+    gain = encoder_gain()
+    if gain is not None:
+        report_gain(gain)
