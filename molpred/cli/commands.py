@@ -192,10 +192,10 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
         print(f"test metrics of the model (the mean of its {n} models' predictions):")
         for key in overall:
             print(f"  {key:8s} {ensemble[key]:.4f}")
-    weights = [m.get("trees_weight") for m in metrics["members"]]
-    if any(w is not None for w in weights):
-        shares = ", ".join("network alone" if w is None else f"{w:.2f}" for w in weights)
-        print(f"blended with trees; the network's share (chosen on validation rows): {shares}")
+    weights = {m.get("trees_weight") for m in metrics["members"]} - {None}
+    if weights:  # one share for every member with trees
+        share = ", ".join(f"{w:.2f}" for w in sorted(weights))
+        print(f"blended with trees; the network's share (chosen on validation rows): {share}")
 
 
 def _write_json(path: str, obj: dict) -> None:
