@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/learning_curves.py                       # 4 sets, 4 sizes, 3 seeds, full
     python benchmarks/learning_curves.py --sets esol --sizes 50 --seeds 0 --no-full
+    python benchmarks/learning_curves.py --resume --output OUT.json   # go on with a stopped run
 """
 
 from __future__ import annotations
@@ -121,13 +122,20 @@ def main() -> None:
     ap.add_argument(
         "--report", action="store_true", help="print the tables and threshold of --output"
     )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep --output's records and run only the cells it lacks (a stopped run goes on)",
+    )
     args = ap.parse_args()
     if args.report:
         report(pd.DataFrame(json.loads(Path(args.output).read_text())))
         return
     workdir = ROOT / "benchmarks" / "runs" / "learning_curves"
     workdir.mkdir(parents=True, exist_ok=True)
-    records = []
+    resume = args.resume and Path(args.output).is_file()
+    records = json.loads(Path(args.output).read_text()) if resume else []
+    done = {(r["set"], r["size"], r["seed"], r["method"]) for r in records}
     for name in args.sets:
         df, targets, task, splits = dataset(name)
         split = splits[0]
@@ -143,6 +151,8 @@ def main() -> None:
                 fit_rows = np.random.default_rng(seed).choice(pool, size, replace=False)
                 forest_rows = fit_rows
             for method in args.methods:
+                if (name, size, seed, method) in done:
+                    continue
                 if method == "forest":
                     metrics, seconds = run_forest_on(df, targets, task, forest_rows, rows, workdir)
                 else:

@@ -113,6 +113,11 @@ def test_suggest_simulation_quick_mode(tmp_path):
     for run in cyp["runs"]:
         assert run["found"][0] == 0 and 0 <= run["found"][1] <= 48
         assert all(math.isfinite(e) and e > 0 for e in run["rmse_rest"])
+    random, greedy = cyp["runs"]
+    # the rows neither picked: random against itself is its own rest; the start is shared
+    assert random["rmse_shared_rest"] == random["rmse_rest"] == random["random_rmse_shared_rest"]
+    assert greedy["rmse_shared_rest"][0] == greedy["rmse_rest"][0] == random["rmse_rest"][0]
+    assert greedy["random_rmse_shared_rest"][1] != random["rmse_rest"][1]  # fewer rows
 
 
 def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
