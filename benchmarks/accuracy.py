@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from molpred.fitting import TrainConfig
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.predict import predict
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ROOT.parent / "shared" / "splits"

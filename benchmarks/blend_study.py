@@ -25,7 +25,7 @@ from accuracy import dataset  # benchmarks/accuracy.py, beside this script
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from molpred import predict, train
-from molpred.train import TrainConfig
+from molpred.fitting import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("esol", "freesolv", "lipo", "bbbp", "bace", "clintox", "tox21", "sider")

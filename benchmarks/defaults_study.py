@@ -29,10 +29,10 @@ import torch
 from accuracy import dataset  # this folder: benchmarks run as scripts
 
 from molpred.data import prepare_dataset
+from molpred.fitting import TrainConfig, fit
 from molpred.metrics import HIGHER_IS_BETTER
 from molpred.models import ModelConfig, build_model
 from molpred.splits import make_splits
-from molpred.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "defaults_study.json"

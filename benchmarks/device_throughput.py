@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from molpred.fitting import TrainConfig
 from molpred.predict import predict_file
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 
 def main() -> None:

@@ -42,9 +42,9 @@ def run_job(args: tuple) -> tuple[str, bytes, dict]:
 
     torch.set_num_threads(threads)
     from molpred.data import prepare_dataset
+    from molpred.fitting import TrainConfig, fit
     from molpred.models import ModelConfig, build_model, member_outputs
     from molpred.splits import splits_from_file
-    from molpred.train import TrainConfig, fit
     from molpred.trust.domain import knn_distance, max_similarity
 
     splits_dir = Path(splits_dir)

@@ -34,7 +34,8 @@ from report import save_result  # benchmarks/report.py, beside this script
 
 from molpred.chem import rdkit_log_silenced
 from molpred.features import featurize_smiles
-from molpred.train import TrainConfig, train
+from molpred.fitting import TrainConfig
+from molpred.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSES = ROOT.parent / "shared" / "data" / "moses_test.csv.gz"

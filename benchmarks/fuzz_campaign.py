@@ -27,8 +27,9 @@ from report import save_result  # benchmarks/report.py, beside this script
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from molpred.fitting import TrainConfig  # noqa: E402
 from molpred.models import ModelConfig  # noqa: E402
-from molpred.train import TrainConfig, train  # noqa: E402
+from molpred.train import train  # noqa: E402
 from tests.fuzzing import (  # noqa: E402
     check_file,
     check_predict,

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from molpred.fitting import TrainConfig
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
 from molpred.predict import predict
 from molpred.pretrained.pretrain import ENCODER
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import dataset, run_forest  # noqa: E402  (the harness's own forest)

@@ -37,11 +37,12 @@ import pandas as pd
 
 import molpred
 from molpred.chem import parent_key
+from molpred.fitting import TrainConfig
 from molpred.predictor import Predictor
 from molpred.pretrained import model_path
 from molpred.ranking import Objective, score
 from molpred.suggest import BatchOptions, suggest
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _HOMES = {
     "train": "molpred.train",
-    "TrainConfig": "molpred.train",
+    "TrainConfig": "molpred.fitting",
     "predict": "molpred.predict",
     "predict_file": "molpred.predict",
     "Predictor": "molpred.predictor",

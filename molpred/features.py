@@ -44,7 +44,9 @@ __all__ = [
     "parse_all",
     "concat_featurized",
     "collate",
+    "default_cache_dir",
 ]
+
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,14 @@ def concat_featurized(parts: Sequence[Featurized]) -> Featurized:
         errors=[e for p in parts for e in p.errors],
         fingerprints=np.concatenate([p.fingerprints for p in parts]),
     )
+
+
+def default_cache_dir() -> Path:
+    """Where training caches features (``$MOLPRED_CACHE_DIR``, else the user's cache folder)."""
+    root = os.environ.get("MOLPRED_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "molpred"
+    )
+    return Path(root) / "features"
 
 
 def featurize_smiles(

@@ -34,7 +34,13 @@ __all__ = [
     "resolve_device",
     "ENCODERS",
     "POOLINGS",
+    "ENCODER_PARTS",
 ]
+
+
+# the parameters of the representation (what a pretrained encoder passes on to a new model);
+# the rest are the heads'
+ENCODER_PARTS = ("encoder.", "pool.")
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,12 @@ class MolModel(nn.Module):
         self.register_buffer("temperature", torch.ones(n_tasks))  # logits / T, fit on validation
         is_cls = torch.tensor([t == "classification" for t in config.task_types])
         self.register_buffer("is_classification", is_cls, persistent=False)
+
+    def freeze_encoder(self, frozen: bool = True) -> None:
+        """Freeze (or unfreeze) the encoder and pooling: only the heads learn while frozen."""
+        for name, param in self.named_parameters():
+            if name.startswith(ENCODER_PARTS):
+                param.requires_grad_(not frozen)
 
     def embed(self, batch: Data) -> Tensor:
         """Molecule representation fed to the head, ``[G, hidden (+ n_descriptors)]``."""

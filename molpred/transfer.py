@@ -20,7 +20,7 @@ from torch import nn
 
 from molpred.artifact import MolpredModel, load_model, weights_digest
 from molpred.io import DataError
-from molpred.models import ModelConfig
+from molpred.models import ENCODER_PARTS, ModelConfig
 from molpred.pretrained import HERE
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "default_members",
     "architecture",
     "initialize",
-    "set_frozen",
 ]
 
 FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
@@ -47,7 +46,6 @@ ENCODER = "encoder"  # the bundled encoder pretrained for this (molpred/pretrain
 
 # what an encoder's weights depend on: a new model must match the source in these
 ARCHITECTURE = ("encoder", "hidden_size", "depth", "pooling")
-_TRANSFERRED = ("encoder.", "pool.")
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
     state = {
         k: v.detach().cpu().clone()
         for k, v in member.state_dict().items()
-        if k.startswith(_TRANSFERRED)
+        if k.startswith(ENCODER_PARTS)
     }
     digest = weights_digest([m.state_dict() for m in model.members])
     return Pretrained(state, member.config, name or "model", digest)
@@ -132,10 +130,3 @@ def initialize(model: nn.Module, pretrained: Pretrained) -> None:
             f"--init {pretrained.name}: its encoder does not fit this one ({', '.join(misfit[:3])})"
         )
     model.load_state_dict(pretrained.state, strict=False)
-
-
-def set_frozen(model: nn.Module, frozen: bool) -> None:
-    """Freeze (or unfreeze) the encoder and pooling: only the heads learn while frozen."""
-    for name, param in model.named_parameters():
-        if name.startswith(_TRANSFERRED):
-            param.requires_grad_(not frozen)

@@ -28,11 +28,12 @@ import pandas as pd
 import torch
 
 from molpred.data import MoleculeDataset, prepare_dataset
+from molpred.features import default_cache_dir
+from molpred.fitting import TrainConfig, fit
 from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import HIGHER_IS_BETTER, primary_metric
 from molpred.models import ModelConfig, build_model
 from molpred.splits import make_splits
-from molpred.train import TrainConfig, default_cache_dir, fit
 
 __all__ = [
     "suggest",

@@ -3,8 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from molpred.fitting import TrainConfig
 from molpred.models import ModelConfig
-from molpred.train import TrainConfig
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent

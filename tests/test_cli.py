@@ -117,8 +117,8 @@ def test_train_flag_defaults_are_the_library_defaults():
     from dataclasses import asdict
 
     from molpred.cli import build_parser
+    from molpred.fitting import TrainConfig
     from molpred.models import ModelConfig
-    from molpred.train import TrainConfig
 
     parser = build_parser()
     args = vars(parser.parse_args(["train", "x.csv", "--target-columns", "y", "-o", "m"]))

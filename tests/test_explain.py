@@ -11,8 +11,9 @@ from molpred.chem import standardize
 from molpred.explain import atom_contributions, draw_contributions
 from molpred.features import collate
 from molpred.featurize import descriptors, featurize_mol, fingerprint
+from molpred.fitting import TrainConfig
 from molpred.models import ModelConfig
-from molpred.train import TrainConfig, train
+from molpred.train import train
 from molpred.trees import tree_features
 
 HALOGEN = Chem.MolFromSmarts("[F,Cl,Br,I]")

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from molpred.data import prepare_dataset
+from molpred.fitting import TrainConfig, evaluate, fit
 from molpred.models import build_model
 from molpred.predict import predict
-from molpred.train import TrainConfig, evaluate, fit, train
+from molpred.train import train
 
 from .conftest import ESOL_TARGET, FAST, ROOT, SMALL
 
@@ -108,7 +109,8 @@ def test_same_seed_same_bytes_in_separate_processes(tmp_path):
     script = f"""
 import sys, pandas as pd, torch
 from molpred.predict import predict
-from molpred.train import train, TrainConfig
+from molpred.fitting import TrainConfig
+from molpred.train import train
 torch.set_num_threads(2)
 df = pd.read_csv({str(ROOT / "data" / "esol.csv")!r}).head(300)
 model, _ = train(df, "smiles", [{ESOL_TARGET!r}], split="scaffold", progress=False,

@@ -13,8 +13,8 @@ from molpred.cli.parser import build_parser
 
 
 def train(args: argparse.Namespace) -> int:
+    from molpred.fitting import TrainConfig
     from molpred.models import ModelConfig
-    from molpred.train import TrainConfig
     from molpred.train import train as train_model
 
     provenance = None

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from molpred.artifact import MolpredModel
-from molpred.train import TrainConfig, TrainProgress, train
+from molpred.fitting import TrainConfig
+from molpred.train import TrainProgress, train
 
 __all__ = ["TrainingRequest", "TrainingJob", "Cancelled"]
 

@@ -28,12 +28,13 @@ import pandas as pd
 
 from molpred._version import __version__
 from molpred.artifact import data_fingerprint, load_model
+from molpred.fitting import TrainConfig
 from molpred.models import ModelConfig
 from molpred.predict import predict
 from molpred.pretrained import approved, available, model_path
 from molpred.pretrained.endpoints import CYP_INHIBITION, ENDPOINTS, group_table
 from molpred.pretrained.panel import PANEL
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"

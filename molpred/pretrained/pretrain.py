@@ -30,10 +30,11 @@ from sklearn.preprocessing import QuantileTransformer
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, parent_key, rdkit_log_silenced, standardize
+from molpred.fitting import TrainConfig
 from molpred.models import ModelConfig
 from molpred.parallel import map_ordered
 from molpred.pretrained import HERE
-from molpred.train import TrainConfig, train
+from molpred.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
