@@ -9,9 +9,10 @@ import pytest
 from rdkit import Chem
 
 from molpred.cli import main
+from molpred.measured import measured_molecules
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
-from molpred.suggest import BatchOptions, measured_molecules, objective_draws, suggest
+from molpred.suggest import BatchOptions, objective_draws, suggest
 from tests.conftest import ESOL_TARGET, train_small
 
 ALCOHOLS = ["C" * k + "O" for k in range(1, 41)]  # 40 distinct acyclic molecules
@@ -251,7 +252,7 @@ def test_cli_suggest_with_a_SMILES_column_ei_and_the_training_set(esol_model, es
 
 def test_training_keys_are_computed_once_per_model_and_match_parent_keys(esol):
     from molpred.chem import parent_key
-    from molpred.suggest import parent_keys, training_keys
+    from molpred.measured import parent_keys, training_keys
 
     model = train_small(esol.head(60))
     keys = training_keys(model.domain)

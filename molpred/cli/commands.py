@@ -297,12 +297,13 @@ def suggest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from molpred.io import DataError, read_table, writable_format
+    from molpred.measured import measured_molecules
     from molpred.page.labels import preferred
     from molpred.predict import pick_column, score_table
     from molpred.predictor import Predictor
     from molpred.ranking import parse_objective
     from molpred.screen import to_sdf
-    from molpred.suggest import BatchOptions, measured_molecules
+    from molpred.suggest import BatchOptions
     from molpred.suggest import suggest as pick_batch
 
     sdf = args.output.lower().endswith(".sdf")

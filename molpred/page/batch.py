@@ -13,10 +13,11 @@ from sklearn.decomposition import PCA
 
 from molpred.featurize import fingerprint
 from molpred.io import DataError, InMemoryFile, read_table
+from molpred.measured import measured_molecules
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 from molpred.screen import to_sdf
-from molpred.suggest import STRATEGIES, BatchOptions, measured_molecules, suggest
+from molpred.suggest import STRATEGIES, BatchOptions, suggest
 
 __all__ = ["batch_panel", "current_batch", "chemical_map", "batch_downloads", "BATCH"]
 
