@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curves import _markdown  # noqa: E402
+from learning_curves import _markdown, small_data_threshold  # noqa: E402
 
 from molpred.metrics import HIGHER_IS_BETTER  # noqa: E402
 
@@ -81,22 +81,28 @@ def report(table: pd.DataFrame) -> None:
     print(f"\nthe cross-validation ensemble is chosen: {members_chosen(table)}")
 
 
-def encoder_gain(results: Path = RESULTS) -> pd.DataFrame | None:
-    """The encoder's gain within the new default: the five-member ensemble from the encoder
-    against the same ensemble from random weights (``learning_curves.py --methods scratch
-    --members 5 --sizes 50 100 200 --no-full --output
-    results/learning_curves_cv5_trees_scratch.json``), per set and size (relative RMSE
-    reduction, or ROC-AUC difference); None before that run."""
+def _cv5_records(results: Path) -> pd.DataFrame | None:
+    """The five-member default's learning curves, from the encoder and from random weights
+    (``learning_curves.py --methods scratch --members 5 --no-full --output
+    results/learning_curves_cv5_trees_scratch.json``); None before the scratch run."""
     path = results / "learning_curves_cv5_trees_scratch.json"
     if not path.is_file():
         return None
+    tuned = json.loads((results / "learning_curves_cv5_trees.json").read_text())
+    return pd.DataFrame(tuned + json.loads(path.read_text()))
+
+
+def encoder_gain(results: Path = RESULTS) -> pd.DataFrame | None:
+    """The encoder's gain within the new default: the five-member ensemble from the encoder
+    against the same ensemble from random weights, per set and size (relative RMSE
+    reduction, or ROC-AUC difference); None before the scratch run."""
+    records = _cv5_records(results)
+    if records is None:
+        return None
     keys = ["set", "metric", "size"]
-    tuned = pd.DataFrame(json.loads((results / "learning_curves_cv5_trees.json").read_text()))
-    scratch = pd.DataFrame(json.loads(path.read_text()))
-    both = (
-        tuned.groupby(keys)[["heldout", "test"]]
-        .mean()
-        .join(scratch.groupby(keys)[["heldout", "test"]].mean(), rsuffix=" scratch", how="inner")
+    mean = records.groupby([*keys, "method"])[["heldout", "test"]].mean().unstack("method")
+    both = mean.xs("finetuned", axis=1, level="method").join(
+        mean.xs("scratch", axis=1, level="method").add_suffix(" scratch"), how="inner"
     )
     higher = both.index.get_level_values("metric").map(HIGHER_IS_BETTER).to_numpy(dtype=bool)
     for part in ("heldout", "test"):
@@ -105,11 +111,20 @@ def encoder_gain(results: Path = RESULTS) -> pd.DataFrame | None:
     return both.reset_index()
 
 
+def threshold(results: Path = RESULTS) -> int | None:
+    """``transfer.SMALL_DATA`` as ``learning_curves.py``'s rule chooses it inside the new
+    default (held-out rows only); None before the scratch run."""
+    records = _cv5_records(results)
+    return None if records is None else small_data_threshold(records)
+
+
 def report_gain(gain: pd.DataFrame) -> None:
     print(f"\nthe encoder's gain in the five-member default\n\n{_markdown(gain)}")
     for metric, rows in gain.groupby("metric"):
-        mean = rows[["heldout gain", "test gain"]].mean().round(3).to_dict()
-        print(f"\nmean gain at <= 200 molecules ({metric}): {mean}")
+        for label, part in (("<= 200", rows["size"] <= 200), ("at 400", rows["size"] == 400)):
+            mean = rows.loc[part, ["heldout gain", "test gain"]].mean().round(3).to_dict()
+            print(f"mean gain {label} molecules ({metric}): {mean}")
+    print(f"\nthe small-data threshold inside the five-member default: {threshold()}")
 
 
 if __name__ == "__main__":

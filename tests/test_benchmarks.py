@@ -139,6 +139,11 @@ def test_the_small_data_threshold_is_the_one_the_learning_curves_chose():
     worse = (records["size"] == 200) & (records["method"] == "finetuned")
     records.loc[worse & (records["metric"] == "rmse"), "heldout"] = 99.0
     assert small_data_threshold(records) == 100
+    # re-derived inside today's default (five members, trees), from random weights and the
+    # encoder at 50-400 molecules: the same threshold
+    from small_data_members import threshold
+
+    assert threshold() == SMALL_DATA
 
 
 def test_small_data_trains_the_members_the_held_out_rows_chose():
