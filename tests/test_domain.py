@@ -32,6 +32,29 @@ def test_max_similarity_equals_rdkit_bulk_tanimoto(esol):
     )
 
 
+
+def test_chunked_queries_and_nearest_neighbours_equal_rdkit(esol, monkeypatch):
+    """Queries in many small chunks (the bound on the similarity matrix) give the same
+    maxima, and a model's nearest training molecules are RDKit's, best first."""
+    from molpred.trust import domain
+
+    mols = [standardize(s) for s in esol["smiles"][:260]]
+    ref, queries = mols[:250], mols[250:]
+    fps = np.stack([fingerprint(m) for m in ref])
+    whole = max_similarity(np.stack([fingerprint(m) for m in queries]), fps)
+    monkeypatch.setattr(domain, "_ENTRIES", 3 * len(ref))  # 3 queries at a time
+    chunked = max_similarity(np.stack([fingerprint(m) for m in queries]), fps)
+    np.testing.assert_array_equal(chunked, whole)
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    expected = DataStructs.BulkTanimotoSimilarity(
+        gen.GetFingerprint(queries[0]), [gen.GetFingerprint(m) for m in ref]
+    )
+    place = domain.Domain(torch.from_numpy(fps), torch.zeros(1, 4), 1.0, 0.5)
+    top = place.neighbors(fingerprint(queries[0]), k=5)
+    assert [round(v, 6) for _, v in top] == [round(v, 6) for v in sorted(expected)[::-1][:5]]
+    assert all(abs(expected[i] - v) < 1e-6 for i, v in top)
+
+
 def test_knn_distance():
     ref = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
     d = knn_distance(torch.tensor([[0.0, 0.0]]), ref, k=2)
