@@ -4,7 +4,8 @@ each part of what a pool worker does with a chunk (issue #18's ≤ 5 s page).
 Parts: the graph featurization; the page's per-molecule RDKit work (properties with QED,
 PAINS/Brenk alerts, the depiction); scoring with the whole bundled panel, and inside it the
 D-MPNN matrix products and the Tanimoto nearest neighbour of the domain columns (cProfile).
-Also the panel's training fingerprints: their total and how many are distinct.
+Also the panel's training fingerprints: their total, how many are distinct, and the memory of
+their similarity references (sparse, as scoring holds them; dense float32 bits, as before).
 
 Usage::
 
@@ -40,6 +41,12 @@ def cpu(fn) -> float:
     start = time.process_time()
     fn()
     return time.process_time() - start
+
+
+def _reference_bytes(domain) -> int:
+    bits = domain.reference().bits
+    parts = (bits.values(), bits.col_indices(), bits.crow_indices(), domain.reference().counts)
+    return sum(t.numel() * t.element_size() for t in parts)
 
 
 def main() -> None:
@@ -84,6 +91,11 @@ def main() -> None:
             "of_which_tanimoto_neighbour": round(inside("max_similarity") * per_1000, 2),
         },
         "training_fingerprints": sum(len(f) for f in fingerprints),
+        # the similarity references as scoring holds them, against dense float32 bits
+        "domain_reference_mb": round(
+            sum(_reference_bytes(m.domain) for m in models.values()) / 1e6
+        ),
+        "dense_reference_mb": round(sum(f.shape[0] * 2048 * 4 for f in fingerprints) / 1e6),
         "distinct_training_fingerprints": len(np.unique(np.concatenate(fingerprints), axis=0)),
     }
     save_result(result, ROOT / "benchmarks" / "results" / "page_profile.json")

@@ -313,6 +313,8 @@ class Predictor:
             for model in self.models:  # the children only read the models: no copy-on-write
                 for member in model.members:
                     member.to(self.device).eval()
+                if model.domain is not None:  # prepared here once, not in every worker
+                    model.domain.reference()
             _FORKED[key] = self
             threads = max(1, default_workers() // workers)
             work = _ChunkScorer(key, self.featurizer(molblock, hook, False), threads, trim)

@@ -160,13 +160,15 @@ class Domain:
     error_threshold: float | None = None  # on the relative expected error; None: not used
     _reference: _Reference | None = field(default=None, init=False, repr=False, compare=False)
 
-    def _prepared(self) -> _Reference:
-        if self._reference is None:  # prepared once per loaded model, not once per chunk
+    def reference(self) -> _Reference:
+        """The training fingerprints prepared for similarity queries: once per loaded model
+        (a process that forks workers prepares it first, so that they all share it)."""
+        if self._reference is None:
             self._reference = _Reference(self.fingerprints)
         return self._reference
 
     def similarity(self, fps: np.ndarray) -> np.ndarray:
-        return max_similarity(fps, self._prepared())
+        return max_similarity(fps, self.reference())
 
     def place(
         self, fingerprints: np.ndarray, embeddings: np.ndarray | None
@@ -192,7 +194,7 @@ class Domain:
     def neighbors(self, fp: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` most similar training molecules: ``(index, Tanimoto)``, best first."""
         with torch_section():
-            sim = self._prepared().similarity(_bits(fp.reshape(1, -1)))[:, 0]
+            sim = self.reference().similarity(_bits(fp.reshape(1, -1)))[:, 0]
             top = sim.topk(min(k, len(sim)))
         return [(int(i), float(v)) for v, i in zip(top.values, top.indices, strict=True)]
 
