@@ -126,7 +126,8 @@ def main() -> None:
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="keep --output's records and run only the cells it lacks (a stopped run goes on)",
+        help="keep --output's records and run only the cells it lacks (a stopped run goes on; "
+        "give it the same --members, --encoder and --freeze-epochs)",
     )
     args = ap.parse_args()
     if args.report:

@@ -243,7 +243,7 @@ def report(paths: list[Path], plot_path: Path) -> str:
                 rmse = np.array([e[r] for e in part["rmse_rest"]])
                 cells.append(f"{rmse.mean():.3f} ± {rmse.std():.3f}")
             for r in (5, 10):  # the mean over seeds of RMSE / random's, on the same rows
-                if "rmse_shared_rest" in part:
+                if "rmse_shared_rest" in part and part["rmse_shared_rest"].notna().all():
                     ratio = [
                         own[r] / base[r]
                         for own, base in zip(

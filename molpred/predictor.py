@@ -40,7 +40,7 @@ from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
 from molpred.pretrained.approved import has_reference, percentile
-from molpred.schema import ERROR, OutputSchema, unique_names
+from molpred.schema import ERROR, ModelColumns, OutputSchema, unique_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
@@ -238,7 +238,7 @@ class Predictor:
             feats = prepared.feats[model.standardization]
             failed = np.array([g is None for g in feats.graphs], dtype=bool)
             modelled = _modelled_tasks(model)
-            placed = model.domain is not None and (columns.domain or bool(modelled))
+            placed = _placed(model, columns)
             values, variances, emb, _ = member_outputs(
                 model.members, feats, self.batch_size, self.device, embeddings=placed
             )
@@ -310,11 +310,12 @@ class Predictor:
         in_workers = workers > 1 and _FORK and self.device == "cpu"
         key = next(_STREAMS)
         if in_workers:  # the workers score too, with the panel they inherit at fork
-            for model in self.models:  # the children only read the models: no copy-on-write
-                for member in model.members:
-                    member.to(self.device).eval()
-                if model.domain is not None:  # prepared here once, not in every worker
-                    model.domain.reference()
+            for model, columns in zip(self.models, self.schema.models, strict=True):
+                for member in model.members:  # the children only read the models: no copy
+                    member.to(self.device).eval()  # on write
+                if _placed(model, columns):  # prepared here once, not in every worker
+                    with torch_section():
+                        model.domain.reference()
             _FORKED[key] = self
             threads = max(1, default_workers() // workers)
             work = _ChunkScorer(key, self.featurizer(molblock, hook, False), threads, trim)
@@ -363,6 +364,12 @@ class _ChunkScorer:
         if self.trim:
             release_memory()
         return scored
+
+
+def _placed(model: MolpredModel, columns: ModelColumns) -> bool:
+    """Whether scoring places molecules relative to the model's training set (its domain
+    columns are shown, or its error model reads the similarity)."""
+    return model.domain is not None and (columns.domain or bool(_modelled_tasks(model)))
 
 
 def _modelled_tasks(model: MolpredModel) -> list[int]:

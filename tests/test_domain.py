@@ -32,7 +32,6 @@ def test_max_similarity_equals_rdkit_bulk_tanimoto(esol):
     )
 
 
-
 def test_chunked_queries_and_nearest_neighbours_equal_rdkit(esol, monkeypatch):
     """Queries in many small chunks (the bound on the similarity matrix) give the same
     maxima, and a model's nearest training molecules are RDKit's, best first."""

@@ -22,6 +22,7 @@ Shapes: fingerprints ``[N, 256]`` uint8 (2048 packed bits); representations ``[N
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 
@@ -32,11 +33,10 @@ from molpred.parallel import torch_section
 
 __all__ = ["max_similarity", "knn_distance", "choose_threshold", "Domain"]
 
-_CHUNK = 1024  # queries per matrix product: bounds the [chunk, N_train] temporary
-
-
 _CHUNK = 1024  # queries per matrix product
-_ENTRIES = 1 << 24  # at most this many [reference, query] similarities at once (64 MB)
+# at most this many [reference, query] pairs at once: two float32 temporaries, 128 MB
+_ENTRIES = 1 << 24
+_PREPARING = threading.Lock()  # one build of a shared model's reference, however many sessions
 
 
 def _bits(packed: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -164,7 +164,9 @@ class Domain:
         """The training fingerprints prepared for similarity queries: once per loaded model
         (a process that forks workers prepares it first, so that they all share it)."""
         if self._reference is None:
-            self._reference = _Reference(self.fingerprints)
+            with _PREPARING:
+                if self._reference is None:
+                    self._reference = _Reference(self.fingerprints)
         return self._reference
 
     def similarity(self, fps: np.ndarray) -> np.ndarray:
