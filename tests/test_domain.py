@@ -1,3 +1,6 @@
+import copy
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +55,9 @@ def test_chunked_queries_and_nearest_neighbours_equal_rdkit(esol, monkeypatch):
     top = place.neighbors(fingerprint(queries[0]), k=5)
     assert [round(v, 6) for _, v in top] == [round(v, 6) for v in sorted(expected)[::-1][:5]]
     assert all(abs(expected[i] - v) < 1e-6 for i, v in top)
+    # a model with a prepared reference still copies and pickles (without the cache)
+    for twin in (copy.deepcopy(place), pickle.loads(pickle.dumps(place))):
+        assert twin._reference is None and twin.neighbors(fingerprint(queries[0]), k=5) == top
 
 
 def test_knn_distance():

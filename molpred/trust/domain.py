@@ -160,6 +160,9 @@ class Domain:
     error_threshold: float | None = None  # on the relative expected error; None: not used
     _reference: _Reference | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __getstate__(self) -> dict:  # copies and pickles leave the prepared reference out
+        return {**self.__dict__, "_reference": None}  # (a cache; sparse tensors do not copy)
+
     def reference(self) -> _Reference:
         """The training fingerprints prepared for similarity queries: once per loaded model
         (a process that forks workers prepares it first, so that they all share it)."""
