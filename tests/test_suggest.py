@@ -254,9 +254,28 @@ def test_training_keys_are_computed_once_per_model_and_match_parent_keys(esol):
     from molpred.chem import parent_key
     from molpred.measured import parent_keys, training_keys
 
-    model = train_small(esol.head(60))
+    salts = ["CCN(CC)CC.Cl", "CC(=O)[O-].[Na+]", "CCCC(=O)O[K]", "Oc1ccccc1.O", "CCCCN.Cl"]
+    extra = pd.DataFrame({"smiles": salts, ESOL_TARGET: [0.0] * len(salts)})
+    model = train_small(pd.concat([esol.head(60), extra], ignore_index=True))
     keys = training_keys(model.domain)
     assert keys == [parent_key(s) for s in model.domain.smiles]
+    drawn_as_salts = [k for s, k in zip(model.domain.smiles, keys, strict=True) if "." in s]
+    assert drawn_as_salts and not any("." in k for k in drawn_as_salts)  # matched on parents
     assert training_keys(model.domain) is keys  # cached for the loaded model
     many = list(esol["smiles"]) * 2  # long enough for the worker pool
     assert parent_keys(many) == [parent_key(s) for s in many]
+
+
+def test_chemical_space_is_the_principal_components_of_the_fingerprints(esol):
+    from sklearn.decomposition import PCA
+
+    from molpred.featurize import fingerprint
+    from molpred.suggest import chemical_space
+
+    packed = np.vstack([fingerprint(Chem.MolFromSmiles(s)) for s in esol["smiles"]])
+    xy = chemical_space(packed)
+    dense = np.unpackbits(packed, axis=1).astype(np.float32)
+    expected = PCA(n_components=2, svd_solver="full").fit_transform(dense)
+    assert xy.shape == (len(esol), 2)
+    for k in range(2):  # the same axes, up to their sign
+        assert abs(np.corrcoef(xy[:, k], expected[:, k])[0, 1]) > 0.999

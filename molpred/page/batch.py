@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from rdkit import Chem
-from sklearn.decomposition import PCA
 
 from molpred.featurize import fingerprint
 from molpred.io import DataError, InMemoryFile, read_table
@@ -17,7 +16,7 @@ from molpred.measured import measured_molecules
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 from molpred.screen import to_sdf
-from molpred.suggest import STRATEGIES, BatchOptions, suggest
+from molpred.suggest import STRATEGIES, BatchOptions, chemical_space, suggest
 
 __all__ = ["batch_panel", "current_batch", "chemical_map", "batch_downloads", "BATCH"]
 
@@ -181,8 +180,7 @@ def chemical_map(table: pd.DataFrame, batch: pd.DataFrame) -> None:
 def _projection(smiles: tuple[str, ...], _molecules: tuple[bytes, ...]) -> np.ndarray:
     """``[N, 2]`` principal components of the molecules' fingerprint bits (``smiles`` keys
     the cache; the molecules are what the page standardized from them)."""
-    bits = np.unpackbits(np.vstack([fingerprint(Chem.Mol(m)) for m in _molecules]), axis=1)
-    return PCA(n_components=2, random_state=0).fit_transform(bits.astype(np.float32))
+    return chemical_space(np.vstack([fingerprint(Chem.Mol(m)) for m in _molecules]))
 
 
 def batch_downloads(batch: pd.DataFrame) -> None:
