@@ -21,7 +21,14 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import QED, rdMolDescriptors
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
-__all__ = ["PROPERTY_UNITS", "ScreenedCatalog", "properties", "alerts", "medchem_table"]
+__all__ = [
+    "PROPERTY_UNITS",
+    "ScreenedCatalog",
+    "properties",
+    "alerts",
+    "prepare_alerts",
+    "medchem_table",
+]
 
 PROPERTY_UNITS = {
     "MW": "g/mol",
@@ -110,6 +117,12 @@ def properties(mol: Chem.Mol) -> dict[str, float]:
         "RotB": float(rdMolDescriptors.CalcNumRotatableBonds(mol)),
         "QED": QED.qed(mol, qedProperties=qed),
     }
+
+
+def prepare_alerts() -> None:
+    """Build the alert catalogs now (once per process; :func:`alerts` would on first use)."""
+    _catalog("PAINS")
+    _catalog("BRENK")
 
 
 def alerts(mol: Chem.Mol) -> dict[str, str]:

@@ -133,6 +133,15 @@ def test_screened_alert_catalogs_match_rdkit_filter_catalog():
     assert hits > 100  # the check saw real matches, not only empty sets
 
 
+def test_the_page_hook_builds_the_alert_catalogs_before_workers_fork():
+    from molpred import medchem
+    from molpred.screen import MedchemHook
+
+    medchem._CATALOGS.clear()
+    MedchemHook()  # made in the process that forks the pool: the workers inherit the catalogs
+    assert {"PAINS", "BRENK"} <= set(medchem._CATALOGS)
+
+
 def test_salts_are_named_with_what_each_model_scored(model):
     import copy
     import dataclasses

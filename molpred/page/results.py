@@ -203,10 +203,9 @@ def results(
             )
     shown = _readable(table.drop(columns="molecule"), predictor)
     visible = _visible(shown, predictor, columns, column_picker(predictor, columns))
-    st.dataframe(
-        shown,
+    st.dataframe(  # only the chosen columns travel to the browser (the panel has ~300)
+        shown[visible],
         column_config=config,
-        column_order=visible,
         hide_index=True,
         row_height=90,
         placeholder="",  # a missing value (not in the batch, not predicted) reads blank
