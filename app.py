@@ -74,22 +74,42 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
     for p in own:
         if p.name in own_chosen:
             try:
-                models[p.stem] = _from_file(str(p), p.stat().st_mtime)
+                models[_free_name(models, p.stem, "yours")] = _from_file(str(p), p.stat().st_mtime)
             except ValueError as exc:
                 st.sidebar.error(str(exc))
     if upload is not None:
         try:
-            models[Path(upload.name).stem] = _from_upload(upload.getvalue(), upload.name)
+            model = _from_upload(upload.getvalue(), upload.name)
+            models[_free_name(models, Path(upload.name).stem, "uploaded")] = model
         except ValueError as exc:
             st.sidebar.error(str(exc))
     confidence = st.sidebar.slider(
-        "Confidence of intervals", 0.5, 0.99, 0.9, 0.01, help="conformal prediction level"
+        "Confidence of intervals",
+        0.5,
+        0.99,
+        0.9,
+        0.01,
+        help="Conformal prediction level of the intervals: in the detail view's profile and in "
+        "the downloads (lower, upper, prediction sets)",
     )
     with st.sidebar.expander("Model cards"):
         for name, model in models.items():
             _modelcard_of(name, model)
     st.sidebar.info(PRIVACY)
     return models, confidence
+
+
+def _free_name(models: dict[str, molpred.MolpredModel], name: str, whose: str) -> str:
+    """``name``, or ``name (whose)`` if a model of the panel has it already: a file of your
+    own called like a bundled model (``solubility.pt``) is scored beside it, not instead."""
+    if name not in models:
+        return name
+    tagged = f"{name} ({whose})"
+    return next(
+        n
+        for n in (tagged, *(f"{tagged} {i}" for i in range(2, len(models) + 2)))
+        if n not in models
+    )
 
 
 def _modelcard_of(name: str, model: molpred.MolpredModel) -> None:
@@ -208,16 +228,25 @@ def _uploaded() -> pd.DataFrame | None:
     return pd.concat([out, _own_columns(table[own])], axis=1)
 
 
+# text that reads as a number but is an identifier: a leading zero ("0001234"), or more
+# digits than a float keeps (17-digit vendor IDs)
+_IDENTIFIER = r"^[+-]?0\d|\d{16,}"
+
+
 def _own_columns(table: pd.DataFrame) -> pd.DataFrame:
     """The user's other columns as the table shows them: a column whose filled cells all read
-    as numbers becomes numeric (the reader keeps text), and a name the page uses for its own
-    columns gets an ``input_`` prefix."""
+    as numbers becomes numeric (the reader keeps text) unless a number would change an
+    identifier, and a name the page uses for its own columns gets an ``input_`` prefix."""
     out = {}
     for col in table.columns:
         values = table[col]
         text = values.astype("string").str.strip()
         filled = text[text.notna() & (text != "")]
-        if len(filled) and pd.to_numeric(filled, errors="coerce").notna().all():
+        if (
+            len(filled)
+            and pd.to_numeric(filled, errors="coerce").notna().all()
+            and not filled.str.contains(_IDENTIFIER).any()
+        ):
             values = pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
         out[f"input_{col}" if str(col) in PAGE_COLUMNS else str(col)] = values.to_numpy()
     return pd.DataFrame(out, index=table.index).reset_index(drop=True)

@@ -1,8 +1,9 @@
 """Reading molecule tables and writing results.
 
-Formats, each optionally gzip-compressed: ``.csv``, ``.tsv``, ``.smi`` (SMILES, then an optional
-name after whitespace; no header), ``.sdf`` (records become rows: ``smiles``, the title as
-``name``, and every SD property as a column), and ``.parquet``.
+Formats, each optionally gzip-compressed: ``.csv`` (comma- or, as some spreadsheets save it,
+semicolon-separated), ``.tsv``, ``.smi`` (SMILES, then an optional name after whitespace; a
+first line starting "SMILES" is a header), ``.sdf`` (records become rows: ``smiles``, the title
+as ``name``, and every SD property as a column), and ``.parquet``.
 
 :func:`iter_table` streams a file in chunks of rows with every cell as text, so predictions can
 pass input columns through unchanged; a row that cannot be read (a broken SDF record) is kept
@@ -136,7 +137,7 @@ def iter_table(
     try:
         if fmt in ("csv", "tsv"):
             text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
-            sep = "," if fmt == "csv" else "\t"
+            sep = _csv_separator(p) if fmt == "csv" else "\t"
             reader = pd.read_csv(
                 _source(p), sep=sep, chunksize=chunk_size, **text_opts, **_CSV_OPTS
             )
@@ -167,15 +168,29 @@ def _at_least_one(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         raise DataError("the file holds no rows")
 
 
+def _csv_separator(path: Path | InMemoryFile) -> str:
+    """``,``, or ``;`` when the header has semicolons and no comma (a spreadsheet saved as
+    CSV where the comma is the decimal mark)."""
+    with _open_text(path) as fh:
+        header = fh.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
+# the first word of a .smi header line (RDKit's SmilesWriter writes "SMILES Name")
+_SMI_HEADERS = {"smiles", "smi", "canonical_smiles", "isomeric_smiles"}
+
+
 def _iter_smi(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     rows: list[tuple[str, str]] = []
     with _open_text(path) as fh:
-        for line in fh:
+        for number, line in enumerate(fh):
             line = line.rstrip("\r\n")
             if not line.strip():
                 rows.append(("", ""))  # kept, so output lines up with input lines
                 continue
             parts = line.strip().split(maxsplit=1)
+            if number == 0 and parts[0].lower() in _SMI_HEADERS:
+                continue  # a header, not a molecule
             rows.append((parts[0], parts[1] if len(parts) > 1 else ""))
             if len(rows) >= chunk_size:
                 yield pd.DataFrame(rows, columns=["smiles", "name"])

@@ -33,12 +33,15 @@ def measured_molecules(
 
     ``tables``: a user's files of measured molecules (a SMILES column; a column named like an
     objective, or like its task, holds measured values). ``training``: add every model's
-    training molecules with their measured values. ``fill``: where a molecule has no measured
-    value for an objective, and for classification objectives (a 0/1 label is not on the
-    probability's scale), the panel's prediction stands in, so the ``ei`` incumbent is
-    defined; only ``ei`` needs it, and it scores the measured molecules.
+    training molecules, with their measured values for a user's own model (its training set is
+    the project's data); a bundled model's are public data, only left out (their best value is
+    no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``:
+    where a molecule of the project has no measured value for an objective, and for
+    classification objectives (a 0/1 label is not on the probability's scale), the panel's
+    prediction stands in, so the ``ei`` incumbent is defined; only ``ei`` needs it, and it
+    scores those molecules.
     """
-    parts = []
+    parts, public = [], []
     by_value = {task.value: task for task in predictor.schema.tasks}
     for table in tables:
         part = pd.DataFrame({"smiles": table[pick_column(list(table.columns), None, "SMILES")]})
@@ -50,13 +53,16 @@ def measured_molecules(
             if source is not None:
                 part[o.column] = pd.to_numeric(table[source], errors="coerce").to_numpy()
         parts.append(part)
+        public.append(np.zeros(len(part), dtype=bool))
     if training:
         for model, columns in zip(predictor.models, predictor.schema.models, strict=True):
             domain = model.domain
             if domain is None or not domain.smiles:
                 continue
             part = pd.DataFrame({"smiles": domain.smiles, KEY: training_keys(domain)})
-            if domain.targets is not None:
+            bundled = bool(model.info.card)  # a panel model: public data
+            public.append(np.full(len(part), bundled))
+            if domain.targets is not None and not bundled:
                 targets = domain.targets.float().numpy()
                 for t, task in enumerate(columns.tasks):
                     if any(o.column == task.value for o in objectives):
@@ -73,7 +79,7 @@ def measured_molecules(
     for column in predicted:
         if column not in measured:
             measured[column] = np.nan
-    gaps = measured[predicted].isna().any(axis=1).to_numpy() if predicted else []
+    gaps = measured[predicted].isna().any(axis=1).to_numpy() & ~np.concatenate(public)
     if np.any(gaps):
         guess = score_table(predictor, measured.loc[gaps, ["smiles"]], "smiles")
         for column in predicted:

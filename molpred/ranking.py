@@ -122,7 +122,16 @@ def pareto_front(table: pd.DataFrame, objectives: Sequence[Objective]) -> np.nda
     front = np.zeros(len(table), dtype=bool)
     idx = np.flatnonzero(ok)
     pts = d[idx]
-    for k, i in enumerate(idx):
-        dominated = ((pts >= pts[k]).all(axis=1) & (pts > pts[k]).any(axis=1)).any()
-        front[i] = not dominated
+    for start in range(0, len(pts), _PARETO_BLOCK):  # a block of rows against all, at once
+        block = pts[start : start + _PARETO_BLOCK]
+        at_least = np.ones((len(block), len(pts)), dtype=bool)  # [b, n]: n as good as b on all
+        better = np.zeros_like(at_least)  # ... and strictly better on one
+        for j in range(pts.shape[1]):
+            at_least &= pts[None, :, j] >= block[:, j, None]
+            better |= pts[None, :, j] > block[:, j, None]
+        front[idx[start : start + _PARETO_BLOCK]] = ~(at_least & better).any(axis=1)
     return front
+
+
+# rows compared with all others at once by pareto_front: 256 x 20,000 x k booleans at most
+_PARETO_BLOCK = 256

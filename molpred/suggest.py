@@ -41,6 +41,7 @@ from molpred.splits import scaffold
 
 __all__ = [
     "STRATEGIES",
+    "BATCH_COLUMNS",
     "BatchOptions",
     "objective_draws",
     "acquisition",
@@ -198,7 +199,9 @@ def suggest(
     batch.walk(value, options.n, "exploit")  # explore found too few (no expected error)
     batch.fill()
     rows = [p.row for p in batch.picks]
-    out = table.iloc[rows].copy()
+    out = table.iloc[rows]
+    # a candidate file's own column of the same name is kept, renamed, as predictions keep them
+    out = out.rename(columns={c: f"input_{c}" for c in BATCH_COLUMNS if c in out})
     nearest = _nearest_other([p.fingerprint for p in batch.picks])
     out["pick"] = np.arange(1, len(rows) + 1)
     out["acquisition"] = value[rows]

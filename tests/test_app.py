@@ -187,6 +187,9 @@ def test_confidence_slider_recomputes_intervals(app):
     narrower = after[f"{ESOL_TARGET}_upper"] - after[f"{ESOL_TARGET}_lower"]
     assert (narrower < width).all()
     assert (after[ESOL_TARGET] == before[ESOL_TARGET]).all()  # values are not rescored
+    shown = _table(app, "60% interval")  # the detail view's profile follows the slider
+    bounds = zip(after[f"{ESOL_TARGET}_lower"], after[f"{ESOL_TARGET}_upper"], strict=True)
+    assert shown["60% interval"].iloc[0] in {f"{low:.3g} to {high:.3g}" for low, high in bounds}
 
 
 def test_detail_smiles_is_literal_text(app):
@@ -303,6 +306,10 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     app.button(key="b_go").click()
     app.run()
     assert len(app.session_state["batch"]) == 6  # now the training molecules may be picked
+    app.checkbox(key="f_alerts").set_value(True)  # the broken row leaves the candidates
+    app.run()
+    assert "batch" not in app.session_state  # else its downloads would hold removed picks
+    assert any("The filters changed" in i.value for i in app.info)
     _score(app, "CCO\nCCCO")  # new candidates: the old batch is gone
     assert "batch" not in app.session_state
 
@@ -468,3 +475,120 @@ def test_the_domain_filter_asks_only_the_ranked_models():
     both = [Objective("p_np", "higher", 1.0), Objective("log10_fu", "higher", 0.5)]
     assert ranked_domains(predictor, both) == [bbb.in_domain, ppb.in_domain]
     assert ranked_domains(predictor, [Objective("p_np", "higher", 0.0)]) == []
+
+
+def test_new_models_bring_their_columns_and_keep_the_users_choices(app):
+    """Models added after a first Score: their columns are shown (the picker kept its first
+    choice, and two models sharing a task renamed every column: the table lost them); a column
+    the user hid stays hidden."""
+    _score(app, "CCO\nc1ccccc1O")
+    picker = app.multiselect(key="shown_columns")
+    assert ESOL_TARGET in picker.value and "MW" in picker.value
+    picker.set_value([c for c in picker.value if c != "MW"])
+    app.run()
+    app.sidebar.multiselect[1].set_value(["other.pt", "tiny.pt"])
+    app.run()
+    _score(app, "CCO\nc1ccccc1O")
+    shown = app.multiselect(key="shown_columns").value
+    assert {f"other.{ESOL_TARGET}", f"tiny.{ESOL_TARGET}"} <= set(shown) and "MW" not in shown
+    sent = next(d for d in app.dataframe if "rank" in d.value.columns).value.columns
+    assert f"other.{ESOL_TARGET}" in sent and f"tiny.{ESOL_TARGET}" in sent
+
+
+def test_a_preset_follows_models_added_later(app):
+    """Under a preset, a model added later ranks as the goal says: its properties outside the
+    goal are ignored, and the goal's weights hold (not the card's defaults)."""
+    app.sidebar.multiselect[0].set_value(["bbb", "lipophilicity"])
+    app.sidebar.multiselect[1].set_value([])
+    app.run()
+    _score(app, "CCO ethanol\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine")
+    app.selectbox(key="preset").set_value("Oral CNS drug")
+    app.run()
+    app.number_input(key="w_p_np").set_value(2.0)  # a tweak to the goal is kept
+    app.run()
+    app.sidebar.multiselect[0].set_value(["bbb", "lipophilicity", "clintox", "absorption"])
+    app.run()
+    _score(app, "CCO ethanol\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine")
+    assert app.selectbox(key="dir_CT_TOX").value == "ignore"
+    assert app.selectbox(key="dir_FDA_APPROVED").value == "ignore"
+    assert app.selectbox(key="dir_oral_bioavailability").value == "higher"
+    assert app.number_input(key="w_oral_bioavailability").value == pytest.approx(1.0)
+    assert app.number_input(key="w_p_np").value == pytest.approx(2.0)
+    assert "Pgp_inhibitor" in app.multiselect(key="shown_columns").value  # its headline
+
+
+def test_your_model_named_like_a_bundled_one_scores_beside_it(tmp_path, models_dir, monkeypatch):
+    own = tmp_path / "models"
+    own.mkdir()
+    (own / "solubility.pt").write_bytes((models_dir / "tiny.pt").read_bytes())
+    monkeypatch.setenv("MOLPRED_MODELS_DIR", str(own))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.sidebar.multiselect[0].set_value(["solubility"])
+    at.run()
+    results = _score(at, "CCO\nc1ccccc1O")
+    assert at.session_state["result_models"] == ["solubility", "solubility (yours)"]
+    assert len(at.session_state["predictor"].models) == 2
+    assert ESOL_TARGET in results or f"solubility (yours).{ESOL_TARGET}" in results
+
+
+def test_uploaded_identifiers_stay_as_written(app):
+    """Registry numbers with leading zeros and 17-digit vendor IDs read as numbers would be
+    changed (1234.0; two IDs made equal); measured values still become numbers."""
+    csv = (
+        b"SMILES,reg_no,vendor_id,pIC50\n"
+        b"CCO,0001234,12345678901234567,5.1\nCCN,0000007,12345678901234568,6\n"
+    )
+    app.file_uploader(key="candidates_file").set_value(("ids.csv", csv, "text/csv"))
+    app.run()
+    app.button(key="score_upload").click()
+    app.run()
+    results = app.session_state["results"]
+    assert results["reg_no"].tolist() == ["0001234", "0000007"]
+    assert results["vendor_id"].tolist() == ["12345678901234567", "12345678901234568"]
+    assert results["pIC50"].tolist() == [5.1, 6.0]
+
+
+def test_training_form_guesses_the_measured_column_and_follows_changes(app):
+    """The measured column is guessed by name, not as the first number (an ID, a predicted
+    column); the task is guessed again for other columns; a second file starts afresh."""
+    table = pd.DataFrame(
+        {
+            "compound_id": range(1, 21),
+            "smiles": ["C" * (i + 1) for i in range(20)],
+            "ESOL predicted logS": np.linspace(-3, 0, 20),
+            "measured logS": np.linspace(-4, 0, 20),
+            "active": [0, 1] * 10,
+        }
+    )
+    data = table.to_csv(index=False).encode()
+    app.file_uploader(key="train_file").set_value(("assay.csv", data, "text/csv"))
+    app.run()
+    assert app.multiselect(key="t_y").value == ["measured logS"]
+    assert app.radio(key="t_task").value == "regression"
+    app.multiselect(key="t_y").set_value(["active"])
+    app.run()
+    assert app.radio(key="t_task").value == "classification"
+    other = pd.DataFrame({"SMILES": ["CCO", "CCN", "CCC"], "pIC50": [5.0, 6.0, 7.0]})
+    data = other.to_csv(index=False).encode()
+    app.file_uploader(key="train_file").set_value(("second.csv", data, "text/csv"))
+    app.run()
+    assert app.selectbox(key="t_smiles").value == "SMILES"
+    assert app.multiselect(key="t_y").value == ["pIC50"]
+    assert app.radio(key="t_task").value == "regression"
+
+
+def test_download_names_are_unique_across_models():
+    """Two solubility models: every column keeps its own name in the downloads (an SDF keeps
+    one property per name, so ESOL's spread was lost under AqSolDB's)."""
+    import molpred
+    from molpred.page.labels import column_names, value_labels
+    from molpred.predictor import Predictor
+    from molpred.pretrained import model_path
+
+    names = ("solubility", "aqueous_solubility")
+    predictor = Predictor({n: molpred.load_model(model_path(n)) for n in names})
+    columns = value_labels(predictor)
+    named = column_names(predictor, columns)
+    read = [named.get(c, c) for c in predictor.schema.columns()]
+    assert len(read) == len(set(read)), sorted(r for r in read if read.count(r) > 1)

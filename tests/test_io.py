@@ -44,6 +44,19 @@ def test_chunks_preserve_order_and_text(tmp_path):
     assert pd.concat(chunks)["id"].tolist() == [f"{i:04d}" for i in range(25)]  # zeros kept
 
 
+def test_semicolon_csv_and_smi_header(tmp_path):
+    """A spreadsheet's semicolon CSV (comma decimal marks) is read as columns, and a .smi
+    header ("SMILES Name", as RDKit writes it) is not taken for a molecule."""
+    (tmp_path / "eu.csv").write_text("SMILES;ID;pIC50\nCCO;1;5,1\nc1ccccc1;2;6,3\n")
+    df = read_table(tmp_path / "eu.csv", as_text=True)
+    assert list(df.columns) == ["SMILES", "ID", "pIC50"] and df["SMILES"].tolist()[1] == "c1ccccc1"
+    (tmp_path / "lib.smi").write_text("SMILES Name\nCCO ethanol\n\nc1ccccc1 benzene\n")
+    df = read_table(tmp_path / "lib.smi")
+    assert df["smiles"].tolist() == ["CCO", "", "c1ccccc1"]  # the blank line kept, in place
+    (tmp_path / "plain.smi").write_text("CCO ethanol\nSMILES x\n")
+    assert len(read_table(tmp_path / "plain.smi")) == 2  # only a first line is a header
+
+
 def test_missing_empty_and_malformed_files(tmp_path):
     with pytest.raises(DataError, match="not found"):
         read_table(tmp_path / "nope.csv")

@@ -73,6 +73,31 @@ def test_score_and_pareto_front():
         score(t, [Objective("zzz")])
 
 
+def test_pareto_front_matches_pairwise_dominance_across_blocks():
+    """The front is computed a block of rows at a time: it must equal the definition, pair by
+    pair, with ties, a range objective and missing values, on more rows than one block."""
+    rng = np.random.default_rng(3)
+    n = 700
+    t = pd.DataFrame(
+        {"a": rng.integers(0, 6, n), "b": rng.normal(size=n), "c": rng.integers(0, 4, n)}
+    ).astype(float)
+    t.loc[rng.choice(n, 20, replace=False), "b"] = np.nan
+    objs = [
+        Objective("a", "higher"),
+        Objective("b", "range", 1.0, -0.5, 0.5),
+        Objective("c", "lower"),
+    ]
+    d = np.column_stack([desirability(t[o.column], o) for o in objs])
+    ok = np.isfinite(d).all(axis=1)
+    expected = [
+        ok[i] and not any(ok[j] and (d[j] >= d[i]).all() and (d[j] > d[i]).any() for j in range(n))
+        for i in range(n)
+    ]
+    front = pareto_front(t, objs)
+    assert front.tolist() == expected
+    assert 0 < front.sum() < ok.sum()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_screen_aligns_rows_and_reports_errors(model, workers):
     out = screen(

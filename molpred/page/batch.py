@@ -134,17 +134,24 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             return
         st.session_state["batch"] = batch
         st.session_state["batch_objectives"] = tuple(objectives)
+        st.session_state["batch_candidates"] = frozenset(table.index)
 
 
-def current_batch(objectives: list[Objective]) -> pd.DataFrame | None:
-    """The suggested batch, if it was picked for the ranking now chosen (a batch picked for
-    other goals is dropped, with a word, rather than shown with reasons that no longer hold)."""
+def current_batch(table: pd.DataFrame, objectives: list[Objective]) -> pd.DataFrame | None:
+    """The suggested batch, if it was picked for the ranking now chosen from the candidates
+    the filters now keep (``table``); else it is dropped, with a word, rather than shown with
+    reasons that no longer hold or downloaded with picks the filters now remove."""
     batch = st.session_state.get("batch")
     if batch is None:
         return None
+    changed = None
     if st.session_state.get("batch_objectives") != tuple(objectives):
+        changed = "The ranking"
+    elif st.session_state.get("batch_candidates") != frozenset(table.index):
+        changed = "The filters"
+    if changed:
         del st.session_state["batch"]
-        st.info("The ranking changed since the batch was suggested: suggest it again.")
+        st.info(f"{changed} changed since the batch was suggested: suggest it again.")
         return None
     return batch
 

@@ -3,6 +3,8 @@ with units from the bundled model cards, and what the trust columns mean. No Str
 
 from __future__ import annotations
 
+from collections import Counter
+
 from molpred.artifact import MolpredModel
 from molpred.medchem import PROPERTY_UNITS
 from molpred.predictor import Predictor
@@ -63,8 +65,11 @@ def column_names(predictor: Predictor, columns: dict[str, str]) -> dict[str, str
     """Every output column -> the name a person reads (labels of the value columns, with what
     each trust column is)."""
     names = dict(columns)
+    shorts = _without_units(
+        {t.value: columns.get(t.value, t.value) for t in predictor.schema.tasks}
+    )
     for task in predictor.schema.tasks:
-        short = columns.get(task.value, task.value).split(" (")[0]
+        short = shorts[task.value]
         names[task.std] = f"{short} sd"
         if task.pct:
             names[task.pct] = f"{short} percentile (approved drugs)"
@@ -79,6 +84,18 @@ def column_names(predictor: Predictor, columns: dict[str, str]) -> dict[str, str
             names[model.latent] = f"latent distance{where}"
             names[model.in_domain] = f"in domain{where}"
     return names
+
+
+def _without_units(labels: dict[str, str]) -> dict[str, str]:
+    """Each label without its trailing ``(unit)``, unless that makes two labels the same
+    ("logS (ESOL) (log mol/L)" and "logS (AqSolDB) (log mol/L)" stay apart: names repeated in
+    a download overwrite each other in an SDF)."""
+    short = {
+        col: label.rsplit(" (", 1)[0] if label.endswith(")") else label
+        for col, label in labels.items()
+    }
+    counts = Counter(short.values())
+    return {col: s if counts[s] == 1 else labels[col] for col, s in short.items()}
 
 
 def preferred(predictor: Predictor) -> dict[str, str]:

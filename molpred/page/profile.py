@@ -13,7 +13,16 @@ from molpred.page.labels import card_of
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, CATEGORIES
 
-__all__ = ["categories", "PRESETS", "apply_preset", "preset_picker", "column_picker", "profile"]
+__all__ = [
+    "categories",
+    "PRESETS",
+    "apply_preset",
+    "preset_picker",
+    "follow_panel",
+    "default_columns",
+    "column_picker",
+    "profile",
+]
 
 OWN = "Your models"
 COMPUTED = "Computed properties"
@@ -78,14 +87,17 @@ def _columns_of(predictor: Predictor) -> dict[str, str]:
     return found
 
 
-def apply_preset(goal: str, predictor: Predictor, columns: dict[str, str]) -> None:
-    """Set the ranking widgets' state to ``goal``'s terms; every other property is ignored."""
+def apply_preset(
+    goal: str, predictor: Predictor, columns: dict[str, str], only: set[str] | None = None
+) -> None:
+    """Set the ranking widgets' state to ``goal``'s terms; every other property is ignored
+    (``only``: set just these columns' widgets)."""
     terms = {
         _columns_of(predictor)[term[0]]: term
         for term in PRESETS[goal]
         if term[0] in _columns_of(predictor)
     }
-    for col in columns:
+    for col in columns if only is None else [c for c in columns if c in only]:
         term = terms.get(col)
         st.session_state[f"dir_{col}"] = term[1] if term else "ignore"
         if term:
@@ -118,23 +130,49 @@ def preset_picker(predictor: Predictor, columns: dict[str, str]) -> None:
     )
 
 
-def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
-    """The property columns the table shows, chosen by category (default: each bundled model's
-    headline endpoints, the first of a user's model, and the computed properties); ranking,
-    filters and downloads keep every column."""
+def follow_panel(predictor: Predictor, columns: dict[str, str]) -> None:
+    """Carry the table's and the ranking's choices over to a new set of models (ticked or
+    unticked in the sidebar, trained or uploaded): a new model's headline columns are shown,
+    and under a preset its properties follow the goal (else they would keep the cards'
+    directions and weights, and the preset's name would no longer describe the ranking).
+    Choices about columns still there are kept. Call before the ranking and column widgets."""
+    before = st.session_state.get("panel_columns")
+    st.session_state["panel_columns"] = list(columns)
+    if before is None or before == list(columns):
+        return
+    new = set(columns) - set(before)
+    if "shown_columns" in st.session_state:
+        kept = [c for c in st.session_state["shown_columns"] if c in columns]
+        added = [c for c in default_columns(predictor, columns) if c in new]
+        st.session_state["shown_columns"] = kept + added
+    goal = st.session_state.get("preset")
+    if goal in PRESETS and new:
+        apply_preset(goal, predictor, columns, only=new)
+
+
+def default_columns(predictor: Predictor, columns: dict[str, str]) -> list[str]:
+    """The columns shown at first: each bundled model's headline endpoints, the first of a
+    user's model, and the computed properties."""
     cats = categories(predictor)
     first = set()
     for model, m in zip(predictor.models, predictor.schema.models, strict=True):
         card = card_of(m.name, model)
         headline = set(card.shown or card.targets[:1]) if card else {t.task for t in m.tasks[:1]}
         first.update(t.value for t in m.tasks if t.task in headline)
-    default = [c for c in columns if c in first or cats.get(c) == COMPUTED]
+    return [c for c in columns if c in first or cats.get(c) == COMPUTED]
+
+
+def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
+    """The property columns the table shows, chosen by category (default:
+    :func:`default_columns`); ranking, filters and downloads keep every column."""
+    cats = categories(predictor)
     order = {c: i for i, c in enumerate([*CATEGORIES, OWN, COMPUTED])}
     options = sorted(columns, key=lambda c: order.get(cats.get(c, OWN), len(order)))
+    chosen = "shown_columns" in st.session_state  # the user's (or follow_panel's) choice
     return st.multiselect(
         "Columns",
         options,
-        default=default,
+        default=None if chosen else default_columns(predictor, columns),
         format_func=lambda c: f"{cats.get(c, OWN)} · {columns[c]}",
         key="shown_columns",
         help="What the table shows. Each property brings its spread and approved-drug "
@@ -144,7 +182,8 @@ def column_picker(predictor: Predictor, columns: dict[str, str]) -> list[str]:
 
 def profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> pd.DataFrame:
     """One molecule across every endpoint: category, property, prediction, percentile among
-    approved drugs, expected error and whether it is in the model's domain."""
+    approved drugs, expected error, the conformal interval (or set of plausible classes) at
+    the sidebar's confidence, and whether it is in the model's domain."""
     cats = categories(predictor)
     rows = []
     for m in predictor.schema.models:
@@ -157,12 +196,25 @@ def profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> pd
                     "prediction": row.get(task.value),
                     "among approved drugs (percentile)": pct,
                     "expected error": row.get(task.std),
+                    f"{predictor.confidence:.0%} interval": _interval(row, task),
                     "in domain": row.get(m.in_domain) if m.domain else None,
                 }
             )
     order = {c: i for i, c in enumerate([*CATEGORIES, OWN])}
     table = pd.DataFrame(rows)
     return table.sort_values("category", key=lambda s: s.map(order), kind="stable")
+
+
+def _interval(row: pd.Series, task) -> str:
+    """``low to high`` for a regression task, the plausible classes for a classification one
+    ("0,1": the model cannot tell; "neither": no class is plausible)."""
+    if task.kind == "regression" and task.lower:
+        low, high = row.get(task.lower), row.get(task.upper)
+        return f"{low:.3g} to {high:.3g}" if pd.notna(low) and pd.notna(high) else ""
+    if task.set:
+        found = row.get(task.set)
+        return ("neither" if found == "" else str(found)) if isinstance(found, str) else ""
+    return ""
 
 
 def show_profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> None:

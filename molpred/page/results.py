@@ -11,7 +11,13 @@ import streamlit as st
 from molpred.page.batch import BATCH, batch_downloads, batch_panel, chemical_map, current_batch
 from molpred.page.detail import detail
 from molpred.page.labels import TRUST_HELP, column_names, preferred
-from molpred.page.profile import COMPUTED, categories, column_picker, preset_picker
+from molpred.page.profile import (
+    COMPUTED,
+    categories,
+    column_picker,
+    follow_panel,
+    preset_picker,
+)
 from molpred.predictor import Predictor
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
 from molpred.screen import SALT, to_sdf
@@ -53,6 +59,7 @@ def ranking_controls(
     tasks share a weight of 1: twelve Tox21 assays do not outweigh everything else); a range
     starts at the card's preferred range, else the middle half of the scored values. Once
     touched, the panel stays open across reruns."""
+    follow_panel(predictor, columns)
     defaults = preferred(predictor)
     share = {task.value: 1.0 / len(m.tasks) for m in predictor.schema.models for task in m.tasks}
     objectives = []
@@ -157,7 +164,7 @@ def results(
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     batch_panel(table, predictor, objectives)
-    batch = current_batch(objectives)
+    batch = current_batch(table, objectives)
     lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
     if SALT in table:
         lead.append(SALT)

@@ -44,6 +44,8 @@ def _form(models_dir: Path, running: bool = False) -> None:
         "Measured data: CSV, TSV, SDF or Parquet (optionally .gz), read in memory",
         type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
         key="train_file",
+        on_change=_forget,  # a new file: its own columns, guessed afresh
+        args=("t_smiles", "t_y", "t_task"),
     )
     if file is None:
         return
@@ -63,7 +65,14 @@ def _form(models_dir: Path, running: bool = False) -> None:
         for c in columns
         if c != smiles_column and pd.to_numeric(table[c], errors="coerce").notna().any()
     ]
-    targets = b.multiselect("Measured value column(s)", numeric, default=numeric[:1], key="t_y")
+    targets = b.multiselect(
+        "Measured value column(s)",
+        numeric,
+        default=_measured_guess(table, numeric)[:1],
+        key="t_y",
+        on_change=_forget,  # other values: the task is guessed again from them
+        args=("t_task",),
+    )
     if not targets:
         st.info("Choose the column(s) with the measured values.")
         return
@@ -101,6 +110,11 @@ def _form(models_dir: Path, running: bool = False) -> None:
     st.code(request.command(file.name, str(output)), language="bash")
     if output.exists():
         st.warning(f"`{output}` exists: training will replace it.")
+    if output.stem in available():
+        st.info(
+            f"A bundled model is called `{output.stem}` too: yours will be listed as "
+            f"`{output.stem} (yours)` beside it."
+        )
     if st.button(
         "Train",
         type="primary",
@@ -113,6 +127,36 @@ def _form(models_dir: Path, running: bool = False) -> None:
         models_dir.mkdir(parents=True, exist_ok=True)
         st.session_state["training_job"] = TrainingJob(table, request, output).start()
         st.rerun()
+
+
+def _forget(*keys: str) -> None:
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+# column names that say "measured" and ones that say "not a measurement"
+_MEASURED = re.compile(
+    r"measured|observed|exp|activity|value|label|target|^y$|ic50|ki$|logd|logs", re.I
+)
+_NOT_MEASURED = re.compile(r"predict|calc|estimat|(^|_|\b)(id|no|number|index|idx|row)$", re.I)
+
+
+def _measured_guess(table: pd.DataFrame, numeric: list[str]) -> list[str]:
+    """The numeric columns, the likeliest measured values first: a name that says measured
+    first; last, names that say predicted or calculated, and identifiers (a name like ``id``,
+    or whole numbers, all different, in a column of more than a handful of rows)."""
+
+    def identifier(column: str) -> bool:
+        values = pd.to_numeric(table[column], errors="coerce").dropna()
+        whole = bool(len(values) > 5 and (values == values.round()).all())
+        return bool(_NOT_MEASURED.search(str(column))) or (whole and values.is_unique)
+
+    def rank(column: str) -> int:
+        if identifier(column):
+            return 2
+        return 0 if _MEASURED.search(str(column)) else 1
+
+    return sorted(numeric, key=rank)  # stable: file order within a rank
 
 
 def available_encoders() -> list[str]:
