@@ -244,7 +244,8 @@ def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         except InvalidMoleculeError as exc:
             row["smiles"] = ""
             row[READ_ERROR] = f"SDF record: {exc}"
-        row.update(_sd_properties(block))
+        for key, value in _sd_properties(block).items():  # "smiles", "name": sd_smiles, sd_name
+            row[f"sd_{key}" if key in row else key] = value
         rows.append(row)
         if len(rows) >= chunk_size:
             yield pd.DataFrame(rows).fillna("")

@@ -27,12 +27,14 @@ def measured_molecules(
     *,
     training: bool = False,
     fill: bool = True,
+    smiles_column: str | None = None,
 ) -> pd.DataFrame:
     """The molecules already measured, as :func:`suggest` reads them: ``smiles`` and each
     objective's column.
 
-    ``tables``: a user's files of measured molecules (a SMILES column; a column named like an
-    objective, or like its task, holds measured values). ``training``: add every model's
+    ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where
+    a table has it, else found by name; a column named like an objective, or like its task,
+    holds measured values). ``training``: add every model's
     training molecules, with their measured values for a user's own model (its training set is
     the project's data); a bundled model's are public data, only left out (their best value is
     no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``:
@@ -44,7 +46,8 @@ def measured_molecules(
     parts, public = [], []
     by_value = {task.value: task for task in predictor.schema.tasks}
     for table in tables:
-        part = pd.DataFrame({"smiles": table[pick_column(list(table.columns), None, "SMILES")]})
+        named = smiles_column if smiles_column in table.columns else None
+        part = pd.DataFrame({"smiles": table[pick_column(list(table.columns), named, "SMILES")]})
         for o in objectives:
             task = by_value.get(o.column)
             source = next(

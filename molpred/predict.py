@@ -296,6 +296,7 @@ def predict_file(
         "chunk_size": chunk_size,
         "batch_size": predictor.batch_size,
         "columns": [[t.value for t in m.tasks] for m in predictor.schema.models],
+        "output_columns": predictor.schema.columns(),  # percentiles, domain, ...: all of them
         "confidence": predictor.confidence,
         "domain": predictor.domain,
         "standardizations": predictor.standardizations,

@@ -274,7 +274,17 @@ class Predictor:
         if READ_ERROR in inputs:  # a broken SDF record explains a row better than "empty"
             read = inputs.pop(READ_ERROR).astype(str).tolist()
             scored[ERROR] = [r or e for r, e in zip(read, scored[ERROR], strict=True)]
-        clash = {c: f"input_{c}" for c in inputs.columns if c in scored.columns}
+        taken = {*inputs.columns, *scored.columns}
+        clash = {}
+        for c in inputs.columns:
+            if c in scored.columns:  # e.g. scoring an output again: error -> input_error_2
+                new = next(
+                    n
+                    for n in (f"input_{c}", *(f"input_{c}_{k}" for k in range(2, len(taken) + 2)))
+                    if n not in taken
+                )
+                clash[c] = new
+                taken.add(new)
         return pd.concat([inputs.rename(columns=clash), scored], axis=1)
 
     def score_frame(

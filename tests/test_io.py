@@ -89,3 +89,19 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
             tmp.write_text("half")
             raise ValueError
     assert target.read_text() == "old"
+
+
+def test_sd_properties_named_like_the_readers_columns_do_not_replace_them(tmp_path):
+    """A record's structure is its molblock: an SD property "smiles" (stale, or salt-stripped)
+    was scored instead."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles("c1ccccc1O")
+    mol.SetProp("_Name", "phenol")
+    mol.SetProp("smiles", "X")
+    mol.SetProp("name", "from a property")
+    with Chem.SDWriter(str(tmp_path / "p.sdf")) as writer:
+        writer.write(mol)
+    row = read_table(tmp_path / "p.sdf").iloc[0]
+    assert (row["smiles"], row["name"]) == ("Oc1ccccc1", "phenol")
+    assert (row["sd_smiles"], row["sd_name"]) == ("X", "from a property")

@@ -169,3 +169,19 @@ def test_api_functions_keep_their_names_after_their_modules_are_imported():
     import sys
 
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_scoring_an_output_again_keeps_every_input_column(model):
+    """An earlier output holds ``error`` and ``input_error``: scoring it again renamed ``error``
+    onto ``input_error`` and failed on the duplicate name."""
+    from molpred.predict import score_table
+    from molpred.predictor import Predictor
+
+    table = pd.DataFrame(
+        {"smiles": ["CCO", "C1CC"], "error": ["", "old reason"], "input_error": ["a", "b"]}
+    )
+    out = score_table(Predictor(model), table, "smiles", 1)
+    assert out["input_error"].tolist() == ["a", "b"]
+    assert out["input_error_2"].tolist() == ["", "old reason"]
+    assert out["error"].iloc[0] == "" and "unparseable" in out["error"].iloc[1]
+    assert out.columns.is_unique

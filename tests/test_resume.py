@@ -163,3 +163,17 @@ def test_molblock_column(setup, tmp_path):
     )
     out = pd.read_csv(tmp_path / "b.csv", keep_default_na=False)
     assert out["error"].ne("").tolist() == [False, False, True]
+
+
+def test_resume_refuses_other_output_columns(setup):
+    """--percentiles adds a column per task: resuming without it wrote rows one field longer
+    than the CSV's header (a Parquet output failed with pyarrow's message)."""
+    from molpred.pretrained import model_path
+
+    d = setup
+    out = d / "percentiles.csv"
+    cmd = _cmd(d, out, "--resume")
+    cmd[4] = str(model_path("solubility"))  # a bundled model: it has approved-drug percentiles
+    _kill_after_parts(cmd, out.with_name(f".{out.name}.parts"), 2)
+    proc = subprocess.run([*cmd, "--percentiles"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot --resume" in proc.stderr

@@ -306,3 +306,27 @@ def test_a_bundled_models_training_set_is_left_out_but_is_no_incumbent(monkeypat
     out = measured_molecules(predictor, [], [Objective("p_np", "higher")], training=True)
     assert len(out) == len(bbb.domain.smiles) and out["p_np"].isna().all()
     assert out["parent_key"].notna().mean() > 0.99  # still matched, so still left out
+
+
+def test_cli_suggest_keeps_identifiers_and_reads_the_exclude_files_smiles_column(
+    esol_model, esol, tmp_path, capsys
+):
+    """Registry numbers come out as written (0000016 became 16), and --exclude files are read
+    with the candidates' SMILES column name (--smiles-column), else named in the error."""
+    model = tmp_path / "sol.pt"
+    esol_model.save(model)
+    pool = pd.DataFrame(
+        {"structure": esol["smiles"].iloc[300:330], "reg": [f"{i:07d}" for i in range(30)]}
+    )
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    pool.iloc[:5][["structure"]].to_csv(tmp_path / "measured.csv", index=False)
+    out = tmp_path / "batch.csv"
+    args = ["suggest", str(model), str(tmp_path / "pool.csv"), "--smiles-column", "structure"]
+    objective = ["--objective", f"{ESOL_TARGET}=higher", "--n", "6", "--output", str(out)]
+    assert main([*args, *objective, "--exclude", str(tmp_path / "measured.csv")]) == 0
+    batch = pd.read_csv(out, dtype=str)
+    assert len(batch) == 6 and batch["reg"].str.fullmatch(r"\d{7}").all()
+    assert not set(batch["reg"]) & {f"{i:07d}" for i in range(5)}  # the measured five left out
+    pd.DataFrame({"compound": ["CCO"]}).to_csv(tmp_path / "nameless.csv", index=False)
+    assert main([*args, *objective, "--exclude", str(tmp_path / "nameless.csv")]) == 2
+    assert "--exclude" in (err := capsys.readouterr().err) and "nameless.csv" in err

@@ -324,15 +324,25 @@ def suggest(args: argparse.Namespace) -> int:
         raise DataError(str(exc)) from None
     predictor = Predictor.from_files(args.model, confidence=args.confidence)
     objectives = _objectives(wanted, predictor, preferred(predictor))
-    candidates = read_table(args.input)
+    candidates = read_table(args.input, as_text=True)  # IDs stay as written ("0000016")
     column = pick_column(list(candidates.columns), args.smiles_column, "SMILES")
     table = score_table(predictor, candidates, column, args.workers)
+    excluded = []
+    for path in args.exclude or []:
+        measured_table = read_table(path, as_text=True)
+        try:  # the candidates' SMILES column name where the file has it, else found
+            found = column if column in measured_table.columns else None
+            pick_column(list(measured_table.columns), found, "SMILES")
+        except DataError as exc:
+            raise DataError(f"--exclude {path}: {exc}") from None
+        excluded.append(measured_table)
     measured = measured_molecules(
         predictor,
-        [read_table(path) for path in args.exclude or []],
+        excluded,
         objectives,
         training=args.exclude_training,
         fill=options.strategy == "ei",
+        smiles_column=column,
     )
     batch = pick_batch(table, objectives, options, measured=measured, smiles_column=column)
     if sdf:
