@@ -3,7 +3,8 @@
 Formats, each optionally gzip-compressed: ``.csv`` (comma- or, as some spreadsheets save it,
 semicolon-separated), ``.tsv``, ``.smi`` (SMILES, then an optional name after whitespace; a
 first line starting "SMILES" is a header), ``.sdf`` (records become rows: ``smiles``, the title
-as ``name``, and every SD property as a column), and ``.parquet``.
+as ``name``, and every SD property as a column: ``sd_smiles`` / ``sd_name`` for properties named
+like those two), and ``.parquet``.
 
 :func:`iter_table` streams a file in chunks of rows with every cell as text, so predictions can
 pass input columns through unchanged; a row that cannot be read (a broken SDF record) is kept
