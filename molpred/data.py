@@ -16,7 +16,7 @@ import pandas as pd
 from molpred.chem import STANDARDIZATIONS
 from molpred.features import Featurized, featurize_smiles
 from molpred.featurize import DESCRIPTOR_NAMES, FP_BITS, MolGraph
-from molpred.io import DataError
+from molpred.io import DataError, pick_column
 
 __all__ = ["MoleculeDataset", "prepare_dataset", "infer_task_types", "TASK_TYPES"]
 
@@ -108,7 +108,7 @@ def _numeric_labels(df: pd.DataFrame, columns: Sequence[str], problems: list) ->
 
 def prepare_dataset(
     df: pd.DataFrame,
-    smiles_column: str,
+    smiles_column: str | None,
     target_columns: Sequence[str],
     task_types: Sequence[str] | str | None = None,
     *,
@@ -122,8 +122,10 @@ def prepare_dataset(
     Invalid SMILES, unusable labels and rows without any label are reported in
     ``dataset.problems`` (never silently dropped). Duplicates (same canonical SMILES) are merged:
     regression labels are averaged; classification labels take the majority, and a conflict is
-    reported (a tie becomes a missing label).
+    reported (a tie becomes a missing label). ``smiles_column`` None: found by its name, as
+    ``molpred predict`` finds it (``smiles``, ``SMILES``, ``canonical_smiles``...).
     """
+    smiles_column = pick_column(list(df.columns), smiles_column, "SMILES")
     missing = [c for c in [smiles_column, *target_columns] if c not in df.columns]
     if missing:
         raise DataError(

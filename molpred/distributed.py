@@ -100,8 +100,8 @@ def predict_file_ray(
         import ray.data
     except ImportError:  # pragma: no cover - depends on the optional extra
         raise DataError("--engine ray needs Ray: pip install 'molpred[ray]'") from None
-    from molpred.io import TableWriter, table_format
-    from molpred.predict import PredictSummary, pick_column
+    from molpred.io import TableWriter, pick_column, table_format
+    from molpred.predict import PredictSummary
 
     start = time.perf_counter()
     input_path, out = Path(input_path), Path(output_path)

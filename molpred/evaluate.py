@@ -25,7 +25,7 @@ SIMILARITY_BINS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0001)
 def evaluate_model(
     model: MolpredModel,
     data: pd.DataFrame | str | Path,
-    smiles_column: str = "smiles",
+    smiles_column: str | None = None,
     target_columns: Sequence[str] | None = None,
     *,
     confidence: float = 0.9,

@@ -17,14 +17,14 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 from rdkit import Chem
 
-from molpred.chem import InvalidMoleculeError, mol_from_block
+from molpred.chem import SMILES_NAMES, InvalidMoleculeError, mol_from_block
 
 __all__ = [
     "DataError",
@@ -36,6 +36,7 @@ __all__ = [
     "atomic_path",
     "InMemoryFile",
     "writable_format",
+    "pick_column",
 ]
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
@@ -50,6 +51,24 @@ class DataError(ValueError):
 
 
 _CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
+
+
+def pick_column(columns: Sequence[str], requested: str | None, what: str) -> str:
+    """``requested`` if the table has it (else :class:`DataError`); without one, the SMILES
+    column found by its name (``smiles``, ``SMILES``, ``canonical_smiles``...)."""
+    if requested is not None:
+        if requested not in columns:
+            raise DataError(
+                f"{what} column {requested!r} not found; available: {', '.join(map(str, columns))}"
+            )
+        return requested
+    for col in columns:
+        if str(col).strip().lower() in SMILES_NAMES:
+            return col
+    raise DataError(
+        f"no SMILES column found (looked for 'smiles'); pass --smiles-column. "
+        f"Available: {', '.join(map(str, columns))}"
+    )
 
 
 def table_format(path: str | Path) -> str:

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from molpred.chem import is_own_parent, parent_key
+from molpred.io import pick_column
 from molpred.parallel import default_workers, map_ordered
-from molpred.predict import pick_column, score_table
+from molpred.predict import score_table
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 

@@ -28,13 +28,13 @@ from tqdm.auto import tqdm
 
 from molpred._version import __version__
 from molpred.artifact import MolpredModel
-from molpred.chem import SMILES_NAMES
 from molpred.features import PARALLEL_THRESHOLD
 from molpred.io import (
     DataError,
     TableWriter,
     atomic_path,
     iter_table,
+    pick_column,
     table_format,
     writable_format,
 )
@@ -44,7 +44,7 @@ from molpred.schema import ERROR
 
 _LIST_CHUNK = 1000  # molecules per chunk when a list is featurized in worker processes
 
-__all__ = ["predict", "score_table", "predict_file", "PredictSummary", "TopRows", "pick_column"]
+__all__ = ["predict", "score_table", "predict_file", "PredictSummary", "TopRows"]
 
 
 def predict(
@@ -117,22 +117,6 @@ class PredictSummary:
             f"{self.rows} rows: {self.scored} scored, {self.failed} failed{resumed} "
             f"({self.seconds:.1f} s, {rate:.0f} molecules/s)"
         )
-
-
-def pick_column(columns: Sequence[str], requested: str | None, what: str) -> str:
-    if requested is not None:
-        if requested not in columns:
-            raise DataError(
-                f"{what} column {requested!r} not found; available: {', '.join(map(str, columns))}"
-            )
-        return requested
-    for col in columns:
-        if str(col).strip().lower() in SMILES_NAMES:
-            return col
-    raise DataError(
-        f"no SMILES column found (looked for 'smiles'); pass --smiles-column. "
-        f"Available: {', '.join(map(str, columns))}"
-    )
 
 
 @dataclass

@@ -66,7 +66,7 @@ class TrainProgress:
 
 def train(
     data: pd.DataFrame | str | Path,
-    smiles_column: str,
+    smiles_column: str | None,
     target_columns: Sequence[str],
     *,
     task_types: Sequence[str] | str | None = None,

@@ -70,7 +70,7 @@ def suggest(trial: optuna.Trial) -> tuple[dict[str, Any], dict[str, Any]]:
 class TuneSettings:
     """What a study searches on (everything but the search space)."""
 
-    smiles_column: str
+    smiles_column: str | None  # None: found by its name
     target_columns: tuple[str, ...]
     task_types: tuple[str, ...] | None = None
     split: str = "scaffold"

@@ -244,3 +244,18 @@ def test_one_models_metrics_print_without_a_spread(capsys):
     _print_metrics(metrics, ["y"])
     out = capsys.readouterr().out
     assert "rmse" in out and "±" not in out and "loss" not in out
+
+
+def test_the_smiles_column_is_found_by_name_for_every_command(model_file, esol, tmp_path):
+    """train, tune and evaluate find a column headed 'SMILES' as predict does (they looked for
+    exactly 'smiles' and stopped)."""
+    from molpred.data import prepare_dataset
+
+    data = tmp_path / "upper.csv"
+    esol.head(40).rename(columns={"smiles": "SMILES"}).to_csv(data, index=False)
+    proc = run("evaluate", model_file, data, "--target-columns", ESOL_TARGET)
+    assert proc.stdout.startswith("40 molecules")
+    assert len(prepare_dataset(pd.read_csv(data), None, [ESOL_TARGET])) == 40  # train, tune
+    named = ["--smiles-column", "smiles", "--target-columns", ESOL_TARGET]
+    proc = run("evaluate", model_file, data, *named, check=False)
+    assert proc.returncode == 2 and "SMILES column 'smiles' not found" in proc.stderr

@@ -296,10 +296,10 @@ def _print_top(top, predictor) -> None:
 def suggest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from molpred.io import DataError, read_table, writable_format
+    from molpred.io import DataError, pick_column, read_table, writable_format
     from molpred.measured import measured_molecules
     from molpred.page.labels import preferred
-    from molpred.predict import pick_column, score_table
+    from molpred.predict import score_table
     from molpred.predictor import Predictor
     from molpred.ranking import parse_objective
     from molpred.screen import to_sdf

@@ -50,6 +50,9 @@ EVALUATE_EXAMPLE = """example:
 """
 
 
+SMILES_HELP = "default: the column named smiles, canonical_smiles or smi (any case)"
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     source = "; with --init, the source model's"
@@ -113,7 +116,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         "train", help="train a model on a labeled table", epilog=TRAIN_EXAMPLE, formatter_class=fmt
     )
     t.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
-    t.add_argument("--smiles-column", default="smiles")
+    t.add_argument("--smiles-column", help=SMILES_HELP)
     t.add_argument("--target-columns", nargs="+", required=True)
     t.add_argument(
         "--task",
@@ -165,7 +168,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     u.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
-    u.add_argument("--smiles-column", default="smiles")
+    u.add_argument("--smiles-column", help=SMILES_HELP)
     u.add_argument("--target-columns", nargs="+", required=True)
     u.add_argument("--task", choices=["regression", "classification"])
     u.add_argument(
@@ -218,7 +221,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         "approved drugs (on with --panel)",
     )
     p.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv or .parquet")
-    p.add_argument("--smiles-column", help="default: the column named 'smiles'")
+    p.add_argument("--smiles-column", help=SMILES_HELP)
     p.add_argument("--molblock-column", help="score MDL molblocks from this column instead")
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run of the same command"
@@ -271,7 +274,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     s.add_argument("model", nargs="+", help="one or more model files")
     s.add_argument("input", help="candidates: .csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
     s.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .tsv, .parquet or .sdf")
-    s.add_argument("--smiles-column", help="default: the column named 'smiles'")
+    s.add_argument("--smiles-column", help=SMILES_HELP)
     s.add_argument("--n", type=int, default=48, help="molecules in the batch")
     s.add_argument(
         "--objective",
@@ -328,7 +331,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     )
     e.add_argument("model")
     e.add_argument("data")
-    e.add_argument("--smiles-column", default="smiles")
+    e.add_argument("--smiles-column", help=SMILES_HELP)
     e.add_argument("--target-columns", nargs="+", help="default: the model's task names")
     e.add_argument("--confidence", type=float, default=0.9, help="conformal level to check")
     e.add_argument("--plot", help="write a PNG of error by similarity to the training set")
