@@ -303,9 +303,9 @@ def main() -> None:
                 "again to score with them."
             )
         if predictor.confidence != confidence:  # intervals follow the slider, no rescoring
-            st.session_state["results"] = predictor.reinterval(
-                st.session_state["results"], confidence
-            )
+            for key in ("results", "batch"):  # the batch's rows carry intervals too
+                if st.session_state.get(key) is not None:
+                    st.session_state[key] = predictor.reinterval(st.session_state[key], confidence)
             st.session_state["predictor"] = predictor = predictor.with_confidence(confidence)
         columns = {
             c: label

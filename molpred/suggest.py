@@ -47,6 +47,7 @@ __all__ = [
     "acquisition",
     "suggest",
     "chemical_space",
+    "expected_error",
 ]
 
 STRATEGIES = ("ucb", "greedy", "ei", "random")

@@ -592,3 +592,37 @@ def test_download_names_are_unique_across_models():
     named = column_names(predictor, columns)
     read = [named.get(c, c) for c in predictor.schema.columns()]
     assert len(read) == len(set(read)), sorted(r for r in read if read.count(r) > 1)
+
+
+def test_batch_follows_the_slider_filters_keep_failed_rows_and_ties_share_a_rank(app):
+    """The batch's intervals follow the confidence slider as the table's do (its downloads kept
+    the old level); a range filter left at its full range removes nothing (it dropped the rows
+    with errors, and so the batch); equal scores share a rank; an explore share that cannot
+    explore says so."""
+    lines = ["CCO a", "CCCO b", "CC(C)O c", "OCCO d", "c1ccccc1O e", "CC(=O)O f", "C1CC broken"]
+    _score(app, "\n".join(lines))
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("higher")
+    app.selectbox(key="dir_QED").set_value("ignore")
+    app.number_input(key="b_n").set_value(3)
+    app.button(key="b_go").click()
+    app.run()
+    app.sidebar.slider[0].set_value(0.6)
+    app.run()
+    batch, results = app.session_state["batch"], app.session_state["results"]
+    lower = f"{ESOL_TARGET}_lower"
+    assert np.allclose(batch[lower], results.loc[batch.index, lower])
+    app.multiselect(key="f_cols").set_value(["MW"])
+    app.run()
+    assert "batch" in app.session_state  # nothing filtered: the batch stands
+    assert (_table(app, "rank")["error"] != "").sum() == 1  # the failed row is still listed
+    app.selectbox(key=f"dir_{ESOL_TARGET}").set_value("ignore")
+    app.selectbox(key="dir_HBD").set_value("lower")
+    app.run()
+    ranked = _table(app, "rank")
+    hbd = ranked.set_index("name")["HBD"]
+    assert (hbd[["a", "b", "c"]] == 1).all()  # one OH each: the same score, the same rank
+    assert ranked.set_index("name")["rank"][["a", "b", "c"]].nunique() == 1
+    app.slider(key="b_explore").set_value(0.5)
+    app.button(key="b_go").click()
+    app.run()
+    assert any("No pick could go to teaching the model" in i.value for i in app.info)

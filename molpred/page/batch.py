@@ -16,7 +16,7 @@ from molpred.measured import measured_molecules
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 from molpred.screen import to_sdf
-from molpred.suggest import STRATEGIES, BatchOptions, chemical_space, suggest
+from molpred.suggest import STRATEGIES, BatchOptions, chemical_space, expected_error, suggest
 
 __all__ = ["batch_panel", "current_batch", "chemical_map", "batch_downloads", "BATCH"]
 
@@ -132,6 +132,12 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
                    if training else "")
             )  # fmt: skip
             return
+        if options.explore > 0 and not np.isfinite(expected_error(table, objectives)).any():
+            st.info(
+                "No pick could go to teaching the model: that needs a ranked regression "
+                "prediction, whose expected error says where measuring teaches most. Every "
+                "pick was chosen by the ranking."
+            )
         st.session_state["batch"] = batch
         st.session_state["batch_objectives"] = tuple(objectives)
         st.session_state["batch_candidates"] = frozenset(table.index)
@@ -190,8 +196,10 @@ def _projection(smiles: tuple[str, ...], _molecules: tuple[bytes, ...]) -> np.nd
     return chemical_space(np.vstack([fingerprint(Chem.Mol(m)) for m in _molecules]))
 
 
-def batch_downloads(batch: pd.DataFrame) -> None:
+def batch_downloads(batch: pd.DataFrame, rename: dict[str, str]) -> None:
+    """The batch as CSV and SDF, its columns named as in the table's downloads (``rename``)."""
     plain = batch.drop(columns=[c for c in ("structure", "molecule") if c in batch])
+    plain = plain.rename(columns=rename)
     a, b = st.columns(2)
     a.download_button(
         "Download batch CSV",
@@ -203,7 +211,7 @@ def batch_downloads(batch: pd.DataFrame) -> None:
     )
     b.download_button(
         "Download batch SDF",
-        lambda: to_sdf(batch.drop(columns="structure", errors="ignore")),
+        lambda: to_sdf(batch.drop(columns="structure", errors="ignore").rename(columns=rename)),
         "molpred_batch.sdf",
         "chemical/x-mdl-sdfile",
         key="dl_batch_sdf",

@@ -134,14 +134,10 @@ def filters(table: pd.DataFrame, columns: dict[str, str], objectives: list[Objec
             values = table[col].dropna()
             if values.empty or values.min() == values.max():
                 continue
-            lo, hi = st.slider(
-                columns[col],
-                float(values.min()),
-                float(values.max()),
-                (float(values.min()), float(values.max())),
-                key=f"f_{col}",
-            )
-            keep &= table[col].between(lo, hi)
+            full = (float(values.min()), float(values.max()))
+            lo, hi = st.slider(columns[col], *full, full, key=f"f_{col}")
+            if (lo, hi) != full:  # untouched, it keeps every row (those without a value too)
+                keep &= table[col].between(lo, hi)
     return keep
 
 
@@ -162,7 +158,9 @@ def results(
     table["score"] = score(table, objectives) if objectives else np.nan
     table = table[keep.reindex(table.index, fill_value=True)]
     table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    # equal scores share a rank (1, 1, 3): input order does not make one molecule better
+    ranks = table["score"].rank(ascending=False, method="min", na_option="bottom")
+    table.insert(0, "rank", ranks.astype(int).to_numpy())
     batch_panel(table, predictor, objectives)
     batch = current_batch(table, objectives)
     lead = ["rank", "structure", "name", "score", "error", "smiles"]  # what a chemist reads first
@@ -246,7 +244,7 @@ def results(
         on_click="ignore",
     )
     if batch is not None:
-        batch_downloads(batch)
+        batch_downloads(batch, rename)
     scatter(table, columns, objectives)
     if batch is not None:
         chemical_map(candidates, batch)
