@@ -277,6 +277,7 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
     bar.empty()
     st.session_state["results"] = table
     st.session_state.pop("batch", None)  # picked from the previous candidates
+    st.session_state.pop("detail_pick", None)  # a row number of the previous table
     st.session_state["predictor"] = predictor
     st.session_state["result_models"] = list(models)
 

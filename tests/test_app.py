@@ -1,6 +1,8 @@
 """The Streamlit page through Streamlit's own AppTest: paste -> score -> rank, invalid input,
 model selection, uploaded models, downloads and the detail view."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -190,6 +192,18 @@ def test_confidence_slider_recomputes_intervals(app):
     shown = _table(app, "60% interval")  # the detail view's profile follows the slider
     bounds = zip(after[f"{ESOL_TARGET}_lower"], after[f"{ESOL_TARGET}_upper"], strict=True)
     assert shown["60% interval"].iloc[0] in {f"{low:.3g} to {high:.3g}" for low, high in bounds}
+
+
+def test_new_candidates_open_the_detail_view_on_their_first(app):
+    """The detail view kept the previous table's row number, and so showed whichever new
+    molecule had it rather than the best one."""
+    _score(app, "CCO a\nc1ccccc1O b\nCCCCCCCCCCCC c")
+    app.selectbox(key="dir_QED").set_value("ignore")  # no ranking: the table in input order
+    app.run()
+    app.selectbox(key="detail_pick").set_value(2)
+    app.run()
+    _score(app, "CCN x\nCCCl y\nc1ccncc1 z")
+    assert app.selectbox(key="detail_pick").value == 0  # x, the first row, not z
 
 
 def test_detail_smiles_is_literal_text(app):
@@ -453,6 +467,9 @@ def test_admet_panel_presets_columns_and_profile(app):
     sent = list(shown.value.columns)  # only the chosen columns travel to the browser
     assert "p_np" in sent and "p_np_pct_approved" in sent and "p_np_std" in sent
     assert "exp" not in sent and "exp_pct_approved" not in sent and "MW" not in sent
+    config = json.loads(shown.proto.columns)  # the domain flag reads as a tick, not 1/0
+    flags = [c for c in sent if c.endswith("in_domain")]
+    assert flags and all(config[c]["type_config"]["type"] == "checkbox" for c in flags)
 
     profile = _table(app, "among approved drugs (percentile)")
     assert len(profile) == 9  # BBB, logD, P-gp, bioavailability, five CYPs

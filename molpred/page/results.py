@@ -196,16 +196,12 @@ def results(
     for col, label in names.items():
         if col in table:
             help_text = next((h for suffix, h in TRUST_HELP.items() if col.endswith(suffix)), None)
-            kind = (
-                st.column_config.TextColumn
-                if table[col].dtype == object
-                else st.column_config.NumberColumn
-            )
-            config[col] = kind(
-                label,
-                help=help_text,
-                **({} if kind is st.column_config.TextColumn else {"format": "%.3g"}),
-            )
+            if pd.api.types.is_bool_dtype(table[col]):  # in domain: a tick, not 1/0
+                config[col] = st.column_config.CheckboxColumn(label, help=help_text)
+            elif table[col].dtype == object:
+                config[col] = st.column_config.TextColumn(label, help=help_text)
+            else:
+                config[col] = st.column_config.NumberColumn(label, help=help_text, format="%.3g")
     shown = _readable(table.drop(columns="molecule"), predictor)
     visible = _visible(shown, predictor, columns, column_picker(predictor, columns))
     st.dataframe(  # only the chosen columns travel to the browser (the panel has ~300)
