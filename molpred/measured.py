@@ -6,7 +6,7 @@ panel's predictions standing in where none was measured).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,15 @@ def measured_molecules(
     training: bool = False,
     fill: bool = True,
     smiles_column: str | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The molecules already measured, as :func:`suggest` reads them: ``smiles`` and each
     objective's column.
 
     ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where
     a table has it, else found by name; a column named like an objective, or like its task,
-    holds measured values). ``training``: add every model's
+    holds measured values; so does one named like its alias in ``aliases``, e.g. the page's
+    display name of the column, as its downloads write it). ``training``: add every model's
     training molecules, with their measured values for a user's own model (its training set is
     the project's data); a bundled model's are public data, only left out (their best value is
     no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``:
@@ -51,9 +53,8 @@ def measured_molecules(
         part = pd.DataFrame({"smiles": table[pick_column(list(table.columns), named, "SMILES")]})
         for o in objectives:
             task = by_value.get(o.column)
-            source = next(
-                (c for c in (o.column, task.task if task else None) if c in table.columns), None
-            )
+            names = (o.column, task.task if task else None, (aliases or {}).get(o.column))
+            source = next((c for c in names if c is not None and c in table.columns), None)
             if source is not None:
                 part[o.column] = pd.to_numeric(table[source], errors="coerce").to_numpy()
         parts.append(part)

@@ -330,3 +330,20 @@ def test_cli_suggest_keeps_identifiers_and_reads_the_exclude_files_smiles_column
     pd.DataFrame({"compound": ["CCO"]}).to_csv(tmp_path / "nameless.csv", index=False)
     assert main([*args, *objective, "--exclude", str(tmp_path / "nameless.csv")]) == 2
     assert "--exclude" in (err := capsys.readouterr().err) and "nameless.csv" in err
+
+
+def test_measured_values_are_read_under_the_pages_display_names():
+    """A file of measured molecules made from the page's download (display names such as
+    "logD7.4 (...)") gave no values, so ei fell back to the best prediction without a word."""
+    import molpred
+    from molpred.page.labels import value_labels
+    from molpred.pretrained import model_path
+
+    predictor = Predictor({"lipophilicity": molpred.load_model(model_path("lipophilicity"))})
+    label = value_labels(predictor)["exp"]
+    assert label != "exp"
+    mine = pd.DataFrame({"SMILES": ["CCO", "c1ccccc1O"], label: [1.5, 2.5]})
+    objective = [Objective("exp", "higher")]
+    out = measured_molecules(predictor, [mine], objective, fill=False, aliases={"exp": label})
+    assert out["exp"].tolist() == [1.5, 2.5]
+    assert "exp" not in measured_molecules(predictor, [mine], objective, fill=False)

@@ -13,6 +13,7 @@ from rdkit import Chem
 from molpred.featurize import fingerprint
 from molpred.io import DataError, InMemoryFile, read_table
 from molpred.measured import measured_molecules
+from molpred.page.labels import value_labels
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 from molpred.screen import to_sdf
@@ -54,9 +55,8 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             "and its uncertainty, at most a few per scaffold; each pick says why."
         )
         a, b, c, d = st.columns(4)
-        n = a.number_input(
-            "molecules", 1, max(len(table), 1), min(48, len(table)), key="b_n", **_TOUCHED
-        )
+        scored = int((table["error"] == "").sum())  # rows with an error are never picked
+        n = a.number_input("molecules", 1, scored, min(48, scored), key="b_n", **_TOUCHED)
         strategy = b.selectbox(
             "strategy", STRATEGIES, format_func=STRATEGY_NAMES.get, key="b_strategy", **_TOUCHED
         )
@@ -114,7 +114,12 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
                 return
         try:
             measured = measured_molecules(
-                predictor, tables, objectives, training=training, fill=strategy == "ei"
+                predictor,
+                tables,
+                objectives,
+                training=training,
+                fill=strategy == "ei",
+                aliases=value_labels(predictor),  # a file made from this page's download
             )
         except DataError as exc:
             st.error(f"{measured_file.name if measured_file else 'Measured molecules'}: {exc}")
