@@ -18,6 +18,7 @@ import molpred
 from molpred.chem import smiles_column
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.labels import card_of, value_labels
+from molpred.page.profile import data_columns
 from molpred.page.results import filters, ranking_controls, results
 from molpred.page.training import training_panel
 from molpred.parallel import default_workers
@@ -313,9 +314,11 @@ def main() -> None:
             for c, label in value_labels(predictor).items()
             if c in st.session_state["results"]
         }
-        objectives = ranking_controls(columns, predictor, st.session_state["results"])
-        keep = filters(st.session_state["results"], columns, objectives)
-        results(predictor, objectives, keep, columns)
+        data = data_columns(st.session_state["results"], predictor)  # from the user's file
+        ranked = {**columns, **{c: f"{c} (your data)" for c in data}}
+        objectives = ranking_controls(ranked, predictor, st.session_state["results"])
+        keep = filters(st.session_state["results"], ranked, objectives)
+        results(predictor, objectives, keep, columns, plotted=ranked)
 
 
 main()

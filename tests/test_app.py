@@ -140,6 +140,16 @@ def test_upload_sdf_and_csv(app):
     assert results["input_rank"].tolist() == [1, 2, 3]
     ranked = _table(app, "rank")
     assert ranked.set_index("name").loc["CPD-3", "pIC50"] == 6.3
+    # the file's own numbers rank, filter and plot beside the predictions (text does not)
+    assert app.selectbox(key="dir_pIC50").value == "ignore"  # no preferred direction
+    assert not [w for w in app.selectbox if w.key == "dir_series"]
+    assert "pIC50 (your data)" in app.selectbox(key="sx").options
+    assert "pIC50 (your data)" in app.multiselect(key="f_cols").options
+    app.selectbox(key="dir_QED").set_value("ignore")
+    app.selectbox(key="dir_pIC50").set_value("higher")
+    app.run()
+    ranked = _table(app, "rank")
+    assert ranked["name"].tolist()[:2] == ["CPD-3", "CPD-1"] and ranked["score"].isna().iloc[2]
 
 
 def test_uploaded_model_file_is_used(app, models_dir):

@@ -20,6 +20,7 @@ __all__ = [
     "preset_picker",
     "follow_panel",
     "default_columns",
+    "data_columns",
     "column_picker",
     "profile",
 ]
@@ -148,6 +149,21 @@ def follow_panel(predictor: Predictor, columns: dict[str, str]) -> None:
     goal = st.session_state.get("preset")
     if goal in PRESETS and new:
         apply_preset(goal, predictor, columns, only=new)
+
+
+def data_columns(table: pd.DataFrame, predictor: Predictor) -> list[str]:
+    """The numbers the user's own file brought (measured values, costs...): every numeric
+    column of the scored table that neither the models nor the computed properties made.
+    They can be ranked, filtered and plotted against the predictions."""
+    made = {*predictor.schema.columns(), *PROPERTY_UNITS}
+    return [
+        c
+        for c in table.columns
+        if c not in made
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+        and table[c].notna().any()
+    ]
 
 
 def default_columns(predictor: Predictor, columns: dict[str, str]) -> list[str]:

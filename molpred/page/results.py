@@ -152,8 +152,15 @@ def ranked_domains(predictor: Predictor, objectives: list[Objective]) -> list[st
 
 
 def results(
-    predictor: Predictor, objectives: list[Objective], keep: pd.Series, columns: dict[str, str]
+    predictor: Predictor,
+    objectives: list[Objective],
+    keep: pd.Series,
+    columns: dict[str, str],
+    plotted: dict[str, str] | None = None,
 ) -> None:
+    """The ranked table (``columns``: the models' and computed properties, which the column
+    picker chooses among), its downloads, the batch, the property plot (of ``plotted``, default
+    ``columns``: the page adds the numbers of the user's own file) and the detail view."""
     table = st.session_state["results"].copy()
     table["score"] = score(table, objectives) if objectives else np.nan
     table = table[keep.reindex(table.index, fill_value=True)]
@@ -241,7 +248,7 @@ def results(
     )
     if batch is not None:
         batch_downloads(batch, rename)
-    scatter(table, columns, objectives)
+    scatter(table, plotted or columns, objectives)
     if batch is not None:
         chemical_map(candidates, batch)
     detail(table, predictor, columns)
