@@ -115,6 +115,9 @@ async def _session(browser, url: str, k: int, smiles: list[str]) -> pd.DataFrame
     await page.get_by_label("SMILES, one per line").fill(lines)
     await page.get_by_role("button", name="Score", exact=True).click()
     await page.get_by_text(f"{len(smiles)} candidates (").wait_for(timeout=600_000)
+    # the run over before the click, as a person would wait: a download asked for mid-run is
+    # made by a button the run's end replaces, and Chromium reported it "canceled" (CI, twice)
+    await page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=600_000)
     for attempt in range(2):  # headless Chromium cancelled one of ten concurrent downloads on
         # 2026-12-02, at the last green commit too (session 14 note): one more click, then fail
         async with page.expect_download(timeout=300_000) as info:
