@@ -61,10 +61,13 @@ def default_folds(endpoints: tuple[str, ...], table: pd.DataFrame | None = None)
     return 3 if table["smiles"].nunique() > LARGE else 5
 
 
-def _key(endpoints: tuple[str, ...], folds: int, table: pd.DataFrame) -> str:
-    """What a cross-validation result depends on: endpoints, folds, data and the defaults."""
+def _key(endpoints: tuple[str, ...], folds: int, table: pd.DataFrame, standardization: str) -> str:
+    """What a cross-validation result depends on: endpoints, folds, data, the structures'
+    preparation and the defaults."""
     labels = table[list(endpoints)].to_numpy(dtype=np.float64)
-    settings = json.dumps([asdict(ModelConfig()), asdict(TrainConfig())], sort_keys=True)
+    settings = json.dumps(
+        [asdict(ModelConfig()), asdict(TrainConfig()), standardization], sort_keys=True
+    )
     digest = hashlib.sha256(
         (data_fingerprint(table["smiles"].tolist(), labels) + settings).encode()
     ).hexdigest()[:16]
@@ -72,13 +75,16 @@ def _key(endpoints: tuple[str, ...], folds: int, table: pd.DataFrame) -> str:
 
 
 def cross_validate(
-    endpoints: tuple[str, ...], folds: int | None = None, data_dir: Path | None = None
+    endpoints: tuple[str, ...],
+    folds: int | None = None,
+    data_dir: Path | None = None,
+    standardization: str = "parent",
 ) -> dict:
     """Scaffold ``folds``-fold cross-validation of one model predicting ``endpoints``: per
     endpoint the primary metric of every fold, with mean and sd. Cached in ``panel_cv.json``."""
     table = group_table(endpoints, *([data_dir] if data_dir else []))
     folds = folds or default_folds(endpoints, table)
-    key = _key(endpoints, folds, table)
+    key = _key(endpoints, folds, table, standardization)
     cache = json.loads(CV_FILE.read_text()) if CV_FILE.exists() else {}
     if key in cache:
         return cache[key]
@@ -91,6 +97,7 @@ def cross_validate(
         task_types=kinds.pop(),
         split="scaffold-kfold",
         folds=folds,
+        standardization=standardization,
         progress=False,
     )
     metric = metrics["primary_metric"]
@@ -107,6 +114,9 @@ def cross_validate(
         "seconds": round(time.perf_counter() - start, 1),
         "molpred": __version__,
         "date": time.strftime("%Y-%m-%d"),
+        # what the run's model was: older runs (before 2026-12-03) have no such entry; they
+        # trained on structures as drawn, without the trees
+        "settings": {"standardization": standardization, "trees": TrainConfig().trees},
     }
     for e in endpoints:
         names = sorted(
@@ -163,7 +173,7 @@ def compare(group: str, folds: int | None = None) -> list[dict]:
 def build_panel_model(name: str, folds: int | None = None) -> dict:
     """Cross-validate, then train on every usable row, one model of :data:`PANEL`."""
     spec = PANEL[name]
-    cv = cross_validate(spec.endpoints, folds)
+    cv = cross_validate(spec.endpoints, folds, standardization=spec.standardization)
     folds = cv["folds"]
     table = group_table(spec.endpoints)
     start = time.perf_counter()
@@ -175,6 +185,7 @@ def build_panel_model(name: str, folds: int | None = None) -> dict:
         task_types=spec.task,
         split="scaffold",
         split_sizes=(0.9, 0.1, 0.0),
+        standardization=spec.standardization,
         progress=False,
         provenance={
             "card": name,

@@ -23,6 +23,10 @@ class PanelModel:
     title: str
     endpoints: tuple[str, ...]
     shown: tuple[str, ...] = ()  # what the page's table shows at first (default: the first)
+    # How structures are prepared, for training and scoring (molpred.chem.standardize): the
+    # parent (largest organic fragment, neutralized) where the property is the parent's, so a
+    # salt scores as its parent; "none" where the data measure the salt form itself.
+    standardization: str = "parent"
 
     def __post_init__(self) -> None:
         unknown = set(self.shown) - set(self.endpoints)
@@ -86,7 +90,13 @@ PANEL: dict[str, PanelModel] = {
             "Microsomal clearance: human, mouse, rat",
             ("CLint_human", "CLint_mouse", "CLint_rat"),
         ),
-        PanelModel("aqueous_solubility", "Aqueous solubility (AqSolDB)", ("logS_AqSolDB",)),
+        # AqSolDB measures salts as such (sodium ibuprofen dissolves far better than ibuprofen)
+        PanelModel(
+            "aqueous_solubility",
+            "Aqueous solubility (AqSolDB)",
+            ("logS_AqSolDB",),
+            standardization="none",
+        ),
         PanelModel("ames", "Ames mutagenicity", ("Ames",)),
         PanelModel(
             "carcinogen_skin",
