@@ -193,15 +193,11 @@ def parent_key(smiles: object) -> str | None:
         return None
 
 
-def is_own_parent(canonical: str) -> bool:
-    """Whether a canonical SMILES (RDKit's, of a sanitized molecule) is already its parent
-    structure, so that it is its own :func:`parent_key` (checked on the bundled panel's
-    52,052 such training SMILES): one component, no charged atom, no metal."""
-    return (
-        "." not in canonical
-        and not _CHARGED_TEXT.search(canonical)
-        and not _METAL_TEXT.search(canonical)
-    )
+def is_own_parent(smiles: str) -> bool:
+    """Whether a SMILES is already its parent structure: one component, no charged atom, no
+    metal. Every standardization gives such a SMILES the same molecule, and a canonical one
+    (RDKit's) is its own :func:`parent_key` (both checked by ``tests/test_chem.py``)."""
+    return "." not in smiles and not _CHARGED_TEXT.search(smiles) and not _METAL_TEXT.search(smiles)
 
 
 def counterions(smiles: object) -> list[str]:

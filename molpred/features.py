@@ -23,7 +23,13 @@ import torch
 from rdkit import Chem
 from torch_geometric.data import Data
 
-from molpred.chem import InvalidMoleculeError, canonical_smiles, mol_from_block, standardize
+from molpred.chem import (
+    InvalidMoleculeError,
+    canonical_smiles,
+    is_own_parent,
+    mol_from_block,
+    standardize,
+)
 from molpred.featurize import (
     DESCRIPTOR_NAMES,
     FEATURIZER_VERSION,
@@ -124,6 +130,43 @@ def featurize_chunk(
         if on_parsed is not None:
             on_parsed(mols)
     return concat_featurized(parts) if parts else featurize_parsed([], fingerprints=fingerprints)
+
+
+def restandardized(
+    items: Sequence[object],
+    featurized: Featurized,
+    standardization: str,
+    molblock: bool = False,
+    fingerprints: bool = True,
+) -> Featurized:
+    """``featurized`` (the same ``items`` under another standardization) as
+    :func:`featurize_chunk` would give it under ``standardization``: only the items that
+    standardization can change are featurized again. A SMILES of one component, no charged
+    atom and no metal is its own parent (:func:`molpred.chem.is_own_parent`), so every
+    standardization gives it the same molecule; a molblock is always redone."""
+    redo = [
+        i
+        for i, item in enumerate(items)
+        if molblock or not (isinstance(item, str) and is_own_parent(item))
+    ]
+    if not redo:
+        return featurized
+    part = featurize_chunk(
+        [items[i] for i in redo],
+        molblock=molblock,
+        fingerprints=fingerprints,
+        standardization=standardization,
+    )
+    graphs, canonical, errors = (
+        list(featurized.graphs),
+        list(featurized.canonical),
+        list(featurized.errors),
+    )
+    descriptors, fps = featurized.descriptors.copy(), featurized.fingerprints.copy()
+    for j, i in enumerate(redo):
+        graphs[i], canonical[i], errors[i] = part.graphs[j], part.canonical[j], part.errors[j]
+    descriptors[redo], fps[redo] = part.descriptors, part.fingerprints
+    return Featurized(graphs, descriptors, canonical, errors, fps)
 
 
 def parse_all(

@@ -35,7 +35,7 @@ import torch
 from rdkit import Chem
 
 from molpred.artifact import MolpredModel, load_model
-from molpred.features import Featurized, featurize_chunk
+from molpred.features import Featurized, featurize_chunk, restandardized
 from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
@@ -88,16 +88,20 @@ class ChunkFeaturizer:
         def annotate(mols: list[Chem.Mol | str]) -> None:
             notes.append(self.hook.annotate([m if isinstance(m, Chem.Mol) else None for m in mols]))
 
-        feats = {}
-        for i, mode in enumerate(self.standardizations):
-            # the hook sees the structures the panel's first model sees
-            on_parsed = annotate if self.hook is not None and i == 0 else None
-            feats[mode] = featurize_chunk(
+        first, *others = self.standardizations
+        # the hook sees the structures the panel's first model sees
+        feats = {
+            first: featurize_chunk(
                 items,
                 molblock=self.molblock,
                 fingerprints=self.fingerprints,
-                standardization=mode,
-                on_parsed=on_parsed,
+                standardization=first,
+                on_parsed=annotate if self.hook is not None else None,
+            )
+        }
+        for mode in others:  # most molecules are the same under every standardization
+            feats[mode] = restandardized(
+                items, feats[first], mode, molblock=self.molblock, fingerprints=self.fingerprints
             )
         if self.trim:
             release_memory()

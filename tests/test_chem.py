@@ -58,6 +58,18 @@ def test_a_canonical_smiles_is_its_own_parent_key_exactly_when_said(esol):
             assert parent_key(smiles) == smiles
 
 
+@pytest.mark.parametrize(
+    "smiles",
+    ["CCO", "OC(=O)c1ccccc1", "CN(=O)=O", "CN=N#N", "[2H]C([2H])([2H])O", "C[S](C)(=O)=O"],
+)
+def test_a_smiles_that_is_its_own_parent_is_the_same_molecule_either_way(smiles):
+    """Drawn SMILES too, not only canonical ones: scoring featurizes such a molecule once for
+    models that prepare structures differently (hypervalent nitro and azide are charge-separated
+    by sanitization, neutral overall, and left alone by the parent's uncharger)."""
+    assert is_own_parent(smiles)
+    assert canonical_smiles(standardize(smiles, "parent")) == canonical_smiles(standardize(smiles))
+
+
 def test_canonical_smiles_is_order_independent():
     assert canonical_smiles(standardize("OCC")) == canonical_smiles(standardize("C(O)C"))
 

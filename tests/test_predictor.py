@@ -260,3 +260,43 @@ def test_a_thread_inside_torch_never_waits_for_its_own_fork():
 def test_map_ordered_keeps_order_with_a_pool():
     out = list(map_ordered(abs, [-3, 1, -2, 5, -8], workers=2, skip=lambda i: i == 3))
     assert [(i, r) for i, _, r in out] == [(0, 3), (1, 1), (2, 2), (3, None), (4, 8)]
+
+
+def test_a_panel_of_two_standardizations_featurizes_again_only_what_they_change(monkeypatch):
+    """Bundled models prepare structures differently (parents; AqSolDB's salts as drawn): the
+    second standardization featurizes only the rows it can change, and gives what featurizing
+    every row under it would."""
+    import molpred.features as features
+
+    items = [
+        "CCO",
+        "CC(=O)[O-].[Na+]",
+        "C1CC",  # unparseable under both
+        "CC(C)Cc1ccc(C(C)C(=O)O[Na])cc1",  # covalently drawn salt
+        "c1ccccc1O",
+        "CCN(CC)CC.Cl",
+        "CN(=O)=O",  # drawn neutral, charge-separated once sanitized: the same either way
+    ]
+    redone = []
+    featurize = features.featurize_chunk
+
+    def counting(chunk, **kwargs):
+        redone.append(list(chunk))
+        return featurize(chunk, **kwargs)
+
+    monkeypatch.setattr(features, "featurize_chunk", counting)
+    prepared = predictor_module.ChunkFeaturizer(("parent", "none"))(items)
+    assert redone == [[items[1], items[3], items[5]]]
+    for mode in ("parent", "none"):
+        got, want = prepared.feats[mode], featurize(items, standardization=mode)
+        assert got.errors == want.errors and got.canonical == want.canonical
+        np.testing.assert_array_equal(got.descriptors, want.descriptors)
+        np.testing.assert_array_equal(got.fingerprints, want.fingerprints)
+        for g, w in zip(got.graphs, want.graphs, strict=True):
+            assert (g is None) == (w is None)
+            if g is not None:
+                np.testing.assert_array_equal(g.x, w.x)
+                np.testing.assert_array_equal(g.edge_index, w.edge_index)
+    # the salts are different molecules as drawn and as parents
+    assert prepared.feats["parent"].graphs[1].num_atoms == 4  # acetic acid
+    assert prepared.feats["none"].graphs[1].num_atoms == 5  # acetate and sodium
