@@ -24,6 +24,7 @@ from molpred.page.training import training_panel
 from molpred.parallel import default_workers
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
+from molpred.schema import input_names
 from molpred.screen import parse_pasted, screen
 
 MAX_MOLECULES = 20_000
@@ -239,7 +240,9 @@ def _own_columns(table: pd.DataFrame) -> pd.DataFrame:
     as numbers becomes numeric (the reader keeps text) unless a number would change an
     identifier, and a name the page uses for its own columns gets an ``input_`` prefix."""
     out = {}
-    for col in table.columns:
+    names = [str(col) for col in table.columns]
+    renamed = input_names(names, PAGE_COLUMNS)
+    for col, name in zip(table.columns, names, strict=True):
         values = table[col]
         text = values.astype("string").str.strip()
         filled = text[text.notna() & (text != "")]
@@ -249,7 +252,7 @@ def _own_columns(table: pd.DataFrame) -> pd.DataFrame:
             and not filled.str.contains(_IDENTIFIER).any()
         ):
             values = pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
-        out[f"input_{col}" if str(col) in PAGE_COLUMNS else str(col)] = values.to_numpy()
+        out[renamed.get(name, name)] = values.to_numpy()
     return pd.DataFrame(out, index=table.index).reset_index(drop=True)
 
 

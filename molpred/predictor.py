@@ -40,7 +40,7 @@ from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
 from molpred.pretrained.approved import has_reference, percentile
-from molpred.schema import ERROR, ModelColumns, OutputSchema, unique_names
+from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names, unique_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
@@ -278,17 +278,8 @@ class Predictor:
         if READ_ERROR in inputs:  # a broken SDF record explains a row better than "empty"
             read = inputs.pop(READ_ERROR).astype(str).tolist()
             scored[ERROR] = [r or e for r, e in zip(read, scored[ERROR], strict=True)]
-        taken = {*inputs.columns, *scored.columns}
-        clash = {}
-        for c in inputs.columns:
-            if c in scored.columns:  # e.g. scoring an output again: error -> input_error_2
-                new = next(
-                    n
-                    for n in (f"input_{c}", *(f"input_{c}_{k}" for k in range(2, len(taken) + 2)))
-                    if n not in taken
-                )
-                clash[c] = new
-                taken.add(new)
+        # e.g. scoring an output again: error -> input_error (input_error_2 if that exists)
+        clash = input_names(inputs.columns, scored.columns)
         return pd.concat([inputs.rename(columns=clash), scored], axis=1)
 
     def score_frame(

@@ -23,10 +23,17 @@ was scored, else the reason it was not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ERROR", "TaskColumns", "ModelColumns", "OutputSchema", "unique_names"]
+__all__ = [
+    "ERROR",
+    "TaskColumns",
+    "ModelColumns",
+    "OutputSchema",
+    "input_names",
+    "unique_names",
+]
 
 ERROR = "error"
 STD, LOWER, UPPER, SET, PCT = "_std", "_lower", "_upper", "_set", "_pct_approved"
@@ -106,6 +113,23 @@ class ModelColumns:
     def columns(self) -> list[str]:
         out = [c for t in self.tasks for c in (t.value, *([t.pct] if t.pct else []), *t.trust)]
         return out + self.domain_columns
+
+
+def input_names(columns: Iterable[Hashable], reserved: Iterable[Hashable]) -> dict:
+    """New names for the input ``columns`` that clash with ``reserved`` (the names an output
+    adds): ``input_<name>``, numbered ``input_<name>_2``... where that is taken too. Every
+    caller that puts a user's columns beside its own renames them this way."""
+    columns, reserved = list(columns), set(reserved)
+    taken = {*columns, *reserved}
+    renamed = {}
+    for column in columns:
+        if column in reserved:
+            new, k = f"input_{column}", 2
+            while new in taken:
+                new, k = f"input_{column}_{k}", k + 1
+            renamed[column] = new
+            taken.add(new)
+    return renamed
 
 
 def unique_names(names: Sequence[str]) -> list[str]:

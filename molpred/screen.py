@@ -18,6 +18,7 @@ from molpred.chem import InvalidMoleculeError, counterions, rdkit_log_silenced, 
 from molpred.io import READ_ERROR
 from molpred.medchem import medchem_table, prepare_alerts
 from molpred.predictor import Predictor
+from molpred.schema import input_names
 
 SALT = "salt"  # the column that names an input's counter-ions, when any input has one
 
@@ -84,8 +85,7 @@ def screen(
     if extra is not None:
         if len(extra) != len(table):
             raise ValueError(f"extra has {len(extra)} rows for {len(table)} molecules")
-        taken = (*table.columns, READ_ERROR, SALT)
-        clash = {c: f"input_{c}" for c in extra.columns if c in taken}
+        clash = input_names(extra.columns, (*table.columns, READ_ERROR, SALT))
         table = pd.concat([table, extra.reset_index(drop=True).rename(columns=clash)], axis=1)
     if read_errors is not None:
         table[READ_ERROR] = [str(e) if isinstance(e, str) else "" for e in read_errors]

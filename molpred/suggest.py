@@ -36,7 +36,7 @@ from molpred.chem import InvalidMoleculeError, canonical_smiles, parent_key, sta
 from molpred.featurize import fingerprint
 from molpred.measured import keys_of
 from molpred.ranking import Objective, desirability
-from molpred.schema import ERROR, STD
+from molpred.schema import ERROR, STD, input_names
 from molpred.splits import scaffold
 
 __all__ = [
@@ -202,7 +202,7 @@ def suggest(
     rows = [p.row for p in batch.picks]
     out = table.iloc[rows]
     # a candidate file's own column of the same name is kept, renamed, as predictions keep them
-    out = out.rename(columns={c: f"input_{c}" for c in BATCH_COLUMNS if c in out})
+    out = out.rename(columns=input_names(out.columns, BATCH_COLUMNS))
     nearest = _nearest_other([p.fingerprint for p in batch.picks])
     out["pick"] = np.arange(1, len(rows) + 1)
     out["acquisition"] = value[rows]

@@ -14,7 +14,7 @@ import molpred.predictor as predictor_module
 from molpred.parallel import map_ordered, torch_section, worker_pool
 from molpred.predict import predict
 from molpred.predictor import Predictor
-from molpred.schema import OutputSchema
+from molpred.schema import OutputSchema, input_names
 from molpred.screen import MedchemHook
 
 from .conftest import ESOL_TARGET, train_small
@@ -62,6 +62,17 @@ def test_schema_keys_columns_by_model_and_task():
         "error",
     ]
     assert "a1.y_lower" in schema.detail_columns and "a1.in_domain" not in schema.detail_columns
+
+
+def test_input_columns_that_clash_are_renamed_one_way_everywhere():
+    assert input_names(["smiles", "error", "pick", "id"], ["error", "pick"]) == {
+        "error": "input_error",
+        "pick": "input_pick",
+    }
+    # an input already holding the new name keeps it; the clashing one is numbered
+    assert input_names(["error", "input_error", "input_error_2"], ["error"]) == {
+        "error": "input_error_3"
+    }
 
 
 def test_predict_output_follows_the_schema(model):
