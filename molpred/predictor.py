@@ -214,17 +214,18 @@ class Predictor:
     def featurizer(
         self, molblock: bool = False, hook: ChunkHook | None = None, trim: bool = True
     ) -> ChunkFeaturizer:
-        """The featurization the panel needs: once per distinct standardization (usually
-        one); fingerprints only if a domain column will be written, an error model needs
-        the similarity or a member has trees."""
+        """The featurization the panel needs: once per distinct standardization (the parent
+        first where a model uses it: the hook's properties and alerts are the parent's, as
+        medicinal chemistry reads them); fingerprints only if a domain column will be written,
+        an error model needs the similarity or a member has trees."""
         fps = any(
             columns.domain
             or (model.domain is not None and _modelled_tasks(model))
             or any(m.trees is not None for m in model.members)
             for model, columns in zip(self.models, self.schema.models, strict=True)
         )
-        modes = tuple(dict.fromkeys(self.standardizations))
-        return ChunkFeaturizer(modes, fps, molblock, hook, trim)
+        modes = sorted(dict.fromkeys(self.standardizations), key=lambda mode: mode != "parent")
+        return ChunkFeaturizer(tuple(modes), fps, molblock, hook, trim)
 
     def score(self, prepared: Prepared, errors: Sequence[str] | None = None) -> pd.DataFrame:
         """The prediction and trust columns of every model, then ``error`` (default: the

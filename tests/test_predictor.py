@@ -1,5 +1,7 @@
 """The one scoring path: Predictor, its output schema and the chunk executor."""
 
+import copy
+import dataclasses
 import pickle
 import signal
 import threading
@@ -155,6 +157,19 @@ def test_the_page_hook_travels_to_workers_and_keeps_rows_aligned(model):
     assert prepared.errors()[1] and not prepared.errors()[0]
     assert prepared.notes["structure"].isna().tolist() == [False, True, False]
     assert np.isnan(prepared.notes.loc[1, "MW"]) and prepared.notes.loc[0, "MW"] > 40
+
+
+def test_the_page_hook_sees_parent_structures_where_a_model_uses_them(model):
+    """Properties and alerts of a salt are its parent's (the medicinal chemist's MW, logP and
+    rule counts), whatever the order of the panel's models."""
+    parent = copy.copy(model)
+    parent.info = dataclasses.replace(model.info, standardization="parent")
+    salt, base = "CCN(CC)CC.Cl", "CCN(CC)CC"
+    for panel in ([model, parent], [parent, model]):
+        prepared = Predictor(panel).featurizer(hook=MedchemHook())([salt, base])
+        assert prepared.notes.loc[0, "MW"] == prepared.notes.loc[1, "MW"]
+    alone = Predictor(model).featurizer(hook=MedchemHook())([salt, base])
+    assert alone.notes.loc[0, "MW"] > alone.notes.loc[1, "MW"]  # as drawn: HCl included
 
 
 def test_intervals_follow_a_new_confidence_without_rescoring(model):
