@@ -8,6 +8,7 @@ import torch
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
+import molpred
 from molpred.chem import standardize
 from molpred.featurize import fingerprint
 from molpred.predict import predict
@@ -92,3 +93,27 @@ def test_default_model_reports_domain_and_flags_strangers(esol):
     assert pd.isna(out.iloc[8]["in_domain"]) and np.isnan(out.iloc[8]["domain_similarity"])
     latent = out["latent_distance"]
     assert (latent[:8] >= 0).all() and np.isnan(latent[8])
+
+
+def test_a_cross_validation_ensemble_keeps_new_molecules_in_its_domain(esol):
+    """Each member's validation molecules are the others' training molecules: measured against
+    all training rows they sat at similarity 1, the threshold became 1 and every new molecule
+    was out of domain (a 100-molecule assay trained with the default 5 members)."""
+    from molpred.train import train
+
+    from .conftest import ESOL_TARGET, FAST, SMALL
+
+    model, _ = train(
+        esol.head(100),
+        "smiles",
+        [ESOL_TARGET],
+        model_config=SMALL,
+        train_config=FAST,
+        progress=False,
+        cache_dir=None,
+        cv_members=5,
+    )
+    assert len(model.members) == 5
+    assert model.domain.threshold < 0.9
+    new = molpred.predict(model, esol["smiles"].iloc[100:160].tolist())
+    assert new["in_domain"].any()

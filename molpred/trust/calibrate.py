@@ -46,7 +46,7 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
         first_members[:1], dataset.subset(sample).featurized(), embeddings=True
     )
     ref_emb_t = torch.from_numpy(ref_emb)
-    held = _held_out(groups, dataset, ref_fps, ref_emb_t)
+    held = _held_out(groups, dataset, sample, ref_emb_t)
     calibration: dict = {}
     if held is None:
         calibration["conformal_scores"] = [[] for _ in task_types]
@@ -111,14 +111,20 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
     return calibration, domain
 
 
-def _held_out(groups, dataset, ref_fps, ref_emb):
+def _held_out(groups, dataset, ref_rows, ref_emb):
     """Every split's validation molecules scored by the members that did not train on them:
     ``(targets, mean, spread [N, T], similarity, raw latent distance [N])``, or None if no split
-    has validation molecules. Classification temperatures are fitted here, per member."""
+    has validation molecules. Classification temperatures are fitted here, per member.
+
+    A molecule's similarity is to its split's training rows and its latent distance to the
+    reference embeddings (``ref_emb`` of the dataset's ``ref_rows``) other than itself: in a
+    cross-validation ensemble every validation molecule is another member's training molecule,
+    and measured against all of them each would sit at similarity 1 (the domain threshold
+    then put every new molecule out of domain)."""
     task_types = dataset.task_types
     representation = groups[0][0][:1]
     parts = []
-    for members, _train_idx, val_idx in groups:
+    for members, train_idx, val_idx in groups:
         if len(val_idx) == 0:
             continue
         val = dataset.subset(val_idx)
@@ -139,8 +145,8 @@ def _held_out(groups, dataset, ref_fps, ref_emb):
                 val.targets,
                 mean,
                 spread,
-                max_similarity(val.fingerprints, ref_fps),
-                knn_distance(torch.from_numpy(emb), ref_emb),
+                max_similarity(val.fingerprints, dataset.fingerprints[np.asarray(train_idx)]),
+                knn_distance(torch.from_numpy(emb), ref_emb[~np.isin(ref_rows, val_idx)]),
             )
         )
     if not parts:
