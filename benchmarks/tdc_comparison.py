@@ -2,7 +2,7 @@
 ``python benchmarks/tdc_comparison.py`` > markdown.
 
 molpred's numbers are the scaffold cross-validation of each shipped model
-(``results/panel_cv.json``, written by ``python -m molpred.pretrained.build``), in the metric TDC
+(the card of each model file, written by ``python -m molpred.pretrained.build``), in the metric TDC
 ranks by; the published numbers (Chemprop-RDKit and the best entry) are read from
 ``published/tdc_admet_leaderboard.json``, whose sources are listed beside it. The protocols
 differ: TDC trains on 80% (scaffold split, 5 seeds, one fixed 20% test set); molpred's models
@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from molpred.pretrained.build import CV_FILE, default_folds  # noqa: E402
+from molpred.artifact import load_model  # noqa: E402
+from molpred.pretrained import model_path  # noqa: E402
 from molpred.pretrained.endpoints import ENDPOINTS  # noqa: E402
 from molpred.pretrained.panel import PANEL  # noqa: E402
 
@@ -32,16 +33,12 @@ NAMES = {"roc_auc": "AUROC", "pr_auc": "AUPRC", "mae": "MAE", "rmse": "RMSE"}
 
 def molpred_cv(endpoint: str, metric: str) -> tuple[float, float, int] | None:
     """Mean, sd and folds of ``metric`` for ``endpoint`` in its shipped model's
-    cross-validation (None if that run or metric is not recorded)."""
+    cross-validation, from the model's card (None if that run or metric is not recorded)."""
     model = next((m for m in PANEL.values() if endpoint in m.endpoints), None)
-    if model is None or not CV_FILE.exists():
+    if model is None or not model_path(model.name).is_file():
         return None
-    folds = default_folds(model.endpoints)
-    runs = json.loads(CV_FILE.read_text()).values()
-    run = next(
-        (r for r in runs if tuple(r["endpoints"]) == model.endpoints and r["folds"] == folds),
-        None,
-    )
+    run = load_model(model_path(model.name)).info.metrics.get("cross_validation")
+    folds = run["folds"] if run else 0
     if run is None:
         return None
     scores = run["per_endpoint"][endpoint].get("metrics", {}).get(metric)

@@ -18,6 +18,7 @@ executed, on load.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,10 +96,12 @@ class TreeBlend:
         return torch.nan_to_num(between, nan=0.0)
 
     def to_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """JSON metadata and tensors (each booster's compressed text) for the model file."""
+        """JSON metadata and tensors (each booster's compressed text, without what only
+        training reads: :func:`_for_prediction`) for the model file."""
         tensors = {
             f"booster{t}": torch.frombuffer(
-                bytearray(zlib.compress(b.model_to_string().encode(), 6)), dtype=torch.uint8
+                bytearray(zlib.compress(_for_prediction(b.model_to_string()).encode(), 9)),
+                dtype=torch.uint8,
             )
             for t, b in enumerate(self.boosters)
             if b is not None
@@ -113,6 +116,30 @@ class TreeBlend:
             text = None if stored is None else zlib.decompress(stored.numpy().tobytes()).decode()
             boosters.append(None if text is None else lgb.Booster(model_str=text))
         return cls(boosters, float(meta["weight"]))
+
+
+# lines of LightGBM's text format that prediction never reads (split gains, counts and weights
+# of the training rows per node) and the byte offsets of the trees that removing them breaks;
+# without them a booster loads and predicts the same, in about half the space
+_TRAINING_ONLY = (
+    "tree_sizes=",
+    "split_gain=",
+    "leaf_weight=",
+    "leaf_count=",
+    "internal_value=",
+    "internal_weight=",
+    "internal_count=",
+)
+
+
+_IMPORTANCES = re.compile(r"^feature_importances:\n(?:[^\n]*=[^\n]*\n)*", re.MULTILINE)
+
+
+def _for_prediction(text: str) -> str:
+    """The booster's text without what prediction never reads (and without the feature
+    importances, which are counted from the split gains)."""
+    text = _IMPORTANCES.sub("feature_importances:\n", text)
+    return "\n".join(line for line in text.split("\n") if not line.startswith(_TRAINING_ONLY))
 
 
 def fit_trees(

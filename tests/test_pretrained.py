@@ -6,9 +6,11 @@ import pytest
 
 import molpred
 from molpred.predict import predict
+from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
 from molpred.pretrained.approved import has_reference
 from molpred.pretrained.build import default_folds
+from molpred.pretrained.panel import PANEL
 
 from .conftest import ROOT
 
@@ -25,6 +27,7 @@ def test_bundled_model_matches_its_card(name):
     assert set(model.task_types) == {card.task}
     meta = model.info
     assert meta.card == name
+    assert meta.standardization == PANEL[name].standardization
     assert all((ROOT / path).is_file() for path in meta.provenance["data"])  # where it learned
     assert meta.metrics["test"] and meta.molpred_version and meta.created
     # the card's metrics: scaffold cross-validation, mean and sd per endpoint
@@ -55,3 +58,17 @@ def test_every_bundled_endpoint_has_its_approved_drug_reference(name):
     """approved.json was rebuilt after the model: a percentile never mixes two builds."""
     model = molpred.load_model(model_path(name))
     assert all(has_reference(model, name, t) for t in CARDS[name].targets)
+
+
+def test_a_salt_scores_as_its_parent_except_where_the_salt_form_is_measured():
+    """Sodium ibuprofen's logD, CYP inhibition or Ames call are ibuprofen's; its solubility in
+    AqSolDB, which measured salts as such, is not."""
+    ibuprofen = "CC(C)Cc1ccc(C(C)C(=O)O)cc1"
+    salts = ["CC(C)Cc1ccc(C(C)C(=O)[O-])cc1.[Na+]", "CC(C)Cc1ccc(C(C)C(=O)O[Na])cc1.O"]
+    panel = Predictor({name: molpred.load_model(model_path(name)) for name in available()})
+    scored = predict(panel, [ibuprofen, *salts])
+    assert scored["error"].eq("").all()
+    for name, columns in zip(available(), panel.schema.models, strict=True):
+        values = scored[[task.value for task in columns.tasks]].to_numpy()
+        as_parent = np.allclose(values[1:], values[0], rtol=0, atol=1e-6)
+        assert as_parent == (PANEL[name].standardization == "parent"), name
