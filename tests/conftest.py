@@ -30,10 +30,10 @@ SMALL = ModelConfig(hidden_size=48, head_hidden_size=48, depth=2)
 FAST = TrainConfig(epochs=3, batch_size=32, patience=10)
 
 
-def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,)):
-    """A tiny, fast model on ``df`` (3 epochs, hidden size 48, one member): for tests that need
-    any model. (Small data trains a cross-validation ensemble by default; test_train,
-    test_transfer and the page's training test that.)"""
+def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,), cv_members: int = 1):
+    """A tiny, fast model on ``df`` (3 epochs, hidden size 48, one member unless
+    ``cv_members``): for tests that need any model. (Small data trains a cross-validation
+    ensemble by default; test_train, test_transfer and the page's training test that.)"""
     from molpred.train import train
 
     model, _ = train(
@@ -44,7 +44,7 @@ def train_small(df: pd.DataFrame, targets=(ESOL_TARGET,)):
         train_config=FAST,
         progress=False,
         cache_dir=None,
-        cv_members=1,
+        cv_members=cv_members,
     )
     return model
 

@@ -99,20 +99,9 @@ def test_a_cross_validation_ensemble_keeps_new_molecules_in_its_domain(esol):
     """Each member's validation molecules are the others' training molecules: measured against
     all training rows they sat at similarity 1, the threshold became 1 and every new molecule
     was out of domain (a 100-molecule assay trained with the default 5 members)."""
-    from molpred.train import train
+    from .conftest import train_small
 
-    from .conftest import ESOL_TARGET, FAST, SMALL
-
-    model, _ = train(
-        esol.head(100),
-        "smiles",
-        [ESOL_TARGET],
-        model_config=SMALL,
-        train_config=FAST,
-        progress=False,
-        cache_dir=None,
-        cv_members=5,
-    )
+    model = train_small(esol.head(100), cv_members=5)
     assert len(model.members) == 5
     assert model.domain.threshold < 0.9
     new = molpred.predict(model, esol["smiles"].iloc[100:160].tolist())
