@@ -238,7 +238,14 @@ def make_splits(
     user-given."""
     if splits_file is not None:
         splits = splits_from_file(splits_file, ds.source_rows)
-        return splits if replicate is None else [splits[replicate]]
+        if replicate is None:
+            return splits
+        if not 0 <= replicate < len(splits):
+            raise ValueError(
+                f"replicate {replicate} is not in {splits_file}: it holds {len(splits)} "
+                f"split(s), numbered 0 to {len(splits) - 1}"
+            )
+        return [splits[replicate]]
     if split_labels is not None:
         return [splits_from_labels(split_labels, ds.source_rows)]
     if split == "random":

@@ -33,7 +33,7 @@ from molpred.fitting import (
 )
 from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
-from molpred.models import ModelConfig, MolModel, build_model
+from molpred.models import ModelConfig, MolModel, build_model, resolve_device
 from molpred.parallel import torch_section
 from molpred.splits import Split, cross_validation_members, make_splits
 from molpred.transfer import (
@@ -115,7 +115,8 @@ def train(
     """
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     train_config = train_config or TrainConfig()
-    # the source first: a wrong name fails before minutes of featurization
+    # the device and the source first: a wrong name fails before minutes of featurization
+    resolve_device(train_config.device)
     auto = isinstance(init, str) and init == "auto"
     if auto or init is None or isinstance(init, Pretrained):
         pretrained = None if auto else init

@@ -85,9 +85,14 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert "domain_similarity" not in pd.read_csv(out).columns
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate"])
-def test_help_shows_a_worked_example(command):
-    assert "example:" in run(command, "--help").stdout
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "tune", "suggest"])
+def test_help_shows_a_worked_example_that_can_be_pasted(command):
+    help_text = run(command, "--help").stdout
+    example = help_text[help_text.index("example:") :].splitlines()
+    assert len(example) > 1
+    for before, line in zip(example, example[1:], strict=False):  # a continued command says so
+        if line.startswith("      -"):
+            assert before.endswith(" \\"), (before, line)
 
 
 @pytest.mark.slow
@@ -109,6 +114,12 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, tiny_csv):
     assert proc.returncode == 2 and "'nope'" in proc.stderr
     proc = run("predict", tmp_path / "m.pt", tiny_csv, "--output", tmp_path / "o.csv", check=False)
     assert proc.returncode == 2 and "model file not found" in proc.stderr
+    proc = run(  # a device this machine lacks: one line, not a traceback
+        "train", tiny_csv, "--target-columns", "logS", "--device", "cuda:7", "-o",
+        tmp_path / "m.pt", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--device cuda:7" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_train_flag_defaults_are_the_library_defaults():

@@ -5,6 +5,7 @@ import pytest
 
 from molpred.splits import (
     kfold_splits,
+    make_splits,
     random_split,
     scaffold,
     scaffold_kfold_splits,
@@ -94,6 +95,19 @@ def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
     f.write_text(json.dumps([{"train": [0, 4], "val": [1, 2], "test": [3]}]))
     (s,) = splits_from_file(f, source_rows)
     assert s.train.tolist() == [0, 2] and s.val.tolist() == [1] and s.test.tolist() == []
+
+
+def test_a_replicate_the_splits_file_does_not_hold_is_an_error(tmp_path):
+    from molpred.data import MoleculeDataset
+
+    ds = MoleculeDataset([], [], np.zeros((3, 0)), np.zeros((3, 1)), ["y"], ["regression"],
+                         [[0], [1], [2]])  # fmt: skip
+    f = tmp_path / "splits.json"
+    f.write_text(json.dumps([{"train": [0], "val": [1], "test": [2]}] * 2))
+    assert make_splits(ds, splits_file=f, replicate=1)[0].val.tolist() == [1]
+    for replicate in (2, -1):  # -1 would silently be the last
+        with pytest.raises(ValueError, match="numbered 0 to 1"):
+            make_splits(ds, splits_file=f, replicate=replicate)
 
 
 def test_cross_validation_members_hold_out_every_molecule_once_and_keep_the_test_rows():

@@ -11,9 +11,20 @@ import time
 import optuna
 import pytest
 
-from molpred import tune
 from molpred.artifact import load_model
-from molpred.tune import TuneSettings, export_best, load_config, run_study, suggest, write_report
+from molpred.splits import scaffold_kfold_splits
+from molpred.tune import (
+    StudyError,
+    TuneSettings,
+    export_best,
+    load_config,
+    load_study,
+    run_study,
+    storage_url,
+    suggest,
+    write_report,
+)
+from molpred.tune import study as tune
 
 from .conftest import ESOL_TARGET, ROOT
 
@@ -78,7 +89,8 @@ def test_study_persists_resumes_exports_and_reports(small, tmp_path, monkeypatch
     assert source["trial"] == more.best_trial.number and source["study"] == "s"
     assert model_cfg.encoder == more.best_params["encoder"]
     assert train_cfg.lr == pytest.approx(more.best_params["lr"])
-    assert cfg["train_config"]["epochs"] == 3
+    assert cfg["train_config"]["epochs"] == 3 and cfg["train_config"]["patience"] == 3
+    assert "single network" in cfg["source"]["value_measures"]  # not the trained model's
 
     html = write_report(more, tmp_path / "report.html").read_text()
     for section in (
@@ -207,7 +219,7 @@ def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):
     _shrink(monkeypatch)
     monkeypatch.setattr(
         tune,
-        "_storage",
+        "open_storage",
         lambda url: optuna.storages.RDBStorage(
             url,
             heartbeat_interval=1,
@@ -217,7 +229,8 @@ def test_killed_worker_leaves_the_study_usable(small, tmp_path, monkeypatch):
     )
     time.sleep(3)
     n_before = len(optuna.load_study(study_name="k", storage=storage).trials)
-    study = run_study(small, SETTINGS, n_trials=2 + n_before, storage=storage, study_name="k")
+    resumed = TuneSettings("smiles", (ESOL_TARGET,), epochs=60)  # the command's settings
+    study = run_study(small, resumed, n_trials=2 + n_before, storage=storage, study_name="k")
     killed = study.trials[running[0].number]
     assert killed.state == optuna.trial.TrialState.FAIL
     assert any(t.system_attrs.get("failed_trial") == killed.number for t in study.trials)
@@ -273,6 +286,9 @@ def test_cross_validation_objective_is_the_mean_over_folds(small, tmp_path, monk
         small, replace(SETTINGS, cv=3), n_trials=1, storage=f"sqlite:///{tmp_path / 'cv.db'}"
     )
     trial = study.trials[0]
+    ds, splits = tune._prepare(small, replace(SETTINGS, cv=3), None)
+    expected = scaffold_kfold_splits(ds.smiles, 3, SETTINGS.seed)  # the scaffold split's CV
+    assert all((a.val == b.val).all() for a, b in zip(splits, expected, strict=True))
     assert {f"fold{i}_best_epoch" for i in range(3)} <= set(trial.user_attrs)
     folds = [trial.user_attrs[f"fold{i}_rmse"] for i in range(3)]
     assert trial.value == pytest.approx(sum(folds) / 3) and len(set(folds)) == 3
@@ -291,7 +307,7 @@ def test_workers_started_together_on_an_empty_database_all_connect():
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
     fresh = url.set(database=name).render_as_string(hide_password=False)
-    code = f"from molpred.tune import _storage; _storage({fresh!r})"
+    code = f"from molpred.tune.storage import open_storage; open_storage({fresh!r})"
     try:
         procs = [
             subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
@@ -303,3 +319,71 @@ def test_workers_started_together_on_an_empty_database_all_connect():
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def test_a_study_name_taken_by_another_question_is_refused(small, tmp_path, monkeypatch):
+    """Resuming under a name with other targets, metric or budget would rank values that
+    cannot be compared (a classification study's worst AUC exported as the best RMSE)."""
+    from dataclasses import replace
+
+    _shrink(monkeypatch)
+    path = str(tmp_path / "studies.db")  # a plain file path is a SQLite file
+    study = run_study(small, SETTINGS, n_trials=1, storage=path, study_name="q")
+    settings = study.user_attrs["settings"]
+    other = [
+        (replace(SETTINGS, target_columns=("Molecular Weight",)), "targets"),
+        (replace(SETTINGS, epochs=4), "epochs"),
+        (replace(SETTINGS, seed=1), "splits"),
+    ]
+    for changed, word in other:
+        with pytest.raises(StudyError, match=f"another question: .*{word}"):
+            run_study(small, changed, n_trials=2, storage=path, study_name="q")
+    again = run_study(small, SETTINGS, n_trials=2, storage=path, study_name="q")
+    assert len(again.trials) == 2 and again.user_attrs["settings"] == settings
+
+
+def test_a_worker_whose_trials_keep_failing_stops_with_the_reason(small, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the accelerator fell over")
+
+    monkeypatch.setattr(tune, "fit", broken)
+    with pytest.raises(StudyError, match="5 trials in a row failed.*accelerator fell over"):
+        run_study(small, SETTINGS, n_trials=50, storage=str(tmp_path / "f.db"), progress=False)
+    study = load_study(str(tmp_path / "f.db"), tune._default_name(small, SETTINGS))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 5
+
+
+def test_options_that_cannot_work_fail_before_featurization(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(tune, "_prepare", lambda *a: pytest.fail("featurized"))
+    with pytest.raises(StudyError, match="cannot use --storage"):
+        run_study(small, SETTINGS, n_trials=1, storage="nosuchdialect://host/db")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            run_study(small, SETTINGS, n_trials=1, storage=str(tmp_path / "d.db"), device="cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        run_study(small, SETTINGS, n_trials=1, storage=str(tmp_path / "d.db"), device="gpu")
+
+
+def test_default_storage_is_a_file_name_whatever_the_target_is_called():
+    assert storage_url(None, "assay-IC50 (uM)/day 2") == "sqlite:///assay-IC50_uM_day_2.db"
+    assert storage_url("runs/s.db", "x") == "sqlite:///runs/s.db"
+    url = "postgresql://u:p@h/db"
+    assert storage_url(url, "x") == url
+
+
+def test_a_metric_undefined_on_every_validation_split_is_an_error(small, tmp_path, monkeypatch):
+    """One class in the validation rows: ROC-AUC is undefined, and the validation loss that
+    early stopping falls back to is not a value of it."""
+    import pandas as pd
+
+    _shrink(monkeypatch)
+    data = pd.read_csv(small).head(60)
+    data["active"] = [1, 0] * 30
+    splits = tmp_path / "splits.json"
+    val = [i for i in range(40, 60) if i % 2]  # class 0 only
+    splits.write_text(json.dumps([{"train": list(range(40)), "val": val, "test": []}]))
+    settings = TuneSettings(
+        "smiles", ("active",), ("classification",), splits_file=str(splits), epochs=2, patience=2
+    )
+    with pytest.raises(StudyError, match="roc_auc cannot be computed"):
+        run_study(data, settings, n_trials=1, storage=str(tmp_path / "c.db"), progress=False)

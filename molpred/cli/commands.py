@@ -119,7 +119,14 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
 
 
 def tune(args: argparse.Namespace) -> int:
-    from molpred.tune import TuneSettings, export_best, redact, run_study, write_report
+    from molpred.tune import (
+        TuneSettings,
+        export_best,
+        redact,
+        run_study,
+        storage_url,
+        write_report,
+    )
 
     settings = TuneSettings(
         smiles_column=args.smiles_column,
@@ -144,7 +151,7 @@ def tune(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
-    storage = args.storage or f"sqlite:///{study.study_name}.db"
+    storage = storage_url(args.storage, study.study_name)
     states = [t.state.name for t in study.trials]
     print(
         f"study {study.study_name} on {redact(storage)}: {len(states)} trials "

@@ -26,11 +26,11 @@ PREDICT_EXAMPLE = """example:
   molpred predict --panel admet library.csv.gz --output scores.parquet
 """
 TUNE_EXAMPLE = """example:
-  molpred tune data/lipophilicity.csv --smiles-column smiles --target-columns exp \
+  molpred tune data/lipophilicity.csv --smiles-column smiles --target-columns exp \\
       --n-trials 30 --timeout 3600 --export best.json --report study.html
   molpred train data/lipophilicity.csv --target-columns exp --config best.json -o logd.pt
   # many workers, many machines: the same command against one PostgreSQL database
-  molpred tune data.csv --target-columns y --n-trials 200 --study-name assay7 \
+  molpred tune data.csv --target-columns y --n-trials 200 --study-name assay7 \\
       --storage postgresql://user:password@dbhost/studies
 """
 REPORT_EXAMPLE = """example:
@@ -178,16 +178,31 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         help="finished trials the study should hold (across all workers and runs)",
     )
     u.add_argument("--timeout", type=float, help="stop this worker after S seconds")
-    u.add_argument("--storage", help="RDB URL (default: sqlite:///<study-name>.db)")
+    u.add_argument(
+        "--storage",
+        help="RDB URL (sqlite:///file.db, postgresql://...) or a SQLite file path "
+        "(default: <study-name>.db here)",
+    )
     u.add_argument("--study-name", help="default: <data file>-<targets>")
     u.add_argument("--split", choices=["random", "scaffold"], default="scaffold")
-    u.add_argument("--cv", type=int, default=0, help="K-fold cross-validation instead")
+    u.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        help="K-fold cross-validation instead (scaffold k-fold with --split scaffold)",
+    )
     u.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
     u.add_argument("--replicate", type=int, default=None, help="entry of --splits-file")
     u.add_argument("--epochs", type=int, default=40, help="maximum epochs per trial")
     u.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
-    u.add_argument("--seed", type=int, default=0)
-    u.add_argument("--device", default="auto")
+    u.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the splits and the networks' initial weights (the sampler is not seeded: "
+        "workers sharing a study must propose different trials)",
+    )
+    u.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     u.add_argument("--workers", type=int, help="featurization processes")
     u.add_argument("--export", help="write the best configuration (JSON) here")
     u.add_argument("--report", help="write an HTML report of the study here")
