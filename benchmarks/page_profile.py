@@ -3,7 +3,8 @@ each part of what a pool worker does with a chunk (issue #18's ≤ 5 s page).
 
 Parts: the graph featurization; the page's per-molecule RDKit work (properties with QED,
 PAINS/Brenk alerts, the depiction); scoring with the whole bundled panel, and inside it the
-D-MPNN matrix products and the Tanimoto nearest neighbour of the domain columns (cProfile).
+D-MPNN matrix products, the trees' predictions (LightGBM) and the Tanimoto nearest neighbour
+and latent distance of the domain columns (cProfile), and how many trees the panel holds.
 Also the panel's training fingerprints: their total, how many are distinct, and the memory of
 their similarity references (sparse, as scoring holds them; dense float32 bits, as before).
 
@@ -73,8 +74,8 @@ def main() -> None:
     profile.disable()
     stats = pstats.Stats(profile).stats
 
-    def inside(name: str) -> float:  # cumulative seconds of functions with this name
-        return sum(v[3] for k, v in stats.items() if k[2] == name)
+    def inside(name: str, file: str = "") -> float:  # cumulative seconds of such functions
+        return sum(v[3] for k, v in stats.items() if k[2] == name and k[0].endswith(file))
 
     fingerprints = [np.asarray(m.domain.fingerprints) for m in models.values()]
     result = {
@@ -89,7 +90,17 @@ def main() -> None:
             "scoring_whole_panel": round(scoring * per_1000, 2),
             "of_which_message_passing_products": round(inside(ADDMM) * per_1000, 2),
             "of_which_tanimoto_neighbour": round(inside("max_similarity") * per_1000, 2),
+            "of_which_latent_distance": round(inside("knn_distance") * per_1000, 2),
+            "of_which_trees": round(inside("raw", "molpred/trees.py") * per_1000, 2),
         },
+        "trees": sum(
+            b.num_trees()
+            for m in models.values()
+            for member in m.members
+            if member.trees is not None
+            for b in member.trees.boosters
+            if b is not None
+        ),
         "training_fingerprints": sum(len(f) for f in fingerprints),
         # the similarity references as scoring holds them, against dense float32 bits
         "domain_reference_mb": round(
