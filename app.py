@@ -25,7 +25,7 @@ from molpred.parallel import default_workers
 from molpred.predictor import Predictor
 from molpred.pretrained import CARDS, available, model_path
 from molpred.schema import input_names
-from molpred.screen import parse_pasted, screen
+from molpred.screen import SCREEN_COLUMNS, parse_pasted, screen
 
 MAX_MOLECULES = 20_000
 MODELS_DIR = Path(os.environ.get("MOLPRED_MODELS_DIR", "models"))
@@ -267,7 +267,9 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
         st.error("Choose at least one model in the sidebar.")
         return
     bar = st.progress(0.0, text=f"Scoring {len(candidates):,} molecules…")
-    predictor = Predictor(models, confidence=confidence, percentiles=True)
+    predictor = Predictor(
+        models, confidence=confidence, percentiles=True, reserved=(*SCREEN_COLUMNS, *PAGE_COLUMNS)
+    )
     table = screen(
         predictor,
         candidates["smiles"].tolist(),

@@ -27,6 +27,7 @@ from scipy.stats import spearmanr
 from molpred.data import prepare_dataset
 from molpred.predict import predict
 from molpred.pretrained.endpoints import ENDPOINTS, MIN_UNBOUND, endpoint_table
+from molpred.pretrained.panel import PANEL
 from molpred.splits import make_splits
 from molpred.train import train
 
@@ -38,10 +39,13 @@ HIGH = 0.9  # "highly bound": at least 90% bound
 def out_of_fold(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Each molecule's prediction by the fold model that did not train on it, its label, and
     the molecules (as training merged them)."""
-    ds = prepare_dataset(table, "smiles", ["y"], ["regression"], workers=1, cache_dir=None)
+    prepared = PANEL["ppb"].standardization  # as the shipped panel model prepares structures
+    ds = prepare_dataset(
+        table, "smiles", ["y"], ["regression"], workers=1, cache_dir=None, standardization=prepared
+    )
     model, _ = train(
         table, "smiles", ["y"], task_types="regression", split="scaffold-kfold", folds=FOLDS,
-        progress=False, cache_dir=None,
+        progress=False, cache_dir=None, standardization=prepared,
     )  # fmt: skip
     folds = make_splits(ds, "scaffold-kfold", folds=FOLDS, seed=0)  # train()'s folds
     pred = np.full(len(ds), np.nan)

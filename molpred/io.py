@@ -17,6 +17,7 @@ import csv
 import gzip
 import io
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,9 +159,13 @@ def iter_table(
         if fmt in ("csv", "tsv"):
             text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
             sep = _csv_separator(p) if fmt == "csv" else "\t"
+            if sep == ";" and not as_text:
+                text_opts = dict(decimal=",")
             reader = pd.read_csv(
                 _source(p), sep=sep, chunksize=chunk_size, **text_opts, **_CSV_OPTS
             )
+            if sep == ";" and as_text:
+                reader = (_decimal_points(chunk) for chunk in reader)
             yield from _at_least_one(reader)
         elif fmt == "smi":
             yield from _at_least_one(_iter_smi(p, chunk_size))
@@ -188,12 +193,40 @@ def _at_least_one(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         raise DataError("the file holds no rows")
 
 
-def _csv_separator(path: Path | InMemoryFile) -> str:
-    """``,``, or ``;`` when the header has semicolons and no comma (a spreadsheet saved as
-    CSV where the comma is the decimal mark)."""
+# a number written with a decimal comma ("-0,77", "1,5e-3"): read as such in ';' files
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$")
+
+
+def _csv_separator(path: Path | InMemoryFile, lines: int = 50) -> str:
+    """``,``, or ``;`` for a spreadsheet saved as CSV where the comma is the decimal mark:
+    when the first lines split into the same number (more than one) of fields on ``;`` and
+    not on ``,`` (a header such as ``IC50 (uM, mean)`` holds a comma too)."""
     with _open_text(path) as fh:
-        header = fh.readline()
-    return ";" if ";" in header and "," not in header else ","
+        sample = [line for _, line in zip(range(lines), fh, strict=False) if line.strip()]
+
+    def consistent(sep: str) -> bool:
+        counts = {len(row) for row in csv.reader(sample, delimiter=sep)}
+        return len(counts) == 1 and counts.pop() > 1
+
+    if not consistent(";"):
+        return ","
+    if not consistent(","):
+        return ";"
+    # both split every line alike: ';' if its fields hold decimal-comma numbers
+    cells = (cell for row in csv.reader(sample, delimiter=";") for cell in row)
+    return ";" if any(_DECIMAL_COMMA.match(cell) for cell in cells) else ","
+
+
+def _decimal_points(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Text cells of a ``;``-separated file that are numbers with a decimal comma, with a
+    point instead (``as_text`` reads keep every cell as text; labels are parsed later)."""
+    for col in chunk.columns:
+        values = chunk[col]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            numbers = values.astype(str).str.match(_DECIMAL_COMMA) & values.notna()
+            if numbers.any():
+                chunk[col] = values.where(~numbers, values.str.replace(",", ".", regex=False))
+    return chunk
 
 
 # the first word of a .smi header line (RDKit's SmilesWriter writes "SMILES Name")

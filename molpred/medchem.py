@@ -23,6 +23,7 @@ from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
 __all__ = [
     "PROPERTY_UNITS",
+    "MEDCHEM_COLUMNS",
     "ScreenedCatalog",
     "properties",
     "alerts",
@@ -39,6 +40,9 @@ PROPERTY_UNITS = {
     "RotB": "",
     "QED": "0–1",
 }
+
+# the columns of :func:`medchem_table`
+MEDCHEM_COLUMNS = (*PROPERTY_UNITS, "Lipinski", "Veber", "PAINS", "Brenk")
 
 _PICKLE_MAGIC = b"\xef\xbe\xad\xde"  # start of an RDKit binary molecule pickle
 _SCREEN_BITS = 2048
@@ -145,7 +149,7 @@ def medchem_table(mols: Sequence[Chem.Mol | None]) -> pd.DataFrame:
         p["Veber"] = p["RotB"] <= 10 and p["TPSA"] <= 140
         p.update(alerts(mol))
         rows.append(p)
-    cols = [*PROPERTY_UNITS, "Lipinski", "Veber", "PAINS", "Brenk"]
+    cols = list(MEDCHEM_COLUMNS)
     table = pd.DataFrame(rows, columns=cols)
     for c in PROPERTY_UNITS:
         table[c] = table[c].astype(np.float64)

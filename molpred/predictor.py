@@ -130,6 +130,9 @@ class Predictor:
     percentiles
         Add each bundled model's ``<value>_pct_approved`` columns: where the prediction sits
         among approved drugs (:mod:`molpred.pretrained.approved`).
+    reserved
+        Column names the caller puts beside the predictions: a task called so is scored as
+        ``<model>.<task>`` (:meth:`molpred.schema.OutputSchema.build`).
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class Predictor:
         batch_size: int = 128,
         device: str = "cpu",
         percentiles: bool = False,
+        reserved: Sequence[str] = (),
     ):
         _check_confidence(confidence)
         if isinstance(models, MolpredModel):
@@ -170,6 +174,7 @@ class Predictor:
                 [percentiles and has_reference(m, name, t) for t in m.task_names]
                 for m, name in zip(self.models, unique_names(names), strict=True)
             ],
+            reserved,
         )
         self.names = [m.name for m in self.schema.models]
 

@@ -151,13 +151,18 @@ class OutputSchema:
         has_domain: Sequence[bool],
         domain: bool = True,
         percentiles: Sequence[Sequence[bool]] | None = None,
+        reserved: Sequence[str] = (),
     ) -> OutputSchema:
         """``tasks[m]`` lists model ``m``'s ``(task name, kind, calibrated)``; ``names`` are
         the models' names in the panel (made unique here); ``percentiles[m][t]``: task ``t``
-        of model ``m`` gets an approved-drug percentile column."""
+        of model ``m`` gets an approved-drug percentile column. Task names that two models
+        share, or that are ``error`` or in ``reserved`` (columns a caller puts beside the
+        predictions: the page's ``score``, ``rank``, ``TPSA``...), are named
+        ``<model>.<task>``: a value never overwrites or duplicates another column."""
         names = unique_names(list(names))
         flat = [t for model in tasks for t, _, _ in model]
-        clash = len(flat) != len(set(flat))
+        taken = {ERROR, *reserved}
+        clash = len(flat) != len(set(flat)) or bool(taken.intersection(flat))
         models = []
         if percentiles is None:
             percentiles = [[False] * len(model) for model in tasks]

@@ -16,15 +16,19 @@ from rdkit.Chem.Draw import rdMolDraw2D
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, counterions, rdkit_log_silenced, standardize
 from molpred.io import READ_ERROR
-from molpred.medchem import medchem_table, prepare_alerts
+from molpred.medchem import MEDCHEM_COLUMNS, medchem_table, prepare_alerts
 from molpred.predictor import Predictor
 from molpred.schema import input_names
 
 SALT = "salt"  # the column that names an input's counter-ions, when any input has one
+# what screen() puts beside the predictions: a model's task of such a name is scored as
+# <model>.<task> (a Predictor for screen() is built with reserved=SCREEN_COLUMNS)
+SCREEN_COLUMNS = ("name", "smiles", "structure", "molecule", SALT, READ_ERROR, *MEDCHEM_COLUMNS)
 
 __all__ = [
     "parse_pasted",
     "screen",
+    "SCREEN_COLUMNS",
     "MedchemHook",
     "structure_svg",
     "mol_svg",
@@ -78,9 +82,15 @@ def screen(
     names = list(names) if names is not None else [f"mol {i + 1}" for i in range(len(smiles))]
     if not smiles:
         return pd.DataFrame(columns=["name", "smiles", "error"])
-    predictor = (
-        models if isinstance(models, Predictor) else Predictor(models, confidence=confidence)
-    )
+    if not isinstance(models, Predictor):
+        models = Predictor(models, confidence=confidence, reserved=SCREEN_COLUMNS)
+    predictor = models
+    taken = set(predictor.schema.value_columns) & set(SCREEN_COLUMNS)
+    if taken:
+        raise ValueError(
+            f"a task is called like a column of screen() ({', '.join(sorted(taken))}): "
+            "build the Predictor with reserved=SCREEN_COLUMNS"
+        )
     table = pd.DataFrame({"name": names, "smiles": smiles})
     if extra is not None:
         if len(extra) != len(table):

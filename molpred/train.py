@@ -133,6 +133,7 @@ def train(
         cache_dir=cache_dir,
         standardization=standardization,
     )
+    _two_classes(ds)
     if isinstance(model_config, dict):
         model_config = ModelConfig(**model_config)
     if split_column is not None and split_column not in df.columns:
@@ -336,3 +337,18 @@ def _share_blend(ds: MoleculeDataset, members: Sequence[tuple[MolModel, np.ndarr
             model.trees = None  # the network alone: nothing to carry
         else:
             model.trees.weight = weight
+
+
+def _two_classes(ds: MoleculeDataset) -> None:
+    """A classification task needs both classes among its usable labels: from one class a
+    model learns nothing, yet would score every molecule confidently as that class."""
+    for t, (name, kind) in enumerate(zip(ds.task_names, ds.task_types, strict=True)):
+        labels = ds.targets[:, t]
+        classes = np.unique(labels[~np.isnan(labels)])
+        if kind == "classification" and len(classes) < 2:
+            found = f"all {int(classes[0])}" if len(classes) else "no labels"
+            raise DataError(
+                f"classification target {name!r} has one class only ({found} in "
+                f"{int((~np.isnan(labels)).sum())} usable rows): a model needs molecules of "
+                "both classes"
+            )

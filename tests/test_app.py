@@ -653,3 +653,31 @@ def test_batch_follows_the_slider_filters_keep_failed_rows_and_ties_share_a_rank
     app.button(key="b_go").click()
     app.run()
     assert any("No pick could go to teaching the model" in i.value for i in app.info)
+
+
+def test_tasks_named_like_the_pages_columns_are_scored_under_the_models_name(
+    esol, tmp_path, monkeypatch
+):
+    """An assay column called score, rank or TPSA: once the ranking's score overwrote the
+    predictions, rank crashed the table, and TPSA appeared twice."""
+    data = esol.head(60).assign(score=esol[ESOL_TARGET], rank=np.arange(60.0))
+    data["TPSA"] = data["Polar Surface Area"]
+    own = tmp_path / "models"
+    own.mkdir()
+    train_small(data, targets=("score", "rank", "TPSA")).save(own / "assay.pt")
+    monkeypatch.setenv("MOLPRED_MODELS_DIR", str(own))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.sidebar.multiselect[0].set_value([])
+    at.sidebar.multiselect[1].set_value(["assay.pt"])
+    at.run()
+    results = _score(at, "CCO ethanol\nc1ccccc1O phenol\nCCCCCCCCCCCC dodecane")
+    assert {"assay.score", "assay.rank", "assay.TPSA", "TPSA"} <= set(results.columns)
+    assert results["assay.score"].notna().all() and results.columns.is_unique
+    assert not np.allclose(results["assay.TPSA"], results["TPSA"])  # predicted vs computed
+    at.selectbox(key="dir_assay.score").set_value("higher")
+    at.run()
+    assert not at.exception, at.exception
+    ranked = _table(at, "rank")
+    assert ranked["rank"].tolist() == [1, 2, 3] and ranked["score"].notna().all()
+    assert ranked["assay.score"].notna().all()

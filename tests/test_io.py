@@ -50,6 +50,17 @@ def test_semicolon_csv_and_smi_header(tmp_path):
     (tmp_path / "eu.csv").write_text("SMILES;ID;pIC50\nCCO;1;5,1\nc1ccccc1;2;6,3\n")
     df = read_table(tmp_path / "eu.csv", as_text=True)
     assert list(df.columns) == ["SMILES", "ID", "pIC50"] and df["SMILES"].tolist()[1] == "c1ccccc1"
+    assert df["pIC50"].tolist() == ["5.1", "6.3"]  # labels, not "unusable" text
+    # a comma in a header's unit, integers among the values, exponents: still a ';' file
+    text = "smiles;IC50 (uM, mean);note\nCCO;-0,77;a, b\nCCN;3;c\nCCC;1,5e-1;\n"
+    (tmp_path / "eu2.csv").write_text(text)
+    for as_text in (False, True):
+        df = read_table(tmp_path / "eu2.csv", as_text=as_text)
+        assert list(df.columns) == ["smiles", "IC50 (uM, mean)", "note"]
+        values = pd.to_numeric(df["IC50 (uM, mean)"]).tolist()
+        assert values == [-0.77, 3.0, 0.15] and df["note"].tolist()[0] == "a, b"
+    (tmp_path / "us.csv").write_text("name,smiles\nfoo;bar,CCO\nx,CCN\n")  # ';' in a name
+    assert read_table(tmp_path / "us.csv")["smiles"].tolist() == ["CCO", "CCN"]
     (tmp_path / "lib.smi").write_text("SMILES Name\nCCO ethanol\n\nc1ccccc1 benzene\n")
     df = read_table(tmp_path / "lib.smi")
     assert df["smiles"].tolist() == ["CCO", "", "c1ccccc1"]  # the blank line kept, in place

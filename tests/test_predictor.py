@@ -66,6 +66,16 @@ def test_schema_keys_columns_by_model_and_task():
     assert "a1.y_lower" in schema.detail_columns and "a1.in_domain" not in schema.detail_columns
 
 
+def test_a_task_named_like_another_output_column_is_prefixed():
+    """``error`` is every output's, ``reserved`` the caller's (the page's score, TPSA...)."""
+    tasks = [[("error", "regression", False), ("y", "regression", False)]]
+    assert OutputSchema.build(["m"], tasks, [False]).value_columns == ["m.error", "m.y"]
+    tasks = [[("TPSA", "regression", False)]]
+    assert OutputSchema.build(["m"], tasks, [False]).value_columns == ["TPSA"]
+    schema = OutputSchema.build(["m"], tasks, [False], reserved=("score", "TPSA"))
+    assert schema.value_columns == ["m.TPSA"] and schema.columns().count("error") == 1
+
+
 def test_input_columns_that_clash_are_renamed_one_way_everywhere():
     assert input_names(["smiles", "error", "pick", "id"], ["error", "pick"]) == {
         "error": "input_error",

@@ -50,6 +50,17 @@ def test_multitask_classification_with_missing_labels(tmp_path):
     assert ((out[tasks] >= 0) & (out[tasks] <= 1)).all().all()
 
 
+def test_a_classification_target_with_one_class_is_refused(esol):
+    """All actives (the inactives were never exported): nothing to learn, and the model would
+    call every molecule active with confidence."""
+    from molpred.io import DataError
+
+    data = esol.head(30).assign(active=1)
+    data.loc[3, "active"] = None  # a missing label is not a second class
+    with pytest.raises(DataError, match="'active' has one class only \\(all 1 in 29 usable"):
+        train(data, "smiles", ["active"], task_types="classification", progress=False)
+
+
 def test_mixed_regression_and_classification(tiny_csv):
     df = pd.read_csv(tiny_csv)
     model, metrics = train(
