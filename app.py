@@ -35,8 +35,10 @@ PAGE_COLUMNS = ("name", "smiles", "rank", "score", "batch", "why", "pareto", "pi
 EXAMPLE = "CC(=O)Oc1ccccc1C(=O)O aspirin\nCN1C=NC2=C1C(=O)N(C(=O)N2C)C caffeine\nC1CC broken"
 PRIVACY = (
     "**Private by design.** Structures are scored on this machine only: nothing is sent "
-    "anywhere, uploads stay in memory and are never written to disk, and usage statistics "
-    "are switched off."
+    "anywhere, uploads for scoring stay in memory and are never written to disk, and usage "
+    "statistics are switched off. A model you train here is saved in the models folder, with "
+    "its training molecules and values (its domain columns need them): anyone using this "
+    "page on this machine can use it."
 )
 
 st.set_page_config(page_title="molpred · screen candidates", page_icon="⚗️", layout="wide")

@@ -166,11 +166,13 @@ def prepare_dataset(
     )
     y = labels.to_numpy(dtype=np.float64)
     groups: dict[str, list[int]] = {}
+    unusable = {row for row, _, _ in problems}  # rows already reported for a label
     for row, (err, canon) in enumerate(zip(feats.errors, feats.canonical, strict=True)):
         if err:
             problems.append((row, df[smiles_column].iloc[row], err))
         elif np.isnan(y[row]).all():
-            problems.append((row, df[smiles_column].iloc[row], "no label in any target column"))
+            if row not in unusable:  # once per row: its unusable label already says why
+                problems.append((row, df[smiles_column].iloc[row], "no label in any target column"))
         else:
             groups.setdefault(canon, []).append(row)
     if not groups:
@@ -192,7 +194,7 @@ def prepare_dataset(
 
     table = pd.DataFrame(problems, columns=_PROBLEM_COLS)
     for i, row in enumerate(table["row"]):  # fill in the SMILES of label problems
-        if table.at[i, "smiles"] is None:
+        if pd.isna(table.at[i, "smiles"]):
             table.at[i, "smiles"] = df[smiles_column].iloc[row]
     return MoleculeDataset(
         smiles=smiles,

@@ -36,7 +36,8 @@ def evaluate_model(
     (per task: Spearman of |error| vs spread, miscalibration area, conformal coverage and width
     for regression; set coverage and mean set size for classification), ``by_similarity`` (rows
     of a table: similarity bin, molecules, mean absolute error per task) and ``in_domain`` /
-    ``out_of_domain`` errors, plus ``n_molecules`` and ``n_problems``.
+    ``out_of_domain`` errors, plus ``n_molecules`` and ``n_problems``. ``target_columns``
+    pair with the model's tasks in order, unless they are the tasks' own names (then by name).
     """
     targets = list(target_columns or model.task_names)
     if len(targets) != len(model.task_names):
@@ -44,6 +45,8 @@ def evaluate_model(
             f"the model predicts {len(model.task_names)} task(s), "
             f"got {len(targets)} target column(s)"
         )
+    if sorted(targets) == sorted(model.task_names):  # the tasks' own names: pair by name
+        targets = list(model.task_names)
     df = read_table(data) if not isinstance(data, pd.DataFrame) else data
     ds = prepare_dataset(
         df, smiles_column, targets, model.task_types, standardization=model.standardization

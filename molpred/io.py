@@ -172,7 +172,7 @@ def iter_table(
         elif fmt == "sdf":
             yield from _at_least_one(_iter_sdf(p, chunk_size))
         else:
-            yield from _at_least_one(_iter_parquet(p, chunk_size, as_text))
+            yield from _at_least_one(_iter_parquet(p, chunk_size))
     except pd.errors.EmptyDataError:
         raise DataError(f"no columns found in {p}") from None
     except pd.errors.ParserError as exc:
@@ -266,26 +266,41 @@ def _sdf_records(path: Path) -> Iterator[str]:
 
 
 def _sd_properties(block: str) -> dict[str, str]:
-    """The ``> <name>`` data items after ``M  END`` (multi-line values joined by newlines)."""
+    """The ``> <name>`` data items after ``M  END``: a header line, then value lines up to a
+    blank line (joined by newlines; a value may itself start with ``>``, as ``>10`` does)."""
     props: dict[str, str] = {}
     _, sep, data = block.partition("M  END")
     if not sep:
         return props
     name, values = None, []
-    for line in data.split("\n"):
-        if line.startswith(">"):
-            if name is not None:
-                props[name] = "\n".join(values).strip()
-            start, end = line.find("<"), line.find(">", line.find("<") + 1)
-            name, values = (line[start + 1 : end] if 0 <= start < end else None), []
-        elif name is not None:
+    for line in data.split("\n")[1:]:
+        if name is None:
+            start = line.find("<")
+            end = line.find(">", start + 1)
+            if line.startswith(">") and 0 <= start < end:
+                name, values = line[start + 1 : end], []
+        elif line.strip():
             values.append(line)
+        else:  # a blank line ends the item
+            props[name] = "\n".join(values).strip()
+            name = None
     if name is not None:
         props[name] = "\n".join(values).strip()
     return props
 
 
+def _sd_property_names(path: Path) -> list[str]:
+    """Every data item's name in the file, in order of first appearance: each chunk of
+    records gets all of them (blank where a record lacks one), so chunks line up."""
+    names: dict[str, None] = {}
+    for block in _sdf_records(path):
+        names.update(dict.fromkeys(_sd_properties(block.replace("\r\n", "\n"))))
+    return list(names)
+
+
 def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    fixed = ["name", "smiles", READ_ERROR]
+    columns = fixed + [f"sd_{k}" if k in fixed else k for k in _sd_property_names(path)]
     rows: list[dict[str, str]] = []
     for block in _sdf_records(path):
         block = block.replace("\r\n", "\n")
@@ -301,18 +316,23 @@ def _iter_sdf(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
             row[f"sd_{key}" if key in row else key] = value
         rows.append(row)
         if len(rows) >= chunk_size:
-            yield pd.DataFrame(rows).fillna("")
+            yield pd.DataFrame(rows, columns=columns).fillna("")
             rows = []
     if rows:
-        yield pd.DataFrame(rows).fillna("")
+        yield pd.DataFrame(rows, columns=columns).fillna("")
 
 
-def _iter_parquet(path: Path, chunk_size: int, as_text: bool) -> Iterator[pd.DataFrame]:
+def _iter_parquet(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Parquet keeps its own types (``as_text`` is for text formats, where it keeps IDs as
+    written: in Parquet, the stored value is as written). A pandas index stored with the
+    table (``df.set_index("compound_id").to_parquet(...)``) comes back as a column."""
     import pyarrow.parquet as pq
 
     for batch in pq.ParquetFile(_source(path)).iter_batches(batch_size=chunk_size):
         df = batch.to_pandas()
-        yield df.astype(str) if as_text else df
+        if not isinstance(df.index, pd.RangeIndex) or any(df.index.names):
+            df = df.reset_index()
+        yield df.reset_index(drop=True)
 
 
 @contextmanager

@@ -60,7 +60,8 @@ def predict(
 ) -> pd.DataFrame:
     """Score molecules with one model or a panel (featurized once per standardization).
 
-    ``workers``: featurization processes (default: all cores from a few thousand molecules
+    ``smiles``: a sequence of molecules, or one SMILES string (one row). ``workers``:
+    featurization processes (default: all cores from a few thousand molecules
     on, else this process).
 
     Returns
@@ -83,6 +84,8 @@ def predict(
         batch_size=batch_size,
         device=device,
     )
+    if isinstance(smiles, str):  # one molecule, not one per character
+        smiles = [smiles]
     return score_table(predictor, pd.DataFrame({"smiles": list(smiles)}), "smiles", workers)
 
 
@@ -190,15 +193,17 @@ class _Parts:
         """Concatenate the parts, in order, into the output (atomically), then remove them."""
         with atomic_path(self.output) as tmp:
             if self.fmt == "parquet":
+                import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                writer = None
-                for i in range(n_parts):
-                    table = pq.read_table(self.path(i))
-                    writer = writer or pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-                if writer is not None:
-                    writer.close()
+                # one schema for all parts: a column empty in one part (type null) takes
+                # the type the others give it
+                schemas = [pq.read_schema(self.path(i)) for i in range(n_parts)]
+                if schemas:
+                    schema = pa.unify_schemas(schemas, promote_options="permissive")
+                    with pq.ParquetWriter(tmp, schema.remove_metadata()) as writer:
+                        for i in range(n_parts):
+                            writer.write_table(pq.read_table(self.path(i)).cast(writer.schema))
             else:  # CSV/TSV bytes (and gzip members) concatenate
                 with open(tmp, "wb") as out:
                     for i in range(n_parts):
@@ -330,5 +335,13 @@ def predict_file(
 
 
 def _chain(first: pd.DataFrame, rest):
+    """The input's chunks, each with the first's columns in its order: the parts are written
+    with one header, so a chunk with other columns would put cells under the wrong names."""
     yield first
-    yield from rest
+    for i, chunk in enumerate(rest, start=1):
+        if list(chunk.columns) != list(first.columns):
+            raise DataError(
+                f"chunk {i} of the input has other columns than the first "
+                f"({list(chunk.columns)} against {list(first.columns)})"
+            )
+        yield chunk

@@ -157,6 +157,8 @@ class Predictor:
         if not self.models:
             raise ValueError("a Predictor needs at least one model")
         names = list(names) if names is not None else [f"model{i}" for i in range(len(models))]
+        if len(names) != len(self.models):
+            raise ValueError(f"{len(names)} model name(s) for {len(self.models)} model(s)")
         self.confidence, self.domain = confidence, domain
         self.batch_size, self.device = batch_size, str(resolve_device(device))
         self.schema = OutputSchema.build(

@@ -396,6 +396,11 @@ def test_train_in_the_page_then_score_with_the_new_model(esol, models_dir, tmp_p
     assert (own / "assay.pt").is_file()
     assert "assay.pt" in at.sidebar.multiselect[1].value  # selected for scoring at once
     assert len(job.model.problems) == 2  # the broken SMILES and the text label, with reasons
+    assert any("2 input rows left out" in w.value for w in at.warning)
+    assert job.model_file == (own / "assay.pt").read_bytes()  # the download: this run's file
+    caption = next(c.value for c in at.caption if c.value.startswith("Test metrics on "))
+    n_test = job.metrics["members"][0]["n_test"]
+    assert caption.startswith(f"Test metrics on {n_test} molecules") and "loss" not in caption
     assert job.metrics["init"] == "encoder" and "--init" not in command  # small: auto, as the CLI
     results = _score(at, "CCO\nc1ccccc1O")
     assert "logS" in results and results["logS"].notna().all()
@@ -681,3 +686,16 @@ def test_tasks_named_like_the_pages_columns_are_scored_under_the_models_name(
     ranked = _table(at, "rank")
     assert ranked["rank"].tolist() == [1, 2, 3] and ranked["score"].notna().all()
     assert ranked["assay.score"].notna().all()
+
+
+def test_a_training_waiting_for_another_can_be_cancelled(esol, tmp_path):
+    """Cancel once did nothing to a run queued behind another session's: it waited for the
+    lock, then trained anyway."""
+    from molpred.page import job as page_job
+
+    request = page_job.TrainingRequest("smiles", (ESOL_TARGET,), "regression", epochs=5)
+    with page_job._ONE_AT_A_TIME:  # another session's run holds the machine
+        waiting = page_job.TrainingJob(esol.head(40), request, tmp_path / "m.pt").start()
+        waiting.cancel()
+        assert waiting.wait(5) and waiting.state == "cancelled" and waiting.queued
+    assert not (tmp_path / "m.pt").exists()

@@ -120,6 +120,28 @@ def test_unusable_input_exits_2_with_one_line(tmp_path, tiny_csv):
     )  # fmt: skip
     assert proc.returncode == 2 and "--device cuda:7" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    (tmp_path / "a_file").write_text("")
+    bundled = ROOT / "molpred" / "pretrained" / "solubility.pt"
+    proc = run("predict", bundled, tiny_csv, "-o", tmp_path / "a_file" / "o.csv", check=False)
+    assert proc.returncode == 2 and "Not a directory" in proc.stderr  # no traceback
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_reports_are_strict_json(tmp_path):
+    """An undefined metric (a similarity bin without labels) is null: jq and browsers
+    reject NaN."""
+    import numpy as np
+
+    from molpred.cli.commands import _write_json
+
+    _write_json(tmp_path / "r.json", {"a": float("nan"), "b": [np.float32(1.5), np.inf], "c": 2})
+    strict = json.loads((tmp_path / "r.json").read_text(), parse_constant=pytest.fail)
+    assert strict == {"a": None, "b": [1.5, None], "c": 2}
+
+
+def test_a_negative_top_is_refused():
+    proc = run("predict", "m.pt", "x.csv", "-o", "o.csv", "--top", "-3", check=False)
+    assert proc.returncode == 2 and "-3 is negative" in proc.stderr
 
 
 def test_train_flag_defaults_are_the_library_defaults():

@@ -32,6 +32,13 @@ def test_prepare_reports_every_unusable_row(tiny_csv):
     assert "CCN(CC)CC" in parent.smiles and "CCN(CC)CC.Cl" not in parent.smiles
 
 
+def test_a_row_with_an_unusable_label_is_reported_once_with_its_smiles():
+    df = pd.DataFrame({"smiles": ["CCO", "CCN", "CCC"], "y": ["1.0", ">10", "2"]})
+    ds = prepare_dataset(df, "smiles", ["y"], ["regression"])
+    assert ds.problems[["row", "smiles"]].values.tolist() == [[1, "CCN"]]
+    assert "unusable label '>10'" in ds.problems["reason"][0]
+
+
 def test_conflicting_class_labels_are_reported():
     df = pd.DataFrame({"smiles": ["CCO", "OCC", "C(C)O", "CCN"], "y": [1, 0, 0, 1]})
     ds = prepare_dataset(df, "smiles", ["y"], "classification")

@@ -2,6 +2,7 @@ import gzip
 
 import pandas as pd
 import pytest
+from rdkit import Chem
 
 from molpred.io import DataError, TableWriter, atomic_path, iter_table, read_table, table_format
 
@@ -116,3 +117,25 @@ def test_sd_properties_named_like_the_readers_columns_do_not_replace_them(tmp_pa
     row = read_table(tmp_path / "p.sdf").iloc[0]
     assert (row["smiles"], row["name"]) == ("Oc1ccccc1", "phenol")
     assert (row["sd_smiles"], row["sd_name"]) == ("X", "from a property")
+
+
+def test_sdf_chunks_share_every_records_properties(tmp_path):
+    """Vendor SDFs carry optional fields: a chunk without one (or with them in another order)
+    once put its cells under the wrong headers of the joined output."""
+
+    def record(smiles, **props):
+        block = Chem.MolToMolBlock(Chem.MolFromSmiles(smiles))
+        items = "".join(f">  <{k}>\n{v}\n\n" for k, v in props.items())
+        return f"{block}{items}$$$$\n"
+
+    text = (
+        record("CCO", ID="a1", Salt="HCl", pIC50="6.2")
+        + record("CCN", pIC50="5.0", ID="a2")
+        + record("CCC", ID="a3", vendor="x", pIC50=">10")  # a censored value, not a header
+    )
+    (tmp_path / "v.sdf").write_text(text)
+    chunks = list(iter_table(tmp_path / "v.sdf", chunk_size=1))
+    assert all(list(c.columns) == list(chunks[0].columns) for c in chunks)
+    df = pd.concat(chunks, ignore_index=True)
+    assert df["ID"].tolist() == ["a1", "a2", "a3"] and df["Salt"].tolist() == ["HCl", "", ""]
+    assert df["pIC50"].tolist() == ["6.2", "5.0", ">10"] and df["vendor"].tolist() == ["", "", "x"]

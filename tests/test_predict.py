@@ -99,6 +99,20 @@ def test_smi_sdf_parquet_inputs(model, tmp_path):
     pd.DataFrame({"SMILES": ["CCO", "bad"], "id": [1, 2]}).to_parquet(pq)
     predict_file(model, pq, tmp_path / "pq.csv", progress=False)
     assert len(pd.read_csv(tmp_path / "pq.csv")) == 2
+    # a compound ID stored as the pandas index comes back as a column; numbers stay numbers
+    table = pd.DataFrame(
+        {"compound_id": ["C-7", "C-9"], "smiles": ["CCO", "CCN"], "pIC50": [6.1, None]}
+    )
+    table.set_index("compound_id").to_parquet(pq)
+    predict_file(model, pq, tmp_path / "pq.parquet", progress=False)
+    out = pd.read_parquet(tmp_path / "pq.parquet")
+    assert out["compound_id"].tolist() == ["C-7", "C-9"]
+    assert out["pIC50"].dtype == float and out["pIC50"].isna().tolist() == [False, True]
+    # a column empty in the first chunk and filled in a later one
+    table.assign(note=[None, "salt"]).to_parquet(pq)
+    predict_file(model, pq, tmp_path / "pq.parquet", progress=False, chunk_size=1)
+    note = pd.read_parquet(tmp_path / "pq.parquet")["note"]
+    assert note.isna().tolist() == [True, False] and note[1] == "salt"
 
 
 def test_unusable_inputs(model, tmp_path):
@@ -185,3 +199,22 @@ def test_scoring_an_output_again_keeps_every_input_column(model):
     assert out["input_error_2"].tolist() == ["", "old reason"]
     assert out["error"].iloc[0] == "" and "unparseable" in out["error"].iloc[1]
     assert out.columns.is_unique
+
+
+def test_one_smiles_string_is_one_molecule_and_names_must_match_models(model):
+    out = predict(model, "CCO")
+    assert out["smiles"].tolist() == ["CCO"] and out["error"].tolist() == [""]
+    with pytest.raises(ValueError, match="1 model name\\(s\\) for 2 model\\(s\\)"):
+        predict([model, model], ["CCO"], model_names=["a"])
+
+
+def test_evaluate_pairs_the_tasks_own_names_by_name(esol):
+    """--target-columns naming the model's tasks in another order once scored the rat
+    clearance labels as the human's."""
+    from molpred.evaluate import evaluate_model
+
+    data = esol.head(80)
+    two = train_small(data, targets=(ESOL_TARGET, "Molecular Weight"))
+    ordered = evaluate_model(two, data)["metrics"]
+    swapped = evaluate_model(two, data, target_columns=["Molecular Weight", ESOL_TARGET])
+    assert swapped["metrics"] == ordered

@@ -1,8 +1,9 @@
 """``molpred`` command line: thin subcommands over the library.
 
 Exit codes: 0 success; 2 unusable input (missing file or column, no valid molecules, bad model
-file), with a one-line reason on stderr. The parser (``parser.py``) imports no torch, so
-``--help`` is instant; each command (``commands.py``) imports what it uses.
+file) or an output that cannot be written, with a one-line reason on stderr. The parser
+(``parser.py``) imports no torch, so ``--help`` is instant; each command (``commands.py``)
+imports what it uses.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as exc:  # DataError, ModelFileError, bad options
         print(f"molpred {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written: a full disk, a directory
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"molpred {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -208,8 +208,21 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
 def _write_json(path: str, obj: dict) -> None:
     from molpred.io import atomic_path
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=float))
+    with atomic_path(path) as tmp:  # strict JSON: an undefined metric is null, not NaN
+        tmp.write_text(json.dumps(_finite(obj), indent=2, default=float, allow_nan=False))
+
+
+def _finite(obj):
+    """``obj`` with NaN and infinite floats as None (JSON's null)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
 
 
 def predict(args: argparse.Namespace) -> int:

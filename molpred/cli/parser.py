@@ -50,6 +50,17 @@ EVALUATE_EXAMPLE = """example:
 """
 
 
+def _count(text: str) -> int:
+    """A whole number, 0 or more (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 SMILES_HELP = "default: the column named smiles, canonical_smiles or smi (any case)"
 
 
@@ -263,7 +274,9 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         help="featurization processes (default: all cores; 1 = in this process)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--top", type=int, default=0, help="print the N highest-scoring rows")
+    p.add_argument(
+        "--top", type=_count, default=0, help="print the N highest-scoring rows (0: none)"
+    )
     p.add_argument("--sort-by", help="task to rank by for --top (default: the first)")
     p.add_argument("--ascending", action="store_true", help="rank lowest first for --top")
     p.add_argument(

@@ -71,6 +71,7 @@ class TrainingJob:
     progress: TrainProgress | None = None
     error: str = ""
     model: MolpredModel | None = None
+    model_file: bytes = b""  # the file as this run saved it (what its download hands out)
     metrics: dict = field(default_factory=dict)
     started: float = 0.0
     finished: float = 0.0
@@ -112,9 +113,17 @@ class TrainingJob:
             raise Cancelled
 
     def _run(self) -> None:
-        with _ONE_AT_A_TIME:  # torch's seeds and determinism switches are process-wide
+        # torch's seeds and determinism switches are process-wide: one run at a time; a
+        # run waiting for another can still be cancelled
+        while not _ONE_AT_A_TIME.acquire(timeout=0.2):
+            if self._cancel.is_set():
+                self._end("cancelled")
+                return
+        try:
             self.queued, self.started = False, time.monotonic()
             self._train()
+        finally:
+            _ONE_AT_A_TIME.release()
 
     def _train(self) -> None:
         r = self.request
@@ -135,6 +144,8 @@ class TrainingJob:
                 on_epoch=self._on_epoch,
             )
             model.save(self.output)
+            # kept: another session may save a model of the same name after this one
+            self.model_file = self.output.read_bytes()
             self.model, self.metrics = model, metrics
             self._end("done")
         except Cancelled:

@@ -206,26 +206,41 @@ def _outcome(job: TrainingJob) -> None:
         st.error(f"Training failed: {job.error}")
     elif job.state == "done" and job.model is not None:
         model = job.model
-        # the model's own test score (its members' mean prediction) where there is one
-        scores = job.metrics.get("test_ensemble") or job.metrics.get("test", {})
-        test = {k: round(v, 3) for k, v in scores.items() if "/" not in k}
         st.success(
             f"Saved `{job.output}` ({model.info.n_train_molecules} molecules, "
             f"{job.seconds:.0f} s): it is now under **Your models** in the sidebar."
         )
-        st.caption(
-            f"Test metrics ({job.request.split} split): "
-            + (", ".join(f"{k} {v}" for k, v in test.items()) or "none")
-            + f"; data fingerprint {model.info.data_fingerprint[:12]}…"
-        )
+        st.caption(_test_caption(job) + f"; data fingerprint {model.info.data_fingerprint[:12]}…")
         if len(model.problems):
-            st.warning(f"{len(model.problems)} rows could not be used:")
-            st.dataframe(model.problems, hide_index=True, key="t_problems")
+            rows = model.problems["row"].nunique()
+            st.warning(
+                f"{rows} input row{'' if rows == 1 else 's'} left out, or with a label left "
+                "out (row 1 is the first row under the header):"
+            )
+            shown = model.problems.assign(row=model.problems["row"] + 1)
+            st.dataframe(shown, hide_index=True, key="t_problems")
         st.download_button(
             "Download the model file",
-            job.output.read_bytes,  # read when clicked, not on every rerun
+            job.model_file,
             job.output.name,
             "application/octet-stream",
             key="t_download",
             on_click="ignore",
         )
+
+
+def _test_caption(job: TrainingJob) -> str:
+    """The model's test score (its members' mean prediction), with how many molecules it
+    rests on: from a handful, a number says little."""
+    scores = job.metrics.get("test_ensemble") or job.metrics.get("test", {})
+    test = {k: round(v, 3) for k, v in scores.items() if "/" not in k and k != "loss"}
+    members = job.metrics.get("members") or [{}]
+    n_test = members[0].get("n_test", 0)
+    if not test or not n_test:
+        return f"No test score ({job.request.split} split: no test molecules)"
+    text = (
+        f"Test metrics on {n_test} molecule{'' if n_test == 1 else 's'} ({job.request.split} "
+        "split, the members' mean prediction): " + ", ".join(f"{k} {v}" for k, v in test.items())
+    )
+    few = " — too few test molecules for these numbers to mean much" if n_test < 20 else ""
+    return text + few
