@@ -18,7 +18,14 @@ from molpred.features import Featurized, featurize_smiles
 from molpred.featurize import DESCRIPTOR_NAMES, FP_BITS, MolGraph
 from molpred.io import DataError, pick_column
 
-__all__ = ["MoleculeDataset", "prepare_dataset", "infer_task_types", "TASK_TYPES"]
+__all__ = [
+    "MoleculeDataset",
+    "prepare_dataset",
+    "infer_task_types",
+    "label_values",
+    "TASK_TYPES",
+    "CLASS_WORDS",
+]
 
 
 @dataclass
@@ -87,13 +94,29 @@ def infer_task_types(targets: pd.DataFrame) -> list[str]:
 
 
 _LABEL_LIMIT = 1e30
+# words a class column is often written in (any case); a column of these alone reads as 0/1
+CLASS_WORDS = {
+    **dict.fromkeys(("active", "yes", "true", "positive", "pos"), 1.0),
+    **dict.fromkeys(("inactive", "no", "false", "negative", "neg"), 0.0),
+}
+
+
+def label_values(raw: pd.Series) -> pd.Series:
+    """A label column as numbers (NaN where a cell is blank or not a number). A column whose
+    text cells are all class words (``active``/``inactive``, ``yes``/``no``,
+    ``true``/``false``, ``positive``/``negative``) reads as 1/0."""
+    words = raw.astype(str).str.strip().str.lower()
+    filled = raw.notna() & (words != "")
+    if filled.any() and words[filled].isin(list(CLASS_WORDS)).all():
+        return words.map(CLASS_WORDS).where(filled).astype(float)
+    return pd.to_numeric(raw, errors="coerce").astype(float)
 
 
 def _numeric_labels(df: pd.DataFrame, columns: Sequence[str], problems: list) -> pd.DataFrame:
     out = {}
     for col in columns:
         raw = df[col]
-        num = pd.to_numeric(raw, errors="coerce").astype(float)
+        num = label_values(raw)
         bad_text = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
         # inf, and finite values float32 (the training precision) cannot hold
         bad_inf = num.notna() & ~(num.abs() <= _LABEL_LIMIT)

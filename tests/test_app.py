@@ -591,6 +591,7 @@ def test_training_form_guesses_the_measured_column_and_follows_changes(app):
             "ESOL predicted logS": np.linspace(-3, 0, 20),
             "measured logS": np.linspace(-4, 0, 20),
             "active": [0, 1] * 10,
+            "call": ["inactive", "Active"] * 10,  # classes as words are offered too
         }
     )
     data = table.to_csv(index=False).encode()
@@ -599,6 +600,9 @@ def test_training_form_guesses_the_measured_column_and_follows_changes(app):
     assert app.multiselect(key="t_y").value == ["measured logS"]
     assert app.radio(key="t_task").value == "regression"
     app.multiselect(key="t_y").set_value(["active"])
+    app.run()
+    assert app.radio(key="t_task").value == "classification"
+    app.multiselect(key="t_y").set_value(["call"])
     app.run()
     assert app.radio(key="t_task").value == "classification"
     other = pd.DataFrame({"SMILES": ["CCO", "CCN", "CCC"], "pIC50": [5.0, 6.0, 7.0]})
@@ -699,3 +703,14 @@ def test_a_training_waiting_for_another_can_be_cancelled(esol, tmp_path):
         waiting.cancel()
         assert waiting.wait(5) and waiting.state == "cancelled" and waiting.queued
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_the_shown_command_passes_column_names_that_start_with_a_dash():
+    import shlex
+
+    from molpred.cli.parser import build_parser
+    from molpred.page.job import TrainingRequest
+
+    request = TrainingRequest("smiles", ("-logIC50",), "regression")
+    args = build_parser().parse_args(shlex.split(request.command("a b.csv", "m.pt"))[1:])
+    assert args.target_columns == ["-logIC50"] and args.data == "a b.csv"

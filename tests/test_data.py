@@ -39,6 +39,17 @@ def test_a_row_with_an_unusable_label_is_reported_once_with_its_smiles():
     assert "unusable label '>10'" in ds.problems["reason"][0]
 
 
+def test_classes_written_as_words_are_read_as_0_and_1():
+    df = pd.DataFrame(
+        {"smiles": ["CCO", "CCN", "CCC", "CCCl"], "hit": ["Active", "inactive", "", "ACTIVE "]}
+    )
+    ds = prepare_dataset(df, "smiles", ["hit"])
+    assert ds.task_types == ["classification"] and len(ds.problems) == 1  # the blank row
+    assert ds.targets[:, 0].tolist() == [1.0, 0.0, 1.0]
+    mixed = pd.DataFrame({"smiles": ["CCO", "CCN"], "y": ["active", "3.2"]})  # not all words
+    assert prepare_dataset(mixed, "smiles", ["y"]).targets[:, 0] == pytest.approx([3.2])
+
+
 def test_conflicting_class_labels_are_reported():
     df = pd.DataFrame({"smiles": ["CCO", "OCC", "C(C)O", "CCN"], "y": [1, 0, 0, 1]})
     ds = prepare_dataset(df, "smiles", ["y"], "classification")

@@ -113,11 +113,14 @@ def test_a_tampered_booster_fails_the_checksum(blended, tmp_path):
 def test_trees_off_and_tasks_the_trees_cannot_learn(esol):
     off, _ = fit(esol.head(80), [ESOL_TARGET], train_config=replace(FAST, trees=False))
     assert off.members[0].trees is None
-    # one class only in training: that task stays the network's alone
+    # one class only in the training rows (the other is in a test row): that task stays the
+    # network's alone (a task with one class in the whole table is refused before training)
     data = esol.head(120).assign(
-        active=(esol[ESOL_TARGET].head(120) > -2).astype(float), constant=1.0
+        active=(esol[ESOL_TARGET].head(120) > -2).astype(float),
+        constant=[1.0] * 119 + [0.0],
+        part=["train"] * 96 + ["val"] * 12 + ["test"] * 12,
     )
-    model, _ = fit(data, ["active", "constant"], task_types="classification")
+    model, _ = fit(data, ["active", "constant"], task_types="classification", split_column="part")
     boosters = model.members[0].trees.boosters
     assert boosters[0] is not None and boosters[1] is None
     probs = molpred.predict(model, esol["smiles"].iloc[300:320].tolist())["active"]

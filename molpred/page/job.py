@@ -43,8 +43,8 @@ class TrainingRequest:
         parts = [
             "molpred train",
             _quoted(data),
-            f"--smiles-column {_quoted(self.smiles_column)}",
-            "--target-columns " + " ".join(map(_quoted, self.target_columns)),
+            _option("--smiles-column", [self.smiles_column]),
+            _option("--target-columns", self.target_columns),
             f"--task {self.task}",
             f"--split {self.split}",
             f"--epochs {self.epochs}",
@@ -57,6 +57,14 @@ class TrainingRequest:
 
 def _quoted(text: str) -> str:
     return shlex.quote(str(text))
+
+
+def _option(flag: str, values: tuple[str, ...] | list[str]) -> str:
+    """``flag`` with its values, quoted for the shell. A single value starting with ``-``
+    (``-logIC50``) is attached as ``flag=value``, or argparse would read it as an option."""
+    if len(values) == 1 and str(values[0]).startswith("-"):
+        return _quoted(f"{flag}={values[0]}")
+    return " ".join([flag, *map(_quoted, values)])
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from molpred.data import infer_task_types
+from molpred.data import infer_task_types, label_values
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.job import TrainingJob, TrainingRequest
 from molpred.pretrained import CARDS, available, model_path
@@ -60,10 +60,8 @@ def _form(models_dir: Path, running: bool = False) -> None:
     smiles_column = a.selectbox(
         "SMILES column", columns, index=columns.index(guess) if guess else 0, key="t_smiles"
     )
-    numeric = [
-        c
-        for c in columns
-        if c != smiles_column and pd.to_numeric(table[c], errors="coerce").notna().any()
+    numeric = [  # numbers, or class words (active/inactive...) read as 1/0
+        c for c in columns if c != smiles_column and label_values(table[c]).notna().any()
     ]
     targets = b.multiselect(
         "Measured value column(s)",
@@ -74,9 +72,15 @@ def _form(models_dir: Path, running: bool = False) -> None:
         args=("t_task",),
     )
     if not targets:
-        st.info("Choose the column(s) with the measured values.")
+        st.info(
+            "Choose the column(s) with the measured values: numbers, or classes written as "
+            "0/1, active/inactive, yes/no or true/false."
+            if numeric
+            else "No column holds measured values: numbers, or classes written as 0/1, "
+            "active/inactive, yes/no or true/false."
+        )
         return
-    labels = table[targets].apply(pd.to_numeric, errors="coerce")
+    labels = table[targets].apply(label_values)
     guessed = "classification" if set(infer_task_types(labels)) == {"classification"} else None
     c, d, e = st.columns(3)
     task = c.radio(
