@@ -10,15 +10,28 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from rdkit import Chem
 
 from molpred.chem import is_own_parent, parent_key
 from molpred.io import pick_column
+from molpred.medchem import PROPERTY_UNITS, properties
 from molpred.parallel import default_workers, map_ordered
 from molpred.predict import score_table
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 
-__all__ = ["measured_molecules", "keys_of", "parent_keys", "training_keys", "KEY"]
+__all__ = [
+    "measured_molecules",
+    "measured_numbers",
+    "keys_of",
+    "parent_keys",
+    "training_keys",
+    "KEY",
+    "MEASURED",
+]
+
+# how many of a measured molecule's objective values were measured (not predicted)
+MEASURED = "n_measured"
 
 
 def measured_molecules(
@@ -56,7 +69,7 @@ def measured_molecules(
             names = (o.column, task.task if task else None, (aliases or {}).get(o.column))
             source = next((c for c in names if c is not None and c in table.columns), None)
             if source is not None:
-                part[o.column] = pd.to_numeric(table[source], errors="coerce").to_numpy()
+                part[o.column] = measured_numbers(table[source]).to_numpy()
         parts.append(part)
         public.append(np.zeros(len(part), dtype=bool))
     if training:
@@ -80,6 +93,17 @@ def measured_molecules(
         task = by_value.get(o.column)
         if task is not None and task.kind == "classification" and o.column in measured:
             measured[o.column] = np.nan
+    # a molecule with no measured value is only not to be made again: its predictions
+    # never become the incumbent (a list of made molecules is no measure of the best)
+    values = [o.column for o in objectives if o.column in measured]
+    measured[MEASURED] = measured[values].notna().sum(axis=1) if values else 0
+    computed = [o.column for o in objectives if o.column in PROPERTY_UNITS]
+    if computed and fill:  # a computed property (QED...): computed as for the candidates
+        rows = (measured[MEASURED] > 0).to_numpy() & ~np.concatenate(public)
+        props = [_properties(s) for s in measured.loc[rows, "smiles"]]
+        for column in computed:
+            measured[column] = np.nan
+            measured.loc[rows, column] = [p.get(column, np.nan) for p in props]
     predicted = [o.column for o in objectives if o.column in by_value] if fill else []
     for column in predicted:
         if column not in measured:
@@ -92,6 +116,18 @@ def measured_molecules(
             guessed = guess[column].to_numpy()
             measured.loc[gaps, column] = np.where(np.isnan(filled), guessed, filled)
     return measured
+
+
+def measured_numbers(raw: pd.Series) -> pd.Series:
+    """Measured values as numbers; a qualified one (``>4.5``, ``<=0.1``, ``~3``) as its
+    number: the bound is what was measured, and a best-measured comparison may use it."""
+    text = raw.astype(str).str.strip().str.replace(r"^(?:[<>]=?|[≤≥~=])\s*", "", regex=True)
+    return pd.to_numeric(text.where(raw.notna()), errors="coerce").astype(float)
+
+
+def _properties(smiles: str) -> dict[str, float]:
+    mol = Chem.MolFromSmiles(smiles)
+    return properties(mol) if mol is not None else {}
 
 
 def keys_of(measured: pd.DataFrame | None) -> list[str | None]:

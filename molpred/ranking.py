@@ -63,6 +63,8 @@ def parse_objective(text: str) -> Objective:
             return Objective(column, goal, weight)
         low, dots, high = goal.partition("..")
         if dots:
+            if not low.strip() or not high.strip():
+                raise ValueError("write both ends of the range, LOW..HIGH (e.g. 1..3)")
             return Objective(column, "range", weight, float(low), float(high))
     except ValueError as exc:
         raise ValueError(f"objective {text!r}: {exc}") from None
@@ -77,13 +79,20 @@ def desirability(
     """Desirability in [0, 1] (NaN where the value is missing).
 
     ``reference``: the values whose 5th and 95th percentiles scale ``higher``/``lower``
-    (default: ``values`` themselves). :mod:`molpred.suggest` scores sampled and measured
+    (default: ``values`` themselves). A range is 1 inside and falls to 0 one range width
+    outside; a single target value (``2..2``) falls to 0 half the reference's 5th-95th
+    percentile spread away. :mod:`molpred.suggest` scores sampled and measured
     values on the candidates' scale with it. ``values`` may have any shape.
     """
     x = np.asarray(values, dtype=np.float64)
     if objective.direction == "range":
         lo, hi = float(objective.low), float(objective.high)  # type: ignore[arg-type]
-        width = max(hi - lo, 1e-12)
+        width = hi - lo
+        if width <= 0:  # a target value (2..2): scored against half the values' spread
+            ref = x if reference is None else np.asarray(reference, dtype=np.float64)
+            finite = ref[np.isfinite(ref)]
+            spread = np.subtract(*np.percentile(finite, [95, 5])) / 2 if finite.size else 0.0
+            width = spread if spread > 1e-12 else 1e-12
         below, above = (lo - x) / width, (x - hi) / width
         return np.clip(1.0 - np.maximum(np.maximum(below, above), 0.0), 0.0, 1.0)
     ref = x if reference is None else np.asarray(reference, dtype=np.float64)

@@ -34,7 +34,7 @@ from sklearn.decomposition import PCA
 
 from molpred.chem import InvalidMoleculeError, canonical_smiles, parent_key, standardize
 from molpred.featurize import fingerprint
-from molpred.measured import keys_of
+from molpred.measured import MEASURED, keys_of
 from molpred.ranking import Objective, desirability
 from molpred.schema import ERROR, STD, input_names
 from molpred.splits import scaffold
@@ -185,7 +185,7 @@ def suggest(
     draws = objective_draws(table, objectives, options.samples, options.seed)
     if ERROR in table:
         draws[(table[ERROR].fillna("") != "").to_numpy()] = np.nan
-    best = _measured_best(measured, objectives, table, options)
+    best, incumbent = _measured_best(measured, objectives, table, options)
     value = acquisition(draws, options.strategy, options.beta, best, options.seed)
     with np.errstate(invalid="ignore"):
         mean, sd = draws.mean(axis=1), draws.std(axis=1)
@@ -210,7 +210,7 @@ def suggest(
     out["scaffold"] = [p.scaffold for p in batch.picks]
     out["nearest_pick_similarity"] = nearest
     out["why"] = [
-        _why(options, mean[p.row], sd[p.row], value[p.row], error[p.row], best, p, near)
+        _why(options, mean[p.row], sd[p.row], value[p.row], error[p.row], incumbent, p, near)
         for p, near in zip(batch.picks, nearest, strict=True)
     ]
     return out
@@ -245,26 +245,42 @@ def _measured_best(
     objectives: Sequence[Objective],
     table: pd.DataFrame,
     options: BatchOptions,
-) -> float | None:
-    """The best objective among measured molecules with a value for every objective, scaled
-    like the candidates (None if there is none)."""
+) -> tuple[float | None, str]:
+    """``ei``'s incumbent: the best objective among measured molecules (scaled like the
+    candidates), and how the explanations name it. Only molecules with a measured value count
+    (their other values predicted, or computed for a property such as QED); without any, or
+    when they lack an objective's column, the best predicted candidate is the incumbent."""
     if measured is None or measured.empty:
-        return None
+        return None, "best predicted"
     active = [o for o in objectives if o.weight > 0]
-    if any(o.column not in measured for o in active):
-        return None
+    missing = [o.column for o in active if o.column not in measured]
+    if missing:
+        return None, f"best predicted (the measured molecules have no {', '.join(missing)})"
+    counts = (  # measured values per molecule (a table of the user's: its values)
+        measured[MEASURED]
+        if MEASURED in measured
+        else measured[[o.column for o in active]].notna().sum(axis=1)
+    )
+    rows = measured[counts > 0]
+    if rows.empty:
+        return None, "best predicted (no measured value given)"
     total = sum(o.weight for o in active)
     score = sum(
         o.weight
         * desirability(
-            pd.to_numeric(measured[o.column], errors="coerce"),
+            pd.to_numeric(rows[o.column], errors="coerce"),
             o,
             pd.to_numeric(table[o.column], errors="coerce"),
         )
         for o in active
     )
-    score = np.asarray(score) / total
-    return float(np.nanmax(score)) if np.isfinite(score).any() else None
+    score = np.asarray(score, dtype=np.float64) / total
+    if not np.isfinite(score).any():
+        return None, "best predicted"
+    best = int(np.nanargmax(score))
+    partly = counts[counts > 0].iloc[best] < len(active)
+    name = "best measured" + (" (its other values predicted or computed)" if partly else "")
+    return float(score[best]), f"{name} {score[best]:.3f}"
 
 
 @dataclass
@@ -357,7 +373,7 @@ def _why(
     sd: float,
     value: float,
     error: float,
-    best: float | None,
+    incumbent: str,
     pick: _Pick,
     nearest: float,
 ) -> str:
@@ -367,8 +383,7 @@ def _why(
     elif options.strategy == "ucb":
         reason = f"UCB {value:.3f} = objective {mean:.3f} + {options.beta:g} x sd {sd:.3f}"
     elif options.strategy == "ei":
-        over = f"best measured {best:.3f}" if best is not None else "best predicted"
-        reason = f"expected improvement {value:.4f} over {over}; {objective}"
+        reason = f"expected improvement {value:.4f} over {incumbent}; {objective}"
     elif options.strategy == "random":
         reason = f"random pick (control); {objective}"
     else:

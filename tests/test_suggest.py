@@ -347,3 +347,36 @@ def test_measured_values_are_read_under_the_pages_display_names():
     out = measured_molecules(predictor, [mine], objective, fill=False, aliases={"exp": label})
     assert out["exp"].tolist() == [1.5, 2.5]
     assert "exp" not in measured_molecules(predictor, [mine], objective, fill=False)
+
+
+def test_the_ei_incumbent_is_a_measured_value_and_says_what_it_is(esol_model):
+    """A list of made molecules without values is no incumbent (its worst prediction once
+    inflated every improvement 30-fold, called 'best measured'); a computed property in the
+    ranking (the page's default QED) no longer drops the measured values; a qualified
+    value ('>4.5') is its number, not a prediction."""
+    from molpred.predict import score_table
+
+    predictor = Predictor({"sol": esol_model})
+    table = score_table(predictor, pd.DataFrame({"smiles": ALCOHOLS}), "smiles")
+    goal = [Objective(ESOL_TARGET, "higher")]
+    made = measured_molecules(predictor, [pd.DataFrame({"smiles": ["CCCCCC"]})], goal)
+    picks = suggest(table, goal, _free("ei", n=2), measured=made)
+    assert "over best predicted (no measured value given)" in picks["why"].iloc[0]
+
+    values = pd.DataFrame({"smiles": ["CCCCCC", "CCOCC"], ESOL_TARGET: [">4.5", "-1.2"]})
+    with_qed = [*goal, Objective("QED", "higher")]
+    table["QED"] = np.linspace(0.2, 0.6, len(table))
+    made = measured_molecules(predictor, [values], with_qed)
+    assert made[ESOL_TARGET].tolist()[:2] == [4.5, -1.2] and made["QED"].notna().all()
+    picks = suggest(table, with_qed, _free("ei", n=2), measured=made)
+    assert "over best measured (its other values predicted or computed)" in picks["why"].iloc[0]
+
+
+def test_a_target_value_ranks_by_distance_and_an_open_range_is_explained():
+    from molpred.ranking import desirability, parse_objective
+
+    point = parse_objective("y=2..2")
+    d = desirability(np.array([2.0, 2.5, 3.0, 10.0]), point, np.linspace(0, 10, 50))
+    assert d[0] == 1.0 and 1.0 > d[1] > d[2] > d[3] == 0.0  # once every value scored 0
+    with pytest.raises(ValueError, match="both ends of the range"):
+        parse_objective("y=..3")

@@ -314,16 +314,17 @@ def _print_top(top, predictor) -> None:
 
 
 def suggest(args: argparse.Namespace) -> int:
+    import numpy as np
     import pandas as pd
 
     from molpred.io import DataError, pick_column, read_table, writable_format
-    from molpred.measured import measured_molecules
+    from molpred.measured import keys_of, measured_molecules, parent_keys
     from molpred.page.labels import preferred
     from molpred.predict import score_table
     from molpred.predictor import Predictor
     from molpred.ranking import parse_objective
     from molpred.screen import to_sdf
-    from molpred.suggest import BatchOptions
+    from molpred.suggest import BatchOptions, expected_error
     from molpred.suggest import suggest as pick_batch
 
     sdf = args.output.lower().endswith(".sdf")
@@ -377,11 +378,19 @@ def suggest(args: argparse.Namespace) -> int:
         with TableWriter(args.output) as writer:
             writer.write(batch)
     failed = int((table["error"] != "").sum())
+    made = set(keys_of(measured)) - {None}
+    already = sum(key in made for key in parent_keys(table[column].tolist()))
     print(
         f"{len(batch)} picked from {len(table)} candidates ({failed} could not be scored; "
-        f"{len(measured)} measured molecules not picked again) -> {args.output}",
+        f"{already} already measured, of {len(made)} measured molecules) -> {args.output}",
         file=sys.stderr,
     )
+    if options.explore > 0 and not np.isfinite(expected_error(table, objectives)).any():
+        print(
+            "no pick went to teaching the model (--explore): that needs a ranked regression "
+            "objective, whose expected error says where measuring teaches most",
+            file=sys.stderr,
+        )
     with pd.option_context("display.max_colwidth", 90, "display.expand_frame_repr", False):
         print(batch[["pick", column, "objective", "why"]].head(10).to_string(index=False))
     return 0
