@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from molpred.cli import commands
 from molpred.cli.parser import build_parser
+from molpred.cli.suggest import suggest
 
 __all__ = ["main", "build_parser"]
 
@@ -20,7 +21,7 @@ COMMANDS = {
     "train": commands.train,
     "predict": commands.predict,
     "evaluate": commands.evaluate,
-    "suggest": commands.suggest,
+    "suggest": suggest,
     "tune": commands.tune,
     "report": commands.report,
 }
