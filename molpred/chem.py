@@ -73,6 +73,14 @@ _METAL_DISCONNECTOR = rdMolStandardize.MetalDisconnector()
 _CHARGED = Chem.MolFromSmarts("[!+0]")
 _METALS = "Li Na K Rb Cs Be Mg Ca Sr Ba Al Zn Fe Cu Co Ni Mn Cr Ag Au Pt Pd Hg Sn".split()
 _METAL = Chem.MolFromSmarts(f"[{','.join(_METALS)}]")
+# metals whose bonds to an organic molecule are a salt drawn covalently (C(=O)O[Na]): even
+# "as drawn" reads them as the ionic salt they are; other metals' bonds are left as drawn
+_SALT_METALS = "Li Na K Rb Cs Mg Ca Sr Ba".split()
+_SALT_METAL = Chem.MolFromSmarts(f"[{','.join(_SALT_METALS)}]")
+_OTHER_METAL = Chem.MolFromSmarts(f"[{','.join(m for m in _METALS if m not in _SALT_METALS)}]")
+# what standardize() returns changed (feature caches keyed by it): 2 = salts drawn covalently
+# read as ionic under "none" too
+STANDARDIZE_REVISION = 2
 # a metal in a SMILES is always bracketed: the text says when a salt may be drawn covalently
 _CHARGED_TEXT = re.compile(r"\[[^\]]*[+-][^\]]*\]")  # a bracket atom with a charge
 _METAL_TEXT = re.compile(rf"\[\d*(?:{'|'.join(_METALS)})\b")
@@ -102,6 +110,8 @@ def _finish(mol: Chem.Mol, multi_fragment: bool, standardization: str) -> Chem.M
     if mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError("molecule has no atoms")
     if standardization == "none":
+        if mol.HasSubstructMatch(_SALT_METAL) and not mol.HasSubstructMatch(_OTHER_METAL):
+            mol = _METAL_DISCONNECTOR.Disconnect(mol)  # C(=O)O[Na] -> C(=O)[O-].[Na+]
         return mol
     if mol.HasSubstructMatch(_METAL):  # covalently drawn salts: C(=O)O[Na] -> C(=O)[O-].[Na+]
         mol = _METAL_DISCONNECTOR.Disconnect(mol)
@@ -121,7 +131,9 @@ def standardize(smiles: str, standardization: str = "none") -> Chem.Mol:
     smiles
         A SMILES string; surrounding whitespace is ignored.
     standardization
-        ``"none"`` (as drawn) or ``"parent"`` (largest organic fragment, neutralized).
+        ``"none"`` (as drawn; a salt drawn with a covalent alkali or alkaline-earth metal
+        bond, ``C(=O)O[Na]``, reads as the ionic salt ``C(=O)[O-].[Na+]``) or ``"parent"``
+        (largest organic fragment, neutralized).
 
     Returns
     -------

@@ -24,6 +24,7 @@ from rdkit import Chem
 from torch_geometric.data import Data
 
 from molpred.chem import (
+    STANDARDIZE_REVISION,
     InvalidMoleculeError,
     canonical_smiles,
     is_own_parent,
@@ -278,7 +279,7 @@ def featurize_smiles(
 def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
     spec = (
         f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
-        f"{standardization}"
+        f"{standardization}|r{STANDARDIZE_REVISION}"
     )
     h = hashlib.sha256(spec.encode())
     for s in smiles:

@@ -40,7 +40,7 @@ from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
 from molpred.pretrained.approved import has_reference, percentile
-from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names, unique_names
+from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
@@ -172,10 +172,7 @@ class Predictor:
             ],
             [m.domain is not None for m in self.models],
             domain,
-            [
-                [percentiles and has_reference(m, name, t) for t in m.task_names]
-                for m, name in zip(self.models, unique_names(names), strict=True)
-            ],
+            [[percentiles and has_reference(m, t) for t in m.task_names] for m in self.models],
             reserved,
         )
         self.names = [m.name for m in self.schema.models]
@@ -266,7 +263,7 @@ class Predictor:
             )
             for t, task in enumerate(columns.tasks):
                 if task.pct:
-                    cols[task.pct] = percentile(model, columns.name, task.task, mean[:, t])
+                    cols[task.pct] = percentile(model, task.task, mean[:, t])
         return cols
 
     def finish(self, inputs: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:

@@ -459,7 +459,7 @@ def test_admet_panel_presets_columns_and_profile(app):
     assert (app.number_input(key="lo_exp").value, app.number_input(key="hi_exp").value) == (1, 3)
     assert app.selectbox(key="dir_TPSA").value == "range"
     assert app.selectbox(key="dir_QED").value == "ignore"  # not part of the goal
-    assert app.number_input(key="w_Pgp_inhibitor").value == pytest.approx(0.5)
+    assert app.selectbox(key="dir_Pgp_inhibitor").value == "ignore"  # inhibition is not efflux
     ranked = _table(app, "rank")
     assert ranked["score"].notna().sum() == 2
     app.selectbox(key="preset").set_value("Safety first")

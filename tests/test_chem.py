@@ -20,6 +20,14 @@ def test_default_keeps_the_structure_as_drawn():
     assert canonical_smiles(standardize("CC(=O)[O-].[Na+]")) == "CC(=O)[O-].[Na+]"
 
 
+def test_as_drawn_reads_a_covalently_drawn_salt_as_the_ionic_salt():
+    ionic = canonical_smiles(standardize("CC(=O)[O-].[Na+]"))
+    assert canonical_smiles(standardize("CC(=O)O[Na]")) == ionic
+    assert canonical_smiles(standardize("CC(=O)O[Mg]OC(C)=O")) == "CC(=O)[O-].CC(=O)[O-].[Mg+2]"
+    platin = canonical_smiles(standardize("N[Pt](N)(Cl)Cl"))  # a complex stays as drawn
+    assert "." not in platin and "Pt" in platin
+
+
 def test_parent_strips_salts_and_solvents_keeping_largest_organic_fragment():
     mol = standardize("CCN(CC)CC.Cl", "parent")
     assert canonical_smiles(mol) == "CCN(CC)CC"

@@ -82,11 +82,11 @@ def test_percentiles_place_predictions_among_approved_drugs(esol):
     model = molpred.load_model(model_path("solubility"))
     task = model.task_names[0]
     q = reference()["models"]["solubility"]["tasks"][task]
-    pct = percentile(model, "solubility", task, [q[10], q[50], q[90], -50.0, 50.0, np.nan])
+    pct = percentile(model, task, [q[10], q[50], q[90], -50.0, 50.0, np.nan])
     assert pct[:5] == pytest.approx([10, 50, 90, 0, 100], abs=1)
     assert np.isnan(pct[5])
-    # the reference belongs to one build: another model under the same name gets none
-    assert percentile(train_small(esol.head(120)), "solubility", task, [0.0]) is None
+    # the reference belongs to one build: another model gets none
+    assert percentile(train_small(esol.head(120)), task, [0.0]) is None
 
 
 def test_predictor_adds_percentiles_only_when_asked_and_only_for_bundled_models(esol):
@@ -98,3 +98,6 @@ def test_predictor_adds_percentiles_only_when_asked_and_only_for_bundled_models(
     assert [c for c in out.columns if c.endswith("_pct_approved")] == ["p_np_pct_approved"]
     assert list(out.columns).index("p_np_pct_approved") == list(out.columns).index("p_np") + 1
     assert 0 <= out.loc[0, "p_np_pct_approved"] <= 100 and np.isnan(out.loc[1, "p_np_pct_approved"])
+    # found by the model's card, whatever the caller names it (a list gets "model0")
+    unnamed = predict(Predictor([bundled], percentiles=True), ["CCO"])
+    assert unnamed["p_np_pct_approved"].tolist() == out["p_np_pct_approved"].tolist()[:1]

@@ -30,13 +30,14 @@ COMPUTED = "Computed properties"
 
 # goal -> (task or property, direction, weight, low, high); a goal's terms whose model is not
 # in the panel are left out. Medicinal-chemistry rules of thumb, not fitted to anything:
-# CNS drugs sit at logD 1-3 and TPSA 40-90 (Wager et al., ACS Chem. Neurosci. 2010).
+# CNS drugs sit at logD 1-3 and TPSA 40-90 (Wager et al., ACS Chem. Neurosci. 2010). What
+# keeps drugs out of the brain is being a P-gp substrate (efflux); the panel predicts P-gp
+# inhibition (an interaction risk), which says nothing about it, so no CNS goal uses it.
 PRESETS: dict[str, list[tuple[str, str, float, float | None, float | None]]] = {
     "Oral CNS drug": [
         ("p_np", "higher", 1.0, None, None),
         ("exp", "range", 1.0, 1.0, 3.0),
         ("TPSA", "range", 1.0, 40.0, 90.0),
-        ("Pgp_inhibitor", "lower", 0.5, None, None),
         ("oral_bioavailability", "higher", 1.0, None, None),
         ("CLint_human", "lower", 0.5, None, None),
         ("logS_AqSolDB", "higher", 0.5, None, None),

@@ -45,25 +45,26 @@ def reference(path: Path = REFERENCE) -> dict:
     return _CACHE[path]
 
 
-def _entry(model: MolpredModel, name: str) -> dict | None:
-    entry = reference()["models"].get(name)
-    ok = entry is not None and model.info.card == name and entry["identity"] == identity(model)
-    return entry if ok else None
+def _entry(model: MolpredModel) -> dict | None:
+    """The reference of a bundled model (found by its card, whatever the caller names it),
+    for this exact build."""
+    entry = reference()["models"].get(model.info.card) if model.info.card else None
+    return entry if entry is not None and entry["identity"] == identity(model) else None
 
 
-def has_reference(model: MolpredModel, name: str, task: str) -> bool:
-    """Whether ``task`` of ``model``, the bundled model ``name``, has an approved-drug
-    reference for this exact build."""
-    entry = _entry(model, name)
+def has_reference(model: MolpredModel, task: str) -> bool:
+    """Whether ``task`` of ``model``, a bundled model, has an approved-drug reference for
+    this exact build."""
+    entry = _entry(model)
     return entry is not None and task in entry["tasks"]
 
 
-def percentile(model: MolpredModel, name: str, task: str, values) -> np.ndarray | None:
-    """Percentile (0-100) among approved drugs of ``values`` predicted by bundled model
-    ``name`` for ``task``; None when there is no reference for this exact model build."""
-    if not has_reference(model, name, task):
+def percentile(model: MolpredModel, task: str, values) -> np.ndarray | None:
+    """Percentile (0-100) among approved drugs of ``values`` predicted by bundled ``model``
+    for ``task``; None when there is no reference for this exact model build."""
+    if not has_reference(model, task):
         return None
-    quantiles = np.asarray(_entry(model, name)["tasks"][task], dtype=np.float64)
+    quantiles = np.asarray(_entry(model)["tasks"][task], dtype=np.float64)
     x = np.asarray(values, dtype=np.float64)
     # ties (many approved drugs predicted alike) take the middle of their run of levels
     lo = np.interp(x, quantiles, LEVELS, left=0.0, right=100.0)
