@@ -714,3 +714,24 @@ def test_the_shown_command_passes_column_names_that_start_with_a_dash():
     request = TrainingRequest("smiles", ("-logIC50",), "regression")
     args = build_parser().parse_args(shlex.split(request.command("a b.csv", "m.pt"))[1:])
     assert args.target_columns == ["-logIC50"] and args.data == "a b.csv"
+
+
+def test_a_parquet_upload_keeps_its_types_and_index(app):
+    """Parquet keeps its own types now (numeric IDs and values, a stored index): the page
+    takes them as they are."""
+    import io
+
+    table = pd.DataFrame({"id": [7, 9], "smiles": ["CCO", "c1ccccc1O"], "pIC50": [6.1, None]})
+    buffer = io.BytesIO()
+    table.set_index("id").to_parquet(buffer)
+    app.file_uploader(key="candidates_file").set_value(("c.parquet", buffer.getvalue(), "x"))
+    app.run()
+    app.button(key="score_upload").click()
+    app.run()
+    assert not app.exception, app.exception
+    results = app.session_state["results"]
+    assert results["error"].tolist() == ["", ""] and results["name"].astype(str).tolist() == [
+        "7",
+        "9",
+    ]
+    assert _table(app, "rank")["rank"].notna().all()
