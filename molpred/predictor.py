@@ -40,6 +40,7 @@ from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
 from molpred.pretrained.approved import has_reference, percentile
+from molpred.pretrained.endpoints import value_bounds
 from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names
 from molpred.trust.columns import Placement, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
@@ -206,6 +207,7 @@ class Predictor:
             for t, task in enumerate(columns.tasks):
                 mean, spread = out[task.value].to_numpy(), out[task.std].to_numpy()
                 new = interval_columns(task, model.conformal_scores(t), mean, spread, confidence)
+                new = _bounded(new, columns, value_bounds(model))
                 for name, values in new.items():  # prediction sets are text (StringDtype)
                     out[name] = pd.array(values, dtype=out[name].dtype)
         return out
@@ -258,12 +260,13 @@ class Predictor:
                 spread, relative = expected_error(model, modelled, spread, sim, latent)
                 place = Placement(sim, latent, model.domain.in_domain(sim, relative))
             conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
-            cols.update(
-                prediction_columns(columns, conformal, mean, spread, place, failed, self.confidence)
+            new = prediction_columns(
+                columns, conformal, mean, spread, place, failed, self.confidence
             )
-            for t, task in enumerate(columns.tasks):
+            cols.update(_bounded(new, columns, value_bounds(model)))
+            for task in columns.tasks:
                 if task.pct:
-                    cols[task.pct] = percentile(model, task.task, mean[:, t])
+                    cols[task.pct] = percentile(model, task.task, cols[task.value])
         return cols
 
     def finish(self, inputs: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
@@ -344,6 +347,19 @@ class Predictor:
                 yield i, chunk.frame, scored
         finally:
             _FORKED.pop(key, None)
+
+
+def _bounded(cols: dict, columns, bounds: dict) -> dict:
+    """``cols`` with each bounded task's value and interval held inside its bounds (a bundled
+    model's physical limits: :func:`molpred.pretrained.endpoints.value_bounds`)."""
+    for task in columns.tasks:
+        lo, hi = bounds.get(task.task, (None, None))
+        if lo is None and hi is None:
+            continue
+        for name in (task.value, task.lower, task.upper):
+            if name in cols:
+                cols[name] = np.clip(np.asarray(cols[name], dtype=np.float64), lo, hi)
+    return cols
 
 
 # the panels that forked workers score with, one key per stream: inherited at fork, so a

@@ -21,6 +21,7 @@ import numpy as np
 
 from molpred.artifact import MolpredModel
 from molpred.pretrained import HERE
+from molpred.pretrained.endpoints import value_bounds
 
 __all__ = ["REFERENCE", "LEVELS", "identity", "has_reference", "percentile"]
 
@@ -65,6 +66,9 @@ def percentile(model: MolpredModel, task: str, values) -> np.ndarray | None:
     if not has_reference(model, task):
         return None
     quantiles = np.asarray(_entry(model)["tasks"][task], dtype=np.float64)
+    lo, hi = value_bounds(model).get(task, (None, None))
+    if lo is not None or hi is not None:  # the approved drugs' predictions held in bounds too
+        quantiles = np.clip(quantiles, lo, hi)
     x = np.asarray(values, dtype=np.float64)
     # ties (many approved drugs predicted alike) take the middle of their run of levels
     lo = np.interp(x, quantiles, LEVELS, left=0.0, right=100.0)

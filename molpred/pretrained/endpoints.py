@@ -75,6 +75,9 @@ class Endpoint:
     citation: str
     licence: str
     transform: str = ""
+    # what a value can physically be (None: unbounded); predictions and intervals are held
+    # inside (an unbound fraction above 100% is no prediction)
+    bounds: tuple[float | None, float | None] = (None, None)
 
 
 def _tdc(column, label, category, file, preferred, description, citation) -> Endpoint:
@@ -94,7 +97,9 @@ def _tdc(column, label, category, file, preferred, description, citation) -> End
     )
 
 
-def _pharmabench(column, label, category, task, file, units, preferred, description, transform=""):
+def _pharmabench(
+    column, label, category, task, file, units, preferred, description, transform="", bounds=None
+):
     return Endpoint(
         column,
         label,
@@ -109,6 +114,7 @@ def _pharmabench(column, label, category, task, file, units, preferred, descript
         PHARMABENCH,
         "CC0 1.0",
         transform,
+        bounds or (None, None),
     )
 
 
@@ -276,6 +282,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "Fraction of drug not bound to plasma proteins, as log10 (-1: 90% bound, -2: 99% "
             "bound); only the unbound drug acts.",
             "log10_unbound",
+            (float(np.log10(MIN_UNBOUND)), 0.0),  # 0.1% to 100% unbound, as learned
         ),
         *(
             _tdc(
@@ -388,3 +395,15 @@ def group_table(endpoints: tuple[str, ...], data_dir: Path = DATA) -> pd.DataFra
             part[e.column] = endpoint_table(e, data_dir)[e.column]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def value_bounds(model) -> dict[str, tuple[float | None, float | None]]:
+    """Task -> the bounds its values can take, for a bundled model (found by its card); empty
+    for any other model."""
+    if not model.info.card:
+        return {}
+    return {
+        t: ENDPOINTS[t].bounds
+        for t in model.task_names
+        if t in ENDPOINTS and ENDPOINTS[t].bounds != (None, None)
+    }
