@@ -13,6 +13,7 @@ import pandas as pd
 from rdkit import Chem
 
 from molpred.chem import is_own_parent, parent_key
+from molpred.data import label_values
 from molpred.io import pick_column
 from molpred.medchem import PROPERTY_UNITS, properties
 from molpred.parallel import default_workers, map_ordered
@@ -119,10 +120,11 @@ def measured_molecules(
 
 
 def measured_numbers(raw: pd.Series) -> pd.Series:
-    """Measured values as numbers; a qualified one (``>4.5``, ``<=0.1``, ``~3``) as its
-    number: the bound is what was measured, and a best-measured comparison may use it."""
+    """Measured values as labels are read (:func:`molpred.data.label_values`); a qualified one
+    (``>4.5``, ``<=0.1``, ``~3``) as its number: the bound is what was measured, and a
+    best-measured comparison may use it."""
     text = raw.astype(str).str.strip().str.replace(r"^(?:[<>]=?|[≤≥~=])\s*", "", regex=True)
-    return pd.to_numeric(text.where(raw.notna()), errors="coerce").astype(float)
+    return label_values(text.where(raw.notna()))
 
 
 def _properties(smiles: str) -> dict[str, float]:

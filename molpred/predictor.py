@@ -42,7 +42,7 @@ from molpred.parallel import default_workers, map_ordered, release_memory, torch
 from molpred.pretrained.approved import has_reference, percentile
 from molpred.pretrained.endpoints import value_bounds
 from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names
-from molpred.trust.columns import Placement, interval_columns, prediction_columns
+from molpred.trust.columns import Placement, bounded, interval_columns, prediction_columns
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
 
@@ -207,7 +207,7 @@ class Predictor:
             for t, task in enumerate(columns.tasks):
                 mean, spread = out[task.value].to_numpy(), out[task.std].to_numpy()
                 new = interval_columns(task, model.conformal_scores(t), mean, spread, confidence)
-                new = _bounded(new, columns, value_bounds(model))
+                new = bounded(new, columns, value_bounds(model))
                 for name, values in new.items():  # prediction sets are text (StringDtype)
                     out[name] = pd.array(values, dtype=out[name].dtype)
         return out
@@ -263,7 +263,7 @@ class Predictor:
             new = prediction_columns(
                 columns, conformal, mean, spread, place, failed, self.confidence
             )
-            cols.update(_bounded(new, columns, value_bounds(model)))
+            cols.update(bounded(new, columns, value_bounds(model)))
             for task in columns.tasks:
                 if task.pct:
                     cols[task.pct] = percentile(model, task.task, cols[task.value])
@@ -347,19 +347,6 @@ class Predictor:
                 yield i, chunk.frame, scored
         finally:
             _FORKED.pop(key, None)
-
-
-def _bounded(cols: dict, columns, bounds: dict) -> dict:
-    """``cols`` with each bounded task's value and interval held inside its bounds (a bundled
-    model's physical limits: :func:`molpred.pretrained.endpoints.value_bounds`)."""
-    for task in columns.tasks:
-        lo, hi = bounds.get(task.task, (None, None))
-        if lo is None and hi is None:
-            continue
-        for name in (task.value, task.lower, task.upper):
-            if name in cols:
-                cols[name] = np.clip(np.asarray(cols[name], dtype=np.float64), lo, hi)
-    return cols
 
 
 # the panels that forked workers score with, one key per stream: inherited at fork, so a

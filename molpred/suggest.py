@@ -213,6 +213,8 @@ def suggest(
         _why(options, mean[p.row], sd[p.row], value[p.row], error[p.row], incumbent, p, near)
         for p, near in zip(batch.picks, nearest, strict=True)
     ]
+    # distinct measured molecules among the candidates ranked above the last pick
+    out.attrs["passed_over_as_measured"] = len(batch.measured_met)
     return out
 
 
@@ -301,6 +303,7 @@ class _Batch:
         self.smiles, self.options = smiles, options
         self.picks: list[_Pick] = []
         self.seen = set(skip)  # parent keys of picks, held-back and measured molecules
+        self.measured, self.measured_met = skip, set()  # measured ones the walk passed over
         self.held: list[tuple[int, np.ndarray, str]] = []
         self.per_scaffold: dict[str, int] = {}
         self.fps = np.empty((0, 256), dtype=np.uint8)
@@ -321,6 +324,8 @@ class _Batch:
     def _consider(self, i: int, reason: str) -> None:
         key = parent_key(self.smiles[i])
         if key is None or key in self.seen:
+            if key in self.measured:
+                self.measured_met.add(key)
             return
         self.seen.add(key)
         try:

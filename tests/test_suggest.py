@@ -105,6 +105,7 @@ def test_measured_molecules_are_excluded_as_parents():
     measured = pd.DataFrame({"smiles": ["CN.Cl"]})  # the hydrochloride of the best one
     batch = suggest(_table(smiles, [3.0, 2.0, 1.0]), UP, _free(n=2), measured=measured)
     assert batch["smiles"].tolist() == ["CCN", "CCCN"]
+    assert batch.attrs["passed_over_as_measured"] == 1  # what the command line reports
     also = suggest(_table(smiles, [3.0, 2.0, 1.0]), UP, _free(n=1), exclude=["NCC"])
     assert also["smiles"].tolist() == ["C[NH3+]"]
 

@@ -14,7 +14,7 @@ def suggest(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from molpred.io import DataError, pick_column, read_table, writable_format
-    from molpred.measured import keys_of, measured_molecules, parent_keys
+    from molpred.measured import measured_molecules
     from molpred.page.labels import preferred
     from molpred.predict import score_table
     from molpred.predictor import Predictor
@@ -74,11 +74,10 @@ def suggest(args: argparse.Namespace) -> int:
         with TableWriter(args.output) as writer:
             writer.write(batch)
     failed = int((table["error"] != "").sum())
-    made = set(keys_of(measured)) - {None}
-    already = sum(key in made for key in parent_keys(table[column].tolist()))
     print(
         f"{len(batch)} picked from {len(table)} candidates ({failed} could not be scored; "
-        f"{already} already measured, of {len(made)} measured molecules) -> {args.output}",
+        f"{batch.attrs['passed_over_as_measured']} ranked higher passed over as already "
+        f"measured) -> {args.output}",
         file=sys.stderr,
     )
     if options.explore > 0 and not np.isfinite(expected_error(table, objectives)).any():

@@ -11,7 +11,7 @@ import pandas as pd
 from molpred.schema import ModelColumns, TaskColumns
 from molpred.trust.uncertainty import prediction_set, regression_interval
 
-__all__ = ["prediction_columns", "interval_columns", "Placement"]
+__all__ = ["prediction_columns", "interval_columns", "bounded", "Placement"]
 
 
 def interval_columns(
@@ -67,6 +67,19 @@ def prediction_columns(
         in_domain[failed] = pd.NA
         out[columns.in_domain] = in_domain
     return out
+
+
+def bounded(cols: dict, columns: ModelColumns, bounds: dict) -> dict:
+    """``cols`` with each bounded task's value and interval held inside its bounds (a bundled
+    model's physical limits: :func:`molpred.pretrained.endpoints.value_bounds`)."""
+    for task in columns.tasks:
+        lo, hi = bounds.get(task.task, (None, None))
+        if lo is None and hi is None:
+            continue
+        for name in (task.value, task.lower, task.upper):
+            if name in cols:
+                cols[name] = np.clip(np.asarray(cols[name], dtype=np.float64), lo, hi)
+    return cols
 
 
 @dataclass
