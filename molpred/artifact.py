@@ -329,13 +329,19 @@ def load_model(
     ModelFileError
         For a missing, corrupted, foreign, tampered or incompatible file, with the reason.
     """
-    if isinstance(path, bytes):
-        p, source = Path(name or "uploaded model file"), io.BytesIO(path)
+    if isinstance(path, bytes | bytearray | memoryview):
+        p, source = Path(name or "uploaded model file"), io.BytesIO(bytes(path))
     else:
         p = source = Path(path)
+        if p.is_dir():
+            raise ModelFileError(f"{p} is a directory, not a model file")
         if not p.is_file():
             raise ModelFileError(f"model file not found: {p}")
-    if not zipfile.is_zipfile(source):  # torch.save writes a zip archive; anything else is not ours
+    try:  # torch.save writes a zip archive; anything else is not ours
+        archive = zipfile.is_zipfile(source)
+    except (zipfile.BadZipFile, OSError, ValueError):  # a damaged end of the archive
+        archive = False
+    if not archive:
         raise ModelFileError(
             f"{p.name} is not a readable molpred model file (not a PyTorch archive)"
         )
@@ -359,6 +365,20 @@ def load_model(
             f"({__version__}) reads versions {READABLE_VERSIONS}. Upgrade "
             "molpred or retrain the model."
         )
+    try:
+        return _from_payload(payload, version, p, device)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # a damaged file whose checksums could not tell, or a foreign one
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelFileError(
+            f"{p.name} is damaged or was not written by a compatible molpred "
+            f"({type(exc).__name__}{': ' + first if first else ''})"
+        ) from None
+
+
+def _from_payload(payload: dict, version: int, p: Path, device: str) -> MolpredModel:
+    """The model of a loaded file's payload, its checksums verified (see :func:`load_model`)."""
     if (
         version >= 3
         and payload.get("metadata_sha256")
@@ -369,6 +389,15 @@ def load_model(
             "thresholds) were altered or damaged"
         )
     meta = json.loads(payload["metadata"])
+    if version < 4 and (
+        meta.get("trees") or any("_booster" in k for k in payload.get("extras", {}))
+    ):
+        # trees came with version 4, and the metadata checksum with 3: a lower version number
+        # on a newer file would skip the checks, so it is refused
+        raise ModelFileError(
+            f"{p.name} says format version {version} but holds parts of version 4 (trees): "
+            "altered or damaged"
+        )
     states = payload["members"]
     extras = payload.get("extras", {})
     digest = weights_digest(states if version == 1 else [*states, extras])

@@ -88,6 +88,11 @@ def draw_contributions(
     if len(weights) != mol.GetNumAtoms():
         raise ValueError(f"{len(weights)} weights for {mol.GetNumAtoms()} atoms")
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
-    SimilarityMaps.GetSimilarityMapFromWeights(mol, [float(w) for w in weights], draw2d=drawer)
+    if mol.GetNumAtoms() < 2:  # RDKit's heat map needs two atoms: one atom is tinted instead
+        colour = (0.8, 1.0, 0.8) if weights[0] > 0 else (1.0, 0.8, 0.8)
+        tinted = {0: colour} if len(weights) and weights[0] != 0 else {}
+        drawer.DrawMolecule(mol, highlightAtoms=list(tinted), highlightAtomColors=tinted)
+    else:
+        SimilarityMaps.GetSimilarityMapFromWeights(mol, [float(w) for w in weights], draw2d=drawer)
     drawer.FinishDrawing()
     return io.BytesIO(drawer.GetDrawingText()).getvalue()

@@ -38,6 +38,9 @@ __all__ = [
     "InMemoryFile",
     "writable_format",
     "pick_column",
+    "CSV_OPTIONS",
+    "csv_separator",
+    "decimal_points",
 ]
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
@@ -51,7 +54,7 @@ class DataError(ValueError):
     """A table cannot be used at all (missing column, no valid rows...). One-line message."""
 
 
-_CSV_OPTS = dict(encoding="utf-8-sig", encoding_errors="replace")
+CSV_OPTIONS = dict(encoding="utf-8-sig", encoding_errors="replace")
 
 
 def pick_column(columns: Sequence[str], requested: str | None, what: str) -> str:
@@ -158,14 +161,14 @@ def iter_table(
     try:
         if fmt in ("csv", "tsv"):
             text_opts = dict(dtype=str, keep_default_na=False) if as_text else {}
-            sep = _csv_separator(p) if fmt == "csv" else "\t"
+            sep = csv_separator(p) if fmt == "csv" else "\t"
             if sep == ";" and not as_text:
                 text_opts = dict(decimal=",")
             reader = pd.read_csv(
-                _source(p), sep=sep, chunksize=chunk_size, **text_opts, **_CSV_OPTS
+                _source(p), sep=sep, chunksize=chunk_size, **text_opts, **CSV_OPTIONS
             )
             if sep == ";" and as_text:
-                reader = (_decimal_points(chunk) for chunk in reader)
+                reader = (decimal_points(chunk) for chunk in reader)
             yield from _at_least_one(reader)
         elif fmt == "smi":
             yield from _at_least_one(_iter_smi(p, chunk_size))
@@ -197,7 +200,7 @@ def _at_least_one(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$")
 
 
-def _csv_separator(path: Path | InMemoryFile, lines: int = 50) -> str:
+def csv_separator(path: Path | InMemoryFile, lines: int = 50) -> str:
     """``,``, or ``;`` for a spreadsheet saved as CSV where the comma is the decimal mark:
     when the first lines split into the same number (more than one) of fields on ``;`` and
     not on ``,`` (a header such as ``IC50 (uM, mean)`` holds a comma too)."""
@@ -217,7 +220,7 @@ def _csv_separator(path: Path | InMemoryFile, lines: int = 50) -> str:
     return ";" if any(_DECIMAL_COMMA.match(cell) for cell in cells) else ","
 
 
-def _decimal_points(chunk: pd.DataFrame) -> pd.DataFrame:
+def decimal_points(chunk: pd.DataFrame) -> pd.DataFrame:
     """Text cells of a ``;``-separated file that are numbers with a decimal comma, with a
     point instead (``as_text`` reads keep every cell as text; labels are parsed later)."""
     for col in chunk.columns:

@@ -28,6 +28,7 @@ __all__ = [
     "map_ordered",
     "release_memory",
     "scoring_threads",
+    "WorkerDied",
 ]
 
 T = TypeVar("T")
@@ -178,9 +179,10 @@ def map_ordered(
     try:
         for _ in range(2 * workers):
             submit(next(source, None))
+        workers_at_start = _worker_pids(pool)
         while pending:
             i, item, job = pending.popleft()
-            result = job.get() if job is not None else None
+            result = _result(job, pool, workers_at_start) if job is not None else None
             submit(next(source, None))
             yield i, item, result
         finished = True
@@ -193,6 +195,40 @@ def map_ordered(
             pool.join()
         else:  # the caller stopped early (an error, a closed generator): stop now
             pool.terminate()
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died with work in flight (killed for memory, a crash in native code)."""
+
+
+_POLL = 0.5  # seconds between checks that every worker is still alive
+
+
+def _worker_pids(pool) -> set[int]:
+    return {p.pid for p in pool._pool}  # the pool's processes (stable since Python 3.2)
+
+
+def _result(job, pool, workers: set[int]):
+    """``job``'s result, or :class:`WorkerDied` once one of the pool's ``workers`` is gone: the
+    pool silently replaces a dead worker, and the task it held would never finish."""
+    while True:
+        try:
+            return job.get(timeout=_POLL)
+        except mp.TimeoutError:
+            gone = [p for p in pool._pool if p.pid in workers and p.exitcode is not None]
+            if gone or not workers <= _worker_pids(pool):
+                code = gone[0].exitcode if gone else None
+                how = (
+                    f"killed by signal {-code}"
+                    if code is not None and code < 0
+                    else f"exit code {code}"
+                    if code is not None
+                    else "gone"
+                )
+                raise WorkerDied(
+                    f"a worker process died ({how}; often the system killing it for lack of "
+                    "memory, or a crash in native code): its rows were not scored"
+                ) from None
 
 
 def _glibc() -> ctypes.CDLL | None:

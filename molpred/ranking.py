@@ -5,7 +5,9 @@ Each :class:`Objective` maps one column to a desirability in [0, 1]:
 - ``higher`` / ``lower``: a logistic curve through 0.05 at the 5th and 0.95 at the 95th
   percentile of the candidates (steepest halfway between them): one outlier does not flatten
   everyone else, and the best candidates are still ordered among themselves (a clipped line
-  tied the top 5% at 1, which left them in input order);
+  tied the top 5% at 1, which left them in input order). Where those percentiles coincide
+  (most candidates share one count), the curve spans the smallest and largest value instead;
+  where every value is the same, each gets 0.5;
 - ``range``: 1 inside ``[low, high]``, falling linearly to 0 over one range-width outside it.
 
 The score is the weighted mean of the desirabilities (an MPO-style sum, as in CNS MPO): a
@@ -100,8 +102,10 @@ def desirability(
     if finite.size == 0:
         return np.full_like(x, np.nan)
     lo, hi = np.percentile(finite, [5, 95])
-    if hi - lo < 1e-12:
-        d = np.where(np.isfinite(x), 1.0, np.nan)
+    if hi - lo < 1e-12:  # most values alike (counts of close analogues): the whole range
+        lo, hi = finite.min(), finite.max()
+    if hi - lo < 1e-12:  # all alike: nothing to prefer, every value neutral
+        d = np.where(np.isfinite(x), 0.5, np.nan)
     else:  # logistic: 0.05 at the 5th percentile, 0.95 at the 95th, ~linear between
         d = expit((x - (lo + hi) / 2) * (2 * _LOGIT_95 / (hi - lo)))
     return d if objective.direction == "higher" else 1.0 - d

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from molpred.artifact import MolpredModel, load_model, weights_digest
+from molpred.artifact import MolpredModel, load_model
 from molpred.io import DataError
 from molpred.models import ENCODER_PARTS, ModelConfig
 from molpred.pretrained import HERE
@@ -74,8 +74,8 @@ def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
         for k, v in member.state_dict().items()
         if k.startswith(ENCODER_PARTS)
     }
-    digest = weights_digest([m.state_dict() for m in model.members])
-    return Pretrained(state, member.config, name or "model", digest)
+    # the source file's own digest (its metadata's weights_sha256): what identifies that file
+    return Pretrained(state, member.config, name or "model", model.weights_sha256())
 
 
 def default_start(n_molecules: int, requested: ModelConfig | None) -> Pretrained | None:

@@ -113,9 +113,22 @@ class TreeBlend:
         boosters = []
         for t in range(meta["tasks"]):
             stored = tensors.get(f"booster{t}")
-            text = None if stored is None else zlib.decompress(stored.numpy().tobytes()).decode()
+            text = None if stored is None else _inflate(stored.numpy().tobytes()).decode()
             boosters.append(None if text is None else lgb.Booster(model_str=text))
         return cls(boosters, float(meta["weight"]))
+
+
+# a booster's text is a few MB (the panel's largest under 4): a file claiming far more is refused
+# before it fills the memory of the page that was handed it
+MAX_BOOSTER_BYTES = 256 << 20
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, MAX_BOOSTER_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"a stored booster inflates beyond {MAX_BOOSTER_BYTES >> 20} MB")
+    return text
 
 
 # lines of LightGBM's text format that prediction never reads (split gains, counts and weights

@@ -131,3 +131,78 @@ def test_metadata_is_covered_by_the_checksum(trained, tmp_path):
     torch.save(payload, tmp_path / "edited.pt")
     with pytest.raises(ModelFileError, match="metadata"):
         load_model(tmp_path / "edited.pt")
+
+
+def _resealed(payload: dict, meta: dict) -> dict:
+    """``payload`` with ``meta`` and checksums recomputed over whatever it now holds: what a
+    damaged file whose damage the checksums cannot see looks like."""
+    import hashlib
+
+    from molpred.artifact import weights_digest
+
+    meta["weights_sha256"] = weights_digest([*payload["members"], payload["extras"]])
+    payload["metadata"] = json.dumps(meta)
+    payload["metadata_sha256"] = hashlib.sha256(payload["metadata"].encode()).hexdigest()
+    return payload
+
+
+def test_damage_the_checksums_cannot_see_is_a_clear_error(trained, tmp_path):
+    """A flipped bit in a key name, the zip's last header or a booster, or a file from a
+    molpred with another config field, raised KeyError, BadZipFile, zlib.error or TypeError
+    tracebacks (the page's sidebar and the CLI catch only the file error)."""
+    path = trained.save(tmp_path / "m.pt")
+    data = bytearray(path.read_bytes())
+    locator = data.rindex(b"PK\x06\x07")  # torch's archives end with a zip64 locator
+    data[locator + 16] = 2  # "one of 2 disks": zipfile raises instead of answering
+    (tmp_path / "split.pt").write_bytes(bytes(data))
+    damaged = {"split.pt": "not a readable"}
+
+    def variant(name: str, change) -> None:
+        payload = torch.load(path, weights_only=True)
+        meta = json.loads(payload["metadata"])
+        change(payload, meta)
+        torch.save(_resealed(payload, meta), tmp_path / name)
+        damaged[name] = "damaged or was not written by a compatible molpred"
+
+    variant("config.pt", lambda _, meta: meta["model_config"].update(future_option=1))
+    variant("tasks.pt", lambda _, meta: meta.pop("task_names"))
+    key = next(k for k in torch.load(path, weights_only=True)["extras"] if "_booster" in k)
+    variant("booster.pt", lambda payload, _: payload["extras"].update({key: torch.ones(9).byte()}))
+    payload = torch.load(path, weights_only=True)
+    payload["metadata_"] = payload.pop("metadata")
+    torch.save(payload, tmp_path / "key.pt")
+    damaged["key.pt"] = "damaged or was not written by a compatible molpred"
+    for name, reason in damaged.items():
+        with pytest.raises(ModelFileError, match=reason):
+            load_model(tmp_path / name)
+
+
+def test_a_lower_version_number_does_not_skip_the_checks(trained, tmp_path):
+    """Version 2 files have no metadata checksum: one byte turning a file with trees into
+    "version 2" let an edited task name load silently."""
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    meta = json.loads(payload["metadata"])
+    meta["task_names"] = ["edited"]
+    payload["metadata"], payload["format_version"] = json.dumps(meta), 2
+    torch.save(payload, tmp_path / "downgraded.pt")
+    with pytest.raises(ModelFileError, match="version 2 but holds parts of version 4"):
+        load_model(tmp_path / "downgraded.pt")
+
+
+def test_a_directory_and_bytes_like_content(trained, tmp_path):
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load_model(tmp_path)
+    content = trained.save(tmp_path / "m.pt").read_bytes()
+    for data in (bytearray(content), memoryview(content)):
+        assert load_model(data).task_names == trained.task_names
+
+
+def test_a_booster_that_inflates_without_bound_is_refused(trained, tmp_path, monkeypatch):
+    """A few MB uploaded to the page could inflate to gigabytes: a cap holds it (here lowered
+    to below this model's own trees, as a file far larger than any real booster)."""
+    import molpred.trees
+
+    path = trained.save(tmp_path / "m.pt")
+    monkeypatch.setattr(molpred.trees, "MAX_BOOSTER_BYTES", 1000)
+    with pytest.raises(ModelFileError, match="inflates beyond"):
+        load_model(path)

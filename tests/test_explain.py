@@ -82,3 +82,13 @@ def test_contributions_are_complete_and_drawable(halogen_model):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
         draw_contributions(smi, contrib[:-1])
+
+
+@pytest.mark.parametrize("weight", [0.4, -0.2, 0.0])
+def test_one_atom_molecules_are_drawn(weight):
+    """Water, methane, a single-atom parent: RDKit's heat map raises "too few atoms" for them,
+    which emptied the page's detail view (the top-ranked molecule could be one)."""
+    for smi in ("O", "C", "[Na+].[Cl-]"):
+        mol = standardize(smi, "parent")
+        png = draw_contributions(mol, np.array([weight] * mol.GetNumAtoms()))
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ import dataclasses
 import pickle
 import signal
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import torch
 
 import molpred.parallel as parallel
 import molpred.predictor as predictor_module
-from molpred.parallel import map_ordered, torch_section, worker_pool
+from molpred.parallel import WorkerDied, map_ordered, torch_section, worker_pool
 from molpred.predict import predict
 from molpred.predictor import Predictor
 from molpred.schema import OutputSchema, input_names
@@ -221,6 +222,26 @@ def test_pool_workers_die_on_sigterm_whatever_their_parent_handles():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert {r for _, _, r in out} == {str(signal.SIG_DFL)}
+
+
+def _dies_on_three(item: int) -> int:
+    import os
+
+    if item == 3:
+        os._exit(1)  # stands in for the kernel killing a worker for memory, or a segfault
+    return item
+
+
+def test_a_worker_that_dies_stops_the_run_with_a_reason():
+    """The pool replaces a dead worker silently and its task never finishes: a library run
+    sat forever after an out-of-memory kill. Now it stops, saying what happened."""
+    started = time.monotonic()
+    seen = []
+    with pytest.raises(WorkerDied, match="worker process died"):
+        for _, _, result in map_ordered(_dies_on_three, range(8), workers=2):
+            seen.append(result)
+    assert time.monotonic() - started < 20
+    assert seen == [0, 1, 2]  # in order, up to the lost item
 
 
 def _pid(_) -> int:

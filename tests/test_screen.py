@@ -61,6 +61,20 @@ def test_desirability_orders_the_best_and_resists_outliers():
     assert np.argsort(-score(pd.DataFrame({"a": x}), [Objective("a")]))[:3].tolist() == [99, 98, 97]
 
 
+def test_desirability_when_most_values_are_alike():
+    """Close analogues share most counts (HBD 1 for 19 of 21): the odd ones out are still
+    rewarded or penalised (every value got 1 for "higher", 0 for "lower"), and one molecule
+    alone, or values all alike, are neutral rather than best or worst."""
+    hbd = np.array([1.0] * 19 + [0.0, 2.0])
+    fewer = desirability(hbd, Objective("HBD", "lower"))
+    assert fewer[19] > fewer[0] > fewer[20]
+    assert fewer[0] == pytest.approx(0.5)
+    np.testing.assert_allclose(desirability(np.array([3.0]), Objective("a", "lower")), [0.5])
+    same = desirability(np.array([2.0, 2.0, np.nan]), Objective("a", "higher"))
+    np.testing.assert_allclose(same[:2], [0.5, 0.5])
+    assert np.isnan(same[2])
+
+
 def test_score_and_pareto_front():
     t = pd.DataFrame({"a": [1.0, 2.0, 3.0, 2.0, np.nan], "b": [3.0, 2.0, 1.0, 1.0, 1.0]})
     objs = [Objective("a", "higher"), Objective("b", "higher")]

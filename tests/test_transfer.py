@@ -4,6 +4,7 @@ encoder is refused."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from functools import partial
 
@@ -63,7 +64,9 @@ def test_the_new_file_is_self_contained_and_names_its_source(source, tmp_path):
     model = _train(path, epochs=2, freeze=None)
     init = model.info.provenance["init"]
     assert init["name"] == "source.pt"
-    assert init["weights_sha256"] == weights_digest([m.state_dict() for m in source.members])
+    # the source file's own digest, as stored in its metadata: a user can match the two
+    stored = json.loads(torch.load(path, weights_only=True)["metadata"])["weights_sha256"]
+    assert init["weights_sha256"] == stored == source.weights_sha256()
     assert model.info.train_config["freeze_epochs"] == 5  # the default with a source
     model.save(tmp_path / "fine.pt")
     path.unlink()  # the source is gone: the fine-tuned model still loads and scores

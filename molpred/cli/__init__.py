@@ -1,7 +1,8 @@
 """``molpred`` command line: thin subcommands over the library.
 
 Exit codes: 0 success; 2 unusable input (missing file or column, no valid molecules, bad model
-file) or an output that cannot be written, with a one-line reason on stderr. The parser
+file) or an output that cannot be written, with a one-line reason on stderr; 1 when a worker
+process died mid-run (what was written stays). The parser
 (``parser.py``) imports no torch, so ``--help`` is instant; each command (``commands.py``)
 imports what it uses.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from molpred.cli import commands
 from molpred.cli.parser import build_parser
 from molpred.cli.suggest import suggest
+from molpred.parallel import WorkerDied
 
 __all__ = ["main", "build_parser"]
 
@@ -39,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"molpred {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    except WorkerDied as exc:  # what was written stays; predict --resume goes on from there
+        hint = "; --resume goes on from the last chunk written" * (args.command == "predict")
+        print(f"molpred {args.command}: error: {exc}{hint}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

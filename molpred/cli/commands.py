@@ -236,8 +236,11 @@ def predict(args: argparse.Namespace) -> int:
     source, output = Path(args.input), Path(args.output)
     if output.exists() and source.exists() and output.resolve() == source.resolve():
         raise DataError(f"--output {args.output} is the input file; choose another name")
-    if args.engine == "ray" and args.resume:
-        raise DataError("--resume is for the local engine; Ray retries failed tasks itself")
+    if args.engine == "ray":
+        local_only = {"--resume": args.resume, "--workers": args.workers, "--top": args.top}
+        given = [flag for flag, value in local_only.items() if value]
+        if given:
+            raise DataError(f"{', '.join(given)}: for the local engine, not --engine ray")
     if not (args.engine == "ray" and (args.output.endswith("/") or output.is_dir())):
         writable_format(output)
     models = list(args.model)
