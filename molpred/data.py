@@ -6,6 +6,7 @@ reporting every row or label it could not use and why; duplicates are merged.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,18 +203,26 @@ def prepare_dataset(
         raise DataError("no valid molecules with labels in the table")
 
     smiles, graphs, desc, targets, sources, fps = [], [], [], [], [], []
+    with warnings.catch_warnings():  # a target without any label: NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanstd(y, axis=0)
     for canon, rows in groups.items():
         first = rows[0]
+        label = (
+            y[first]
+            if len(rows) == 1
+            else _merge(y[rows], task_types, target_columns, rows, canon, problems, spread)
+        )
+        if np.isnan(label).all():  # tied classes in every task: nothing to learn from
+            continue
         smiles.append(canon)
         fps.append(feats.fingerprints[first])
         graphs.append(feats.graphs[first])
         desc.append(feats.descriptors[first])
         sources.append(rows)
-        targets.append(
-            y[first]
-            if len(rows) == 1
-            else _merge(y[rows], task_types, target_columns, rows, canon, problems)
-        )
+        targets.append(label)
+    if not targets:
+        raise DataError("no valid molecules with labels in the table")
 
     table = pd.DataFrame(problems, columns=_PROBLEM_COLS)
     for i, row in enumerate(table["row"]):  # fill in the SMILES of label problems
@@ -232,8 +241,14 @@ def prepare_dataset(
     )
 
 
-def _merge(values, task_types, names, rows, canon, problems) -> np.ndarray:
-    """Merge labels of duplicate molecules, task by task."""
+# repeated measurements further apart than this share of a target's spread are reported
+DISAGREEING = 0.5
+
+
+def _merge(values, task_types, names, rows, canon, problems, spread) -> np.ndarray:
+    """Merge labels of duplicate molecules, task by task: the mean of a regression target's
+    values (reported where they lie more than :data:`DISAGREEING` of the target's standard
+    deviation apart), the majority of a class (reported where the rows disagree)."""
     merged = np.full(values.shape[1], np.nan)
     for t, kind in enumerate(task_types):
         col = values[:, t][~np.isnan(values[:, t])]
@@ -241,6 +256,15 @@ def _merge(values, task_types, names, rows, canon, problems) -> np.ndarray:
             continue
         if kind == "regression":
             merged[t] = col.mean()
+            if np.ptp(col) > DISAGREEING * spread[t]:
+                problems.append(
+                    (
+                        rows[0],
+                        canon,
+                        f"repeated measurements of {names[t]!r} in rows {rows} disagree: "
+                        f"{[float(f'{v:.4g}') for v in col]} -> mean {col.mean():.4g}",
+                    )
+                )
             continue
         frac = col.mean()
         if 0 < frac < 1:

@@ -94,9 +94,10 @@ def evaluate_model(
         flag = frame[schema.in_domain].to_numpy(dtype=bool)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            labeled = ~np.isnan(y).all(axis=1)  # n counts what the errors rest on
             for key, sel in (("in_domain", flag), ("out_of_domain", ~flag)):
                 report[key] = {
-                    "n": int(sel.sum()),
+                    "n": int((sel & labeled).sum()),
                     **{
                         f"{name}/mae": float(np.nanmean(abs_err[sel, t])) if sel.any() else None
                         for t, name in enumerate(model.task_names)
@@ -111,7 +112,8 @@ def _by_similarity(sim: np.ndarray, abs_err: np.ndarray, tasks: Sequence[str]) -
     edges = SIMILARITY_BINS
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (sim >= lo) & (sim < hi)
-        row: dict = {"similarity": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": int(sel.sum())}
+        labeled = int((sel & ~np.isnan(abs_err).all(axis=1)).sum())
+        row: dict = {"similarity": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": labeled}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             for t, name in enumerate(tasks):

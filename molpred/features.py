@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rdkit import Chem
+from rdkit import Chem, rdBase
 from torch_geometric.data import Data
 
 from molpred.chem import (
@@ -264,7 +265,8 @@ def featurize_smiles(
         if cache_file.exists():
             try:
                 return _load_cache(cache_file)
-            except (OSError, ValueError, KeyError) as exc:  # corrupt cache: recompute
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                # a corrupt cache (a cut or empty file): recompute
                 log.warning("ignoring unreadable feature cache %s: %s", cache_file, exc)
     workers = workers or (default_workers() if len(smiles) >= PARALLEL_THRESHOLD else 1)
     chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)] or [[]]
@@ -279,8 +281,8 @@ def featurize_smiles(
 def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
     spec = (
         f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
-        f"{standardization}|r{STANDARDIZE_REVISION}"
-    )
+        f"{standardization}|r{STANDARDIZE_REVISION}|rdkit{rdBase.rdkitVersion}"
+    )  # another RDKit may parse, canonicalize and describe a molecule differently
     h = hashlib.sha256(spec.encode())
     for s in smiles:
         h.update(b"\x00" + str(s).encode("utf-8", "surrogatepass"))

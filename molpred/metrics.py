@@ -42,8 +42,10 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Metrics per task (``"<task>/<metric>"``) and averaged over tasks (``"<metric>"``).
 
-    Shapes: ``targets, preds [N, T]``; NaN targets are ignored. A task with no labels (or one
-    class only) contributes NaN to its own entries and is left out of the averages.
+    Shapes: ``targets, preds [N, T]``; NaN targets are ignored. A task with no labels has no
+    entries; a metric a task cannot have (ROC-AUC with one class, R² of one value) is NaN in
+    its own entry; both are left out of the averages, so an average may cover fewer tasks
+    than another.
     """
     out: dict[str, float] = {}
     per_metric: dict[str, list[float]] = {}

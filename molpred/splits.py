@@ -10,6 +10,7 @@ catch-all groups, acyclic molecules and plain benzenes, when they are large: see
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -18,7 +19,7 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from molpred.chem import rdkit_log_silenced
+from molpred.chem import is_own_parent, parent_key, rdkit_log_silenced
 
 if TYPE_CHECKING:
     from molpred.data import MoleculeDataset
@@ -51,12 +52,39 @@ def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
     return sizes[0], sizes[1], sizes[2]
 
 
-def random_split(n: int, sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
-    """Shuffle ``range(n)`` and cut it into train / val / test."""
+def random_split(
+    n: int,
+    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+) -> Split:
+    """Shuffle ``range(n)`` and cut it into train / val / test; molecules of one ``groups``
+    value (the same parent structure: a salt and its free base) end up in one part."""
     f_train, f_val, _ = _check_sizes(sizes)
     perm = np.random.default_rng(seed).permutation(n)
     n_train, n_val = int(round(f_train * n)), int(round(f_val * n))
-    return Split(perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :])
+    parts = [perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]]
+    return Split(*_together(parts, groups))
+
+
+def _together(parts: list[np.ndarray], groups: Sequence[object] | None) -> list[np.ndarray]:
+    """``parts`` with each group's molecules moved to the part that holds most of them (the
+    first such part on a tie): no parent structure is both trained on and tested."""
+    if groups is None:
+        return parts
+    where: dict[object, list[int]] = {}
+    for p, part in enumerate(parts):
+        for i in part:
+            where.setdefault(groups[i], [0] * len(parts))[p] += 1
+    home = {g: int(np.argmax(counts)) for g, counts in where.items() if max(counts) < sum(counts)}
+    if not home:
+        return parts
+    moved = [[i for i in part if home.get(groups[i], p) == p] for p, part in enumerate(parts)]
+    for p, part in enumerate(parts):
+        for i in part:
+            if home.get(groups[i], p) != p:
+                moved[home[groups[i]]].append(i)
+    return [np.sort(np.array(m, dtype=np.int64)) for m in moved]
 
 
 def scaffold(smiles: str) -> str:
@@ -74,9 +102,10 @@ def scaffold_split(
     """Balanced Bemis-Murcko scaffold split.
 
     Scaffold groups larger than half the test size (the validation size without a test part)
-    go to train first; the remaining groups are shuffled with ``seed`` and fill train, then
-    validation, then test (without a test part, validation takes what is left). No scaffold is
-    shared between parts.
+    go to train, even beyond its share (85% acyclic molecules once made an 85% test set); the
+    remaining groups are shuffled with ``seed`` and fill train, then validation, then test
+    (without a test part, validation takes what is left). No scaffold is shared between parts.
+    Raises ValueError when nothing is left to hold out.
     """
     f_train, f_val, f_test = _check_sizes(sizes)
     n = len(smiles)
@@ -96,21 +125,32 @@ def scaffold_split(
     train: list[int] = []
     val: list[int] = []
     test: list[int] = []
-    for members in big + small:
+    for members in big:  # even past the training share: never a held-out part's bulk
+        train += members
+    for members in small:
         if len(train) + len(members) <= n_train:
             train += members
         elif len(val) + len(members) <= n_val or f_test == 0:
             val += members
         else:
             test += members
+    if f_val + f_test > 0 and not val and not test:
+        largest = max(map(len, groups.values()))
+        raise ValueError(
+            f"a scaffold split cannot hold molecules out: one scaffold holds {largest} of the "
+            f"{n} molecules, and no other is left for validation or test; use a random split"
+        )
     return Split(*(np.array(sorted(p), dtype=np.int64) for p in (train, val, test)))
 
 
-def kfold_splits(n: int, k: int = 5, seed: int = 0) -> list[Split]:
-    """``k`` splits: fold ``i`` is the test set, fold ``i+1`` validation, the rest training."""
+def kfold_splits(
+    n: int, k: int = 5, seed: int = 0, groups: Sequence[object] | None = None
+) -> list[Split]:
+    """``k`` splits: fold ``i`` is the test set, fold ``i+1`` validation, the rest training;
+    molecules of one ``groups`` value share a fold."""
     if not 2 <= k <= n:
         raise ValueError(f"k-fold needs 2 <= k <= number of molecules, got k={k}, n={n}")
-    folds = np.array_split(np.random.default_rng(seed).permutation(n), k)
+    folds = _together(np.array_split(np.random.default_rng(seed).permutation(n), k), groups)
     out = []
     for i in range(k):
         val_i = (i + 1) % k
@@ -185,42 +225,76 @@ _PART_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1,
 def splits_from_labels(labels: Sequence[object], source_rows: Sequence[Sequence[int]]) -> Split:
     """Split from a per-input-row column of ``train`` / ``val`` / ``test`` labels.
 
-    ``source_rows[i]`` lists the input rows merged into dataset molecule ``i``; the molecule
-    takes the part of its first row.
+    ``source_rows[i]`` lists the input rows merged into dataset molecule ``i`` (one structure
+    drawn several times); the molecule takes the part of its first labeled row, with a warning
+    where its rows disagree (the other parts are one molecule short). An empty label (a row a
+    splits file leaves out) does not count; a molecule without any label is left out.
     """
     parts: list[list[int]] = [[], [], []]
+    disagreeing = []
     for i, rows in enumerate(source_rows):
-        name = str(labels[rows[0]]).strip().lower()
-        if name not in _PART_NAMES:
-            raise ValueError(
-                f"split value {labels[rows[0]]!r} in row {rows[0]} is not one of train / val / test"
-            )
-        parts[_PART_NAMES[name]].append(i)
+        found = {}
+        for row in rows:
+            name = str(labels[row]).strip().lower()
+            if name == "":
+                continue
+            if name not in _PART_NAMES:
+                raise ValueError(
+                    f"split value {labels[row]!r} in row {row} is not one of train / val / test"
+                )
+            found.setdefault(_PART_NAMES[name], row)
+        if len(found) > 1:
+            disagreeing.append(rows)
+        if found:
+            parts[next(iter(found))].append(i)
+    if disagreeing:
+        shown = "; ".join(" ".join(map(str, rows)) for rows in disagreeing[:5])
+        warnings.warn(
+            f"{len(disagreeing)} molecule(s) drawn in several rows have rows in different "
+            f"parts (rows {shown}); each goes to its first row's part",
+            stacklevel=2,
+        )
     return Split(*(np.array(p, dtype=np.int64) for p in parts))
 
 
 def splits_from_file(path: str | Path, source_rows: Sequence[Sequence[int]]) -> list[Split]:
     """Splits from a JSON file: a list of ``{"train": [...], "val": [...], "test": [...]}`` of
     input row indices (chemprop's ``--splits-file`` format; a single object is also accepted).
-    Rows that were dropped as invalid are skipped."""
+    Rows that were dropped as invalid are skipped; a negative index, or a row in two parts of
+    one replicate, is an error."""
     spec = json.loads(Path(path).read_text())
     if isinstance(spec, dict):
         spec = [spec]
     n_rows = 1 + max(r for rows in source_rows for r in rows)
     out = []
-    for rep in spec:
+    for r, rep in enumerate(spec):
         labels = np.full(n_rows, "", dtype=object)
+        listed: dict[int, str] = {}
         for key in ("train", "val", "test"):
-            idx = [i for i in rep.get(key, []) if i < n_rows]
-            labels[idx] = key
-        kept = [i for i, rows in enumerate(source_rows) if labels[rows[0]]]
-        split = splits_from_labels(labels, [source_rows[i] for i in kept])
-        kept_arr = np.array(kept, dtype=np.int64)
-        out.append(Split(*(kept_arr[p] for p in split)))
+            for i in rep.get(key, []):
+                if not isinstance(i, int) or i < 0:
+                    raise ValueError(f"replicate {r} of {Path(path).name}: {key} row {i!r}")
+                if i in listed:
+                    raise ValueError(
+                        f"replicate {r} of {Path(path).name}: row {i} is in {listed[i]} and {key}"
+                    )
+                listed[i] = key
+                if i < n_rows:  # beyond: a row dropped as invalid
+                    labels[i] = key
+        out.append(splits_from_labels(labels, source_rows))
     return out
 
 
 SPLITTERS = ("random", "scaffold", "kfold", "scaffold-kfold")
+
+
+def parent_groups(smiles: Sequence[str]) -> list[str] | None:
+    """Each molecule's parent structure (:func:`molpred.chem.parent_key`), or None when every
+    molecule has its own: a dataset read as drawn keeps a salt apart from its free base, and a
+    random split must not train on one and test on the other. Only SMILES that may not be
+    their own parent (several components, a charge, a metal) are parsed."""
+    keys = [s if is_own_parent(s) else (parent_key(s) or s) for s in smiles]
+    return keys if len(set(keys)) < len(keys) else None
 
 
 def make_splits(
@@ -249,11 +323,11 @@ def make_splits(
     if split_labels is not None:
         return [splits_from_labels(split_labels, ds.source_rows)]
     if split == "random":
-        return [random_split(len(ds), sizes, seed)]
+        return [random_split(len(ds), sizes, seed, parent_groups(ds.smiles))]
     if split == "scaffold":
         return [scaffold_split(ds.smiles, sizes, seed)]
     if split == "kfold":
-        return kfold_splits(len(ds), folds, seed)
+        return kfold_splits(len(ds), folds, seed, parent_groups(ds.smiles))
     if split == "scaffold-kfold":
         return scaffold_kfold_splits(ds.smiles, folds, seed)
     raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITTERS)}")

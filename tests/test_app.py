@@ -490,6 +490,8 @@ def test_admet_panel_presets_columns_and_profile(app):
     assert len(profile) == 9  # BBB, logD, P-gp, bioavailability, five CYPs
     assert profile["among approved drugs (percentile)"].between(0, 100).all()
     assert profile["category"].tolist()[0] == "Physicochemical & absorption"
+    # an expected error for logD alone: a classifier's spread is sqrt(p(1-p)), not one
+    assert profile["expected error"].notna().sum() == 1
 
 
 def test_the_domain_filter_asks_only_the_ranked_models():

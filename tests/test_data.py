@@ -57,6 +57,25 @@ def test_conflicting_class_labels_are_reported():
     assert ds.problems["reason"].str.contains("conflicting labels").sum() == 1
 
 
+def test_disagreeing_measurements_are_reported_and_ties_leave_nothing_behind():
+    """Ethanol measured at 1 and 1000 was averaged to 500.5 without a word; a class tie left
+    a molecule without any label in the dataset (counted in split sizes and test counts)."""
+    df = pd.DataFrame(
+        {
+            "smiles": ["CCO", "OCC", "CCN", "NCC", "CCC", "CCCl", "CCBr"],
+            "y": [1.0, 1000.0, 2.0, 2.1, 3.0, 4.0, 5.0],
+        }
+    )
+    ds = prepare_dataset(df, "smiles", ["y"], "regression")
+    assert ds.targets[ds.smiles.index("CCO"), 0] == 500.5
+    reasons = ds.problems["reason"].tolist()
+    assert len(reasons) == 1 and "disagree: [1.0, 1000.0] -> mean 500.5" in reasons[0]
+    tie = pd.DataFrame({"smiles": ["CCO", "OCC", "CCN", "CCC"], "y": [1, 0, 1, 0]})
+    ds = prepare_dataset(tie, "smiles", ["y"], "classification")
+    assert "CCO" not in ds.smiles and len(ds) == 2 and not np.isnan(ds.targets).any()
+    assert ds.problems["reason"].str.contains("missing \\(tie\\)").sum() == 1
+
+
 def test_missing_column_and_unusable_tables():
     df = pd.DataFrame({"smiles": ["CCO"], "y": [1.0]})
     with pytest.raises(DataError, match="'nope'"):
@@ -143,3 +162,25 @@ def test_chunk_featurized_in_parse_batches_equals_one_batch(monkeypatch):
             np.testing.assert_array_equal(a.edge_index, b.edge_index)
     np.testing.assert_array_equal(batched.descriptors, whole.descriptors)
     np.testing.assert_array_equal(batched.fingerprints, whole.fingerprints)
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short"])
+def test_a_damaged_feature_cache_is_recomputed(esol, tmp_path, damage):
+    """A cut or empty cache file raised BadZipFile / EOFError in every later training."""
+    smiles = esol["smiles"].tolist()[:20]
+    first = featurize_smiles(smiles, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("*.npz")
+    cache.write_bytes(damage)
+    again = featurize_smiles(smiles, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.descriptors, first.descriptors)
+
+
+def test_the_feature_cache_is_keyed_by_the_rdkit_version(monkeypatch):
+    """Another RDKit may canonicalize (and so deduplicate) and describe molecules differently."""
+    from rdkit import rdBase
+
+    from molpred import features
+
+    key = features._cache_key(["CCO"], True, "none")
+    monkeypatch.setattr(rdBase, "rdkitVersion", "1999.01.1")
+    assert features._cache_key(["CCO"], True, "none") != key

@@ -56,6 +56,18 @@ def test_chunked_queries_and_nearest_neighbours_equal_rdkit(esol, monkeypatch):
     top = place.neighbors(fingerprint(queries[0]), k=5)
     assert [round(v, 6) for _, v in top] == [round(v, 6) for v in sorted(expected)[::-1][:5]]
     assert all(abs(expected[i] - v) < 1e-6 for i, v in top)
+    # among the molecules measured for a task: the best measured ones, never an unmeasured one
+    targets = torch.full((len(ref), 1), float("nan"))
+    measured = [i for i, _ in top[1:]] + list(range(0, len(ref), 7))
+    targets[measured, 0] = 1.0
+    sparse = domain.Domain(torch.from_numpy(fps), torch.zeros(1, 4), 1.0, 0.5, targets=targets)
+    picked = sparse.neighbors(fingerprint(queries[0]), k=5, task=0)
+    assert [i for i, _ in picked][:4] == [i for i, _ in top[1:]]
+    assert all(not torch.isnan(targets[i, 0]) for i, _ in picked) and len(picked) == 5
+    few = torch.full((len(ref), 1), float("nan"))
+    few[[3, 9], 0] = 2.0
+    only = domain.Domain(torch.from_numpy(fps), torch.zeros(1, 4), 1.0, 0.5, targets=few)
+    assert sorted(i for i, _ in only.neighbors(fingerprint(queries[0]), k=5, task=0)) == [3, 9]
     # a model with a prepared reference still copies and pickles (without the cache)
     for twin in (copy.deepcopy(place), pickle.loads(pickle.dumps(place))):
         assert twin._reference is None and twin.neighbors(fingerprint(queries[0]), k=5) == top

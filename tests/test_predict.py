@@ -1,5 +1,6 @@
 import gzip
 
+import numpy as np
 import pandas as pd
 import pytest
 from rdkit import Chem
@@ -218,3 +219,15 @@ def test_evaluate_pairs_the_tasks_own_names_by_name(esol):
     ordered = evaluate_model(two, data)["metrics"]
     swapped = evaluate_model(two, data, target_columns=["Molecular Weight", ESOL_TARGET])
     assert swapped["metrics"] == ordered
+
+
+def test_evaluate_counts_only_labeled_molecules_in_and_out_of_domain(model, esol):
+    """The domain tables' n counted molecules without a label, next to errors that rest on
+    the labeled ones only."""
+    from molpred.evaluate import evaluate_model
+
+    data = esol.head(30).copy()
+    data.loc[data.index[:7], ESOL_TARGET] = np.nan
+    report = evaluate_model(model, data, "smiles", [ESOL_TARGET])
+    assert report["in_domain"]["n"] + report["out_of_domain"]["n"] == 23
+    assert sum(row["n"] for row in report["by_similarity"]) == 23

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from molpred.splits import (
@@ -87,7 +88,8 @@ def test_scaffold_kfold_keeps_a_dominant_series_whole(esol):
 def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
     # 4 input rows; rows 1 and 2 were merged into molecule 1; row 3 was invalid (absent)
     source_rows = [[0], [1, 2], [4]]
-    s = splits_from_labels(["train", "Val", "test", "x", "TEST"], source_rows)
+    with pytest.warns(UserWarning, match="rows 1 2"):  # one molecule, two parts: said
+        s = splits_from_labels(["train", "Val", "test", "x", "TEST"], source_rows)
     assert s.train.tolist() == [0] and s.val.tolist() == [1] and s.test.tolist() == [2]
     with pytest.raises(ValueError, match="not one of"):
         splits_from_labels(["train", "bogus", "", "", "test"], source_rows)
@@ -95,6 +97,33 @@ def test_labels_and_file_map_input_rows_to_molecules(tmp_path):
     f.write_text(json.dumps([{"train": [0, 4], "val": [1, 2], "test": [3]}]))
     (s,) = splits_from_file(f, source_rows)
     assert s.train.tolist() == [0, 2] and s.val.tolist() == [1] and s.test.tolist() == []
+    # a file listing only a later row of a merged molecule keeps it (it vanished)
+    f.write_text(json.dumps({"train": [0, 4], "test": [2]}))
+    (s,) = splits_from_file(f, source_rows)
+    assert s.train.tolist() == [0, 2] and s.test.tolist() == [1]
+    # a negative index (it named the last valid row) and a row in two parts are errors
+    for bad, reason in (
+        ({"train": [0], "test": [-1]}, "test row -1"),
+        ({"train": [0, 4], "test": [4]}, "row 4 is in train and test"),
+    ):
+        f.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=reason):
+            splits_from_file(f, source_rows)
+
+
+def test_scaffold_groups_too_big_to_hold_out_train_instead_of_becoming_the_test_set():
+    """85 acyclic molecules of 100 made an 85-molecule test set (and a 15-molecule training
+    set); one scaffold for all molecules leaves nothing to hold out, which is said."""
+    acyclic = [f"C{'C' * (i % 9)}O{'C' * (i // 9)}" for i in range(85)]
+    rings = [
+        f"c1ccc{'c' * 1}c1{'C' * i}N" if i % 2 else f"C1CC{'C' * (i % 5)}C1{'O' * 1}C{'C' * i}"
+        for i in range(15)
+    ]
+    split = scaffold_split(acyclic + rings, seed=0)
+    assert sorted(split.train.tolist())[:85] == list(range(85))
+    assert len(split.val) + len(split.test) > 0 and len(split.test) < 15
+    with pytest.raises(ValueError, match="one scaffold holds 12 of the 12"):
+        scaffold_split(["c1ccccc1" + "C" * i for i in range(12)])
 
 
 def test_a_replicate_the_splits_file_does_not_hold_is_an_error(tmp_path):
@@ -124,3 +153,24 @@ def test_cross_validation_members_hold_out_every_molecule_once_and_keep_the_test
     assert [len(m.val) for m in members] == [18] * 5
     with pytest.raises(ValueError, match="2 validation rows per fold"):
         cross_validation_members(Split(np.arange(7), np.arange(7, 9), np.arange(0)), 5)
+
+
+@pytest.mark.parametrize("split", ["random", "kfold"])
+def test_a_salt_and_its_free_base_are_not_trained_on_and_tested(esol, split):
+    """Read as drawn, a hydrochloride and its free base are two molecules: a random split put
+    5 of 7 test molecules' parents in training."""
+    from molpred.chem import parent_key
+    from molpred.data import prepare_dataset
+
+    smiles = esol["smiles"].head(40).tolist()
+    df = pd.DataFrame({"smiles": smiles + [s + ".Cl" for s in smiles], "y": range(80)})
+    ds = prepare_dataset(df, "smiles", ["y"], "regression", cache_dir=None)
+    keys = [parent_key(s) for s in ds.smiles]
+    for part in make_splits(ds, split, folds=4, seed=0):
+        train = {keys[i] for i in part.train}
+        assert not train & {keys[i] for i in (*part.val, *part.test)}
+        assert len(part.test) > 0
+    plain = prepare_dataset(df.head(40), "smiles", ["y"], "regression", cache_dir=None)
+    assert make_splits(plain, split, folds=4)[0].test.tolist() == (
+        random_split(40, seed=0) if split == "random" else kfold_splits(40, 4, 0)[0]
+    ).test.tolist()  # nothing to keep together: the split is as before

@@ -387,3 +387,20 @@ def test_a_metric_undefined_on_every_validation_split_is_an_error(small, tmp_pat
     )
     with pytest.raises(StudyError, match="roc_auc cannot be computed"):
         run_study(data, settings, n_trials=1, storage=str(tmp_path / "c.db"), progress=False)
+
+
+def test_report_neither_creates_a_database_nor_trusts_the_study_name(tmp_path):
+    """A mistyped --storage left an empty 114 KB database behind; a study name went into the
+    report's HTML as markup."""
+    import optuna
+
+    from molpred.cli import main
+    from molpred.tune import write_report
+
+    typo = tmp_path / "typo.db"
+    args = ["report", "--storage", str(typo), "--study-name", "x", "-o", str(tmp_path / "r.html")]
+    assert main(args) == 2 and not typo.exists()
+    study = optuna.create_study(study_name="<script>alert(1)</script>")
+    study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+    html = write_report(study, tmp_path / "r.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html

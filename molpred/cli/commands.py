@@ -73,7 +73,8 @@ def train(args: argparse.Namespace) -> int:
     _print_metrics(metrics, model.task_names)
     if metrics["n_problems"]:
         print(
-            f"{metrics['n_problems']} input rows or labels could not be used"
+            f"{metrics['n_problems']} notes on input rows (rows or labels that could not be "
+            "used, repeated measurements that disagree)"
             + (
                 f" (see {args.problems_out})"
                 if args.problems_out
@@ -188,7 +189,15 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
         return
     overall = [k for k in test if "/" not in k and k != "loss"]  # the loss is training's business
     n = len(metrics["members"])
-    print(f"test metrics (mean ± sd over {n} models):" if n > 1 else "test metrics:")
+    n_test = metrics["members"][0].get("n_test", 0)
+    rests = f"{n_test} test molecule{'s' * (n_test != 1)}"
+    if 0 < n_test < 20:
+        rests += ": too few to judge the model by"
+    print(
+        f"test metrics (mean ± sd over {n} models; {rests}):"
+        if n > 1
+        else f"test metrics ({rests}):"
+    )
     for key in overall:
         print(f"  {key:8s} {test[key]:.4f}" + (f" ± {std[key]:.4f}" if n > 1 else ""))
     if len(task_names) > 1:
@@ -331,15 +340,22 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"uncertainty, {task}:")
         for key, value in values.items():
             print(f"  {key:40s} {value:.4f}")
+        if values.get("mean_interval_width") == float("inf"):
+            n = dict(zip(model.task_names, model.info.n_calibration, strict=False)).get(task, 0)
+            print(
+                f"  (at --confidence {args.confidence} the {n} calibration molecules cannot "
+                "bound the interval: it is infinite; a lower confidence can be)"
+            )
     if report.get("by_similarity"):
         import pandas as pd
 
         print("error by similarity to the training set:")
         print(pd.DataFrame(report["by_similarity"]).to_string(index=False, float_format="%.3f"))
-        print(
-            f"in domain (similarity >= {report['domain_threshold']:.3f}): "
-            f"{report['in_domain']}; out of domain: {report['out_of_domain']}"
-        )
+        rule = f"similarity >= {report['domain_threshold']:.3f}"
+        if model.domain is not None and model.domain.error_threshold is not None:
+            rule += " and expected error not unusually high (relative to validation molecules)"
+        print(f"in domain ({rule}): {report['in_domain']}")
+        print(f"out of domain: {report['out_of_domain']}")
     if args.plot:
         print(f"plot written to {plot_error_by_similarity(report, args.plot)}")
     if args.output:

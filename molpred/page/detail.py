@@ -16,6 +16,7 @@ from molpred.featurize import fingerprint
 from molpred.page.labels import value_labels
 from molpred.page.profile import show_profile
 from molpred.predictor import Predictor
+from molpred.pretrained.endpoints import value_bounds
 from molpred.screen import mol_svg
 
 __all__ = ["detail"]
@@ -59,16 +60,20 @@ def detail(table: pd.DataFrame, predictor: Predictor, columns: dict[str, str]) -
     left.image(mol_svg(mol, (420, 320)), width=420)
     left.code(smiles, language=None)  # literal text: never read as Markdown
     key = f"{name}:{model.info.data_fingerprint}:{model.info.created}"
-    right.image(
-        _explained(key, smiles, task, model, mol),
-        caption="Atom contributions (green raises the prediction, red lowers it)",
-    )
+    caption = "Atom contributions (green raises the prediction, red lowers it)"
+    value = scored.at[pick, next(t.value for t in predictor.schema.tasks if t.key == (name, task))]
+    if pd.notna(value) and float(value) in value_bounds(model).get(task, ()):
+        caption += (  # the table shows the clipped value; the gradients see the raw output
+            f". The prediction is held at this endpoint's physical limit ({float(value):g}): "
+            "the contributions explain the model's output before that limit"
+        )
+    right.image(_explained(key, smiles, task, model, mol), caption=caption)
     # full width: in half the page its percentile, error and domain columns scrolled out of view
     show_profile(scored.loc[pick], predictor, columns)
     if model.domain is not None and model.domain.smiles:
         rows = []
         t = model.task_names.index(task)
-        for idx, sim in model.domain.neighbors(fingerprint(mol), k=5):
+        for idx, sim in model.domain.neighbors(fingerprint(mol), k=5, task=t):
             measured = model.domain.targets[idx, t] if model.domain.targets is not None else None
             rows.append(
                 {
@@ -79,5 +84,7 @@ def detail(table: pd.DataFrame, predictor: Predictor, columns: dict[str, str]) -
                     else f"{float(measured):.3g}",
                 }
             )
-        st.markdown(f"**Nearest training molecules of `{name}`**")
+        st.markdown(
+            f"**Nearest training molecules of `{name}` measured for {labels[(name, task)]}**"
+        )
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="neighbors")

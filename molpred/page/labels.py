@@ -44,6 +44,9 @@ TRUST_HELP = {
     "_std": "Expected error of this prediction (same units), learned from held-out molecules: "
     "it grows with distance from the training set and the model's own doubt. Larger means "
     "less certain; rank by it to find the risky predictions.",
+    "_spread": "Spread of the predicted probability: sqrt(p(1-p)) for one model, the members' "
+    "disagreement for an ensemble. It follows the probability, not the distance from the "
+    "training set: the prediction set says how sure the model is.",
     "_pct_approved": "Percentile of this prediction among FDA-approved drugs (ClinTox) "
     "predicted by the same model: 90 means higher than 90% of approved drugs.",
     "_lower": "Lower end of the conformal interval at the sidebar's confidence.",

@@ -212,7 +212,9 @@ def profile(row: pd.Series, predictor: Predictor, columns: dict[str, str]) -> pd
                     "property": columns.get(task.value, task.value),
                     "prediction": row.get(task.value),
                     "among approved drugs (percentile)": pct,
-                    "expected error": row.get(task.std),
+                    # a classifier's spread follows its probability (sqrt(p(1-p)) for one
+                    # member): not an error learned from held-out molecules
+                    "expected error": row.get(task.std) if task.kind == "regression" else None,
                     f"{predictor.confidence:.0%} interval": _interval(row, task),
                     "in domain": row.get(m.in_domain) if m.domain else None,
                 }

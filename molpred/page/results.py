@@ -200,9 +200,12 @@ def results(
             "salt", help="Counter-ions or other components in the input, and what was scored"
         ),
     }
+    spreads = {t.std for m in predictor.schema.models for t in m.tasks if t.kind != "regression"}
     for col, label in names.items():
         if col in table:
             help_text = next((h for suffix, h in TRUST_HELP.items() if col.endswith(suffix)), None)
+            if col in spreads:  # a classifier's std: no expected error
+                help_text = TRUST_HELP["_spread"]
             if pd.api.types.is_bool_dtype(table[col]):  # in domain: a tick, not 1/0
                 config[col] = st.column_config.CheckboxColumn(label, help=help_text)
             elif table[col].dtype == object:

@@ -218,8 +218,9 @@ def _outcome(job: TrainingJob) -> None:
         if len(model.problems):
             rows = model.problems["row"].nunique()
             st.warning(
-                f"{rows} input row{'' if rows == 1 else 's'} left out, or with a label left "
-                "out (row 1 is the first row under the header):"
+                f"{rows} input row{'' if rows == 1 else 's'} left out, with a label left out, "
+                "or measured again with another value (row 1 is the first row under the "
+                "header):"
             )
             shown = model.problems.assign(row=model.problems["row"] + 1)
             st.dataframe(shown, hide_index=True, key="t_problems")

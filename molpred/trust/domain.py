@@ -196,10 +196,18 @@ class Domain:
     def latent(self, embeddings: torch.Tensor) -> np.ndarray:
         return knn_distance(embeddings, self.embeddings) / max(self.latent_scale, 1e-12)
 
-    def neighbors(self, fp: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
-        """The ``k`` most similar training molecules: ``(index, Tanimoto)``, best first."""
+    def neighbors(
+        self, fp: np.ndarray, k: int = 5, task: int | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``k`` most similar training molecules: ``(index, Tanimoto)``, best first; with
+        ``task``, among those measured for it (a sparse panel task left most neighbours
+        "not measured")."""
         with torch_section():
             sim = self.reference().similarity(_bits(fp.reshape(1, -1)))[:, 0]
+            if task is not None and self.targets is not None:
+                measured = ~torch.isnan(self.targets[:, task].float())
+                sim = torch.where(measured, sim, torch.full_like(sim, -1.0))
+                k = min(k, int(measured.sum()))
             top = sim.topk(min(k, len(sim)))
         return [(int(i), float(v)) for v, i in zip(top.values, top.indices, strict=True)]
 

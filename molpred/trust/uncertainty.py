@@ -163,7 +163,8 @@ def uncertainty_metrics(
         out["coverage"] = float(inside.mean()) if len(y) else math.nan
         out["mean_interval_width"] = float(width.mean()) if len(y) else 0
         # how much the intervals adapt: 1.0 means every molecule gets the same width
-        p10, p90 = np.percentile(width, [10, 90]) if len(y) else (math.nan, math.nan)
+        finite = len(y) and np.isfinite(width).all()  # inf: too few calibration molecules
+        p10, p90 = np.percentile(width, [10, 90]) if finite else (math.nan, math.nan)
         out["width_ratio_90_10"] = float(p90 / p10) if p10 > 0 else math.nan
     return out
 

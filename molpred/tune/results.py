@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import fields, replace
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,11 @@ def write_report(study: optuna.Study, path: str | Path) -> Path:
         first = False
     table = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params"))
     best = f"trial {study.best_trial.number}, {study.best_value:.4f}" if complete else "none yet"
+    name = escape(study.study_name)  # a name is text, never markup
     html = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{study.study_name}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title>"
         "</head><body style='font-family:sans-serif;max-width:1100px;margin:auto'>"
-        f"<h1>Study {study.study_name}</h1><p>metric: {study.user_attrs.get('metric')} "
+        f"<h1>Study {name}</h1><p>metric: {escape(str(study.user_attrs.get('metric')))} "
         f"({study.direction.name.lower()}); trials: {len(study.trials)}; best: {best}; "
         f"written {time.strftime('%Y-%m-%d %H:%M')}</p>"
         + "".join(parts)

@@ -72,9 +72,14 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
 
 
 def load_study(storage: str, study_name: str) -> optuna.Study:
-    return optuna.load_study(
-        study_name=study_name, storage=open_storage(storage_url(storage, study_name))
-    )
+    """An existing study (KeyError without one). A SQLite file that does not exist is
+    reported, not created empty (a mistyped name left an empty database behind)."""
+    url = storage_url(storage, study_name)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if str(path) != ":memory:" and not path.is_file():
+            raise FileNotFoundError(f"no study database {path}")
+    return optuna.load_study(study_name=study_name, storage=open_storage(url))
 
 
 def claim(study: optuna.Study, question: dict[str, Any], settings: str) -> None:
