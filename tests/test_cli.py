@@ -50,6 +50,9 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert metrics["test"]["rmse"] > 0 and metrics["members"][0]["n_train"] > 100
     weight = metrics["members"][0]["trees_weight"]  # the default blends trees, and says so
     assert (weight is None) == ("blended with trees" not in trained.stdout)
+    n_test = metrics["members"][0]["n_test"]  # what the test metrics rest on, said
+    assert f"{n_test} test molecules" in trained.stdout
+    assert ("too few to judge" in trained.stdout) == (n_test < 20)
 
     out = tmp_path / "scores.csv"
     proc = run("predict", model, tiny_csv, "--output", out, "--top", "3", "--quiet")
@@ -78,6 +81,11 @@ def test_train_predict_evaluate(tmp_path, esol, tiny_csv):
     assert report["in_domain"]["n"] + report["out_of_domain"]["n"] == 150
     assert (tmp_path / "domain.png").read_bytes()[:4] == b"\x89PNG"
     assert "error by similarity" in proc.stdout
+    # the rule printed is the rule applied (the expected error flags molecules too)
+    assert "similarity >= " in proc.stdout and "and expected error" in proc.stdout
+    proc = run("evaluate", model, data, "--target-columns", ESOL_TARGET, "--confidence", "0.999")
+    assert "calibration molecules cannot bound the interval" in proc.stdout
+    assert "RuntimeWarning" not in proc.stderr
 
     proc = run(
         "predict", model, tiny_csv, "--output", out, "--no-domain", "--confidence", "0.8", "--quiet"

@@ -1,7 +1,12 @@
 """Approved-drug context: where a prediction sits among approved drugs.
 
 The reference population is the FDA-approved molecules of ClinTox (``data/clintox.csv``,
-``FDA_APPROVED == 1``). Each bundled model predicts them once at build time
+``FDA_APPROVED == 1``), each predicted by a model that did not train on it: on its own
+training molecules a model predicts close to their labels, which would make any new drug look
+unusual. A model that learned half of them or more (ClinTox's and Tox21's) has those predicted
+by cross-validation, the others by itself
+(:func:`molpred.pretrained.build.approved_reference`). Each bundled model predicts its
+reference drugs once at build time
 (``python -m molpred.pretrained.build --approved``) and the 101 percentiles of every
 predicted column are shipped in ``approved.json``, with the identity of the model build they
 came from: a model rebuilt since has no reference (and so no percentile) until the reference
