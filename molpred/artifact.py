@@ -366,7 +366,7 @@ def load_model(
             "molpred or retrain the model."
         )
     try:
-        return _from_payload(payload, version, p, device)
+        model = _from_payload(payload, version, p)
     except ModelFileError:
         raise
     except Exception as exc:  # a damaged file whose checksums could not tell, or a foreign one
@@ -374,11 +374,15 @@ def load_model(
         raise ModelFileError(
             f"{p.name} is damaged or was not written by a compatible molpred "
             f"({type(exc).__name__}{': ' + first if first else ''})"
-        ) from None
+        ) from exc
+    for member in model.members:  # a missing or full device is not the file's fault
+        member.to(device)
+    return model
 
 
-def _from_payload(payload: dict, version: int, p: Path, device: str) -> MolpredModel:
-    """The model of a loaded file's payload, its checksums verified (see :func:`load_model`)."""
+def _from_payload(payload: dict, version: int, p: Path) -> MolpredModel:
+    """The model (on the CPU) of a loaded file's payload, its checksums verified (see
+    :func:`load_model`)."""
     if (
         version >= 3
         and payload.get("metadata_sha256")
@@ -397,6 +401,10 @@ def _from_payload(payload: dict, version: int, p: Path, device: str) -> MolpredM
         raise ModelFileError(
             f"{p.name} says format version {version} but holds parts of version 4 (trees): "
             "altered or damaged"
+        )
+    if version == 1 and payload.get("extras"):  # version 1 had no extras, nor their digest
+        raise ModelFileError(
+            f"{p.name} says format version 1 but holds parts of later versions: altered or damaged"
         )
     states = payload["members"]
     extras = payload.get("extras", {})
@@ -423,7 +431,7 @@ def _from_payload(payload: dict, version: int, p: Path, device: str) -> MolpredM
             prefix = f"trees{j}_"
             tensors = {k[len(prefix) :]: v for k, v in extras.items() if k.startswith(prefix)}
             model.trees = TreeBlend.from_state(stored, tensors)
-        members.append(model.to(device).eval())
+        members.append(model.eval())
     domain = None
     if "domain_fingerprints" in extras and "domain" in meta:
         d = meta["domain"]

@@ -60,8 +60,15 @@ def _read(input_path: Path, ray_data):
 
     fmt = table_format(input_path)
     if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        # a stored pandas index: Ray reads it as a last column, the local reader as the first
+        # (an index that was a plain range is stored as metadata only, and Ray drops it)
+        meta = pq.read_schema(input_path).pandas_metadata or {}
         ds = ray_data.read_parquet(str(input_path))
-        return ds, ds.columns()
+        index = [c for c in meta.get("index_columns", []) if c in ds.columns()]
+        columns = index + [c for c in ds.columns() if c not in index]
+        return (ds.select_columns(columns) if index else ds), columns
     if fmt not in ("csv", "tsv"):
         raise DataError(
             "--engine ray reads .csv, .tsv (optionally .gz) and .parquet; "
@@ -219,9 +226,12 @@ def _score(
         return rows, ok
     with TableWriter(out) as writer:
         for batch in scored.iter_batches(batch_size=chunk_size, batch_format="pandas"):
-            # predictions are float32; the trip through Arrow widens them (exactly)
+            # predictions are float32; the trip through Arrow widens them (exactly); the
+            # input's own columns are left as they are
             wide = {
-                c: "float32" for c in batch.columns if pd.api.types.is_float_dtype(batch[c].dtype)
+                c: "float32"
+                for c in batch.columns
+                if c not in columns and pd.api.types.is_float_dtype(batch[c].dtype)
             }
             writer.write(batch.astype(wide))
             rows += len(batch)

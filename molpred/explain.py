@@ -89,8 +89,9 @@ def draw_contributions(
         raise ValueError(f"{len(weights)} weights for {mol.GetNumAtoms()} atoms")
     drawer = rdMolDraw2D.MolDraw2DCairo(size, size)
     if mol.GetNumAtoms() < 2:  # RDKit's heat map needs two atoms: one atom is tinted instead
-        colour = (0.8, 1.0, 0.8) if weights[0] > 0 else (1.0, 0.8, 0.8)
-        tinted = {0: colour} if len(weights) and weights[0] != 0 else {}
+        tinted = {}
+        if len(weights) and weights[0] != 0:
+            tinted = {0: (0.8, 1.0, 0.8) if weights[0] > 0 else (1.0, 0.8, 0.8)}
         drawer.DrawMolecule(mol, highlightAtoms=list(tinted), highlightAtomColors=tinted)
     else:
         SimilarityMaps.GetSimilarityMapFromWeights(mol, [float(w) for w in weights], draw2d=drawer)

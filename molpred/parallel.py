@@ -167,6 +167,7 @@ def map_ordered(
         for i, item in enumerate(items):
             yield i, item, None if skip(i) else fn(item)
         return
+    workers_at_start = _worker_pids(pool)  # before any work: a death is seen however early
     source = enumerate(items)
     pending: deque = deque()
 
@@ -179,7 +180,6 @@ def map_ordered(
     try:
         for _ in range(2 * workers):
             submit(next(source, None))
-        workers_at_start = _worker_pids(pool)
         while pending:
             i, item, job = pending.popleft()
             result = _result(job, pool, workers_at_start) if job is not None else None

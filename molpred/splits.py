@@ -68,22 +68,19 @@ def random_split(
 
 
 def _together(parts: list[np.ndarray], groups: Sequence[object] | None) -> list[np.ndarray]:
-    """``parts`` with each group's molecules moved to the part that holds most of them (the
-    first such part on a tie): no parent structure is both trained on and tested."""
+    """``parts`` (cuts of one shuffled order) with each group's molecules moved to the part
+    of its first molecule by row number: no parent structure is both trained on and tested,
+    and as that molecule's place in the shuffle does not depend on the shuffle's other
+    molecules, a group lands in each part as often as a single molecule does."""
     if groups is None:
         return parts
-    where: dict[object, list[int]] = {}
-    for p, part in enumerate(parts):
-        for i in part:
-            where.setdefault(groups[i], [0] * len(parts))[p] += 1
-    home = {g: int(np.argmax(counts)) for g, counts in where.items() if max(counts) < sum(counts)}
-    if not home:
-        return parts
-    moved = [[i for i in part if home.get(groups[i], p) == p] for p, part in enumerate(parts)]
-    for p, part in enumerate(parts):
-        for i in part:
-            if home.get(groups[i], p) != p:
-                moved[home[groups[i]]].append(i)
+    part_of = {int(i): p for p, part in enumerate(parts) for i in part}
+    home: dict[object, int] = {}
+    for i in sorted(part_of):
+        home.setdefault(groups[i], part_of[i])
+    moved: list[list[int]] = [[] for _ in parts]
+    for i in part_of:
+        moved[home[groups[i]]].append(i)
     return [np.sort(np.array(m, dtype=np.int64)) for m in moved]
 
 
@@ -102,10 +99,11 @@ def scaffold_split(
     """Balanced Bemis-Murcko scaffold split.
 
     Scaffold groups larger than half the test size (the validation size without a test part)
-    go to train, even beyond its share (85% acyclic molecules once made an 85% test set); the
-    remaining groups are shuffled with ``seed`` and fill train, then validation, then test
-    (without a test part, validation takes what is left). No scaffold is shared between parts.
-    Raises ValueError when nothing is left to hold out.
+    go to train first; the remaining groups are shuffled with ``seed`` and fill train, then
+    validation, then test (without a test part, validation takes what is left). A group larger
+    than the whole training share trains regardless (85% acyclic molecules once made an 85%
+    test set). No scaffold is shared between parts. Raises ValueError when nothing is left to
+    hold out.
     """
     f_train, f_val, f_test = _check_sizes(sizes)
     n = len(smiles)
@@ -125,10 +123,10 @@ def scaffold_split(
     train: list[int] = []
     val: list[int] = []
     test: list[int] = []
-    for members in big:  # even past the training share: never a held-out part's bulk
-        train += members
-    for members in small:
-        if len(train) + len(members) <= n_train:
+    for members in big + small:
+        # a group larger than the whole training share trains all the same: it would
+        # otherwise become most of a held-out part
+        if len(train) + len(members) <= n_train or len(members) > n_train:
             train += members
         elif len(val) + len(members) <= n_val or f_test == 0:
             val += members
@@ -137,8 +135,8 @@ def scaffold_split(
     if f_val + f_test > 0 and not val and not test:
         largest = max(map(len, groups.values()))
         raise ValueError(
-            f"a scaffold split cannot hold molecules out: one scaffold holds {largest} of the "
-            f"{n} molecules, and no other is left for validation or test; use a random split"
+            f"a scaffold split has nothing to hold out: its largest scaffold holds {largest} "
+            f"of the {n} molecules and trains with the rest; use a random split"
         )
     return Split(*(np.array(sorted(p), dtype=np.int64) for p in (train, val, test)))
 
@@ -247,6 +245,12 @@ def splits_from_labels(labels: Sequence[object], source_rows: Sequence[Sequence[
             disagreeing.append(rows)
         if found:
             parts[next(iter(found))].append(i)
+    unlabeled = len(source_rows) - sum(map(len, parts))
+    if unlabeled and not all(str(x).strip() == "" for x in labels):
+        warnings.warn(
+            f"{unlabeled} molecule(s) have no train / val / test label and are left out",
+            stacklevel=2,
+        )
     if disagreeing:
         shown = "; ".join(" ".join(map(str, rows)) for rows in disagreeing[:5])
         warnings.warn(

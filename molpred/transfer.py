@@ -74,7 +74,8 @@ def load_pretrained(source: MolpredModel | str | Path) -> Pretrained:
         for k, v in member.state_dict().items()
         if k.startswith(ENCODER_PARTS)
     }
-    # the source file's own digest (its metadata's weights_sha256): what identifies that file
+    # the digest a file of this model stores as its weights_sha256 (the same as the source
+    # file's own, for files written by molpred since trees came in): what identifies it
     return Pretrained(state, member.config, name or "model", model.weights_sha256())
 
 

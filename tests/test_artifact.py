@@ -187,6 +187,15 @@ def test_a_lower_version_number_does_not_skip_the_checks(trained, tmp_path):
     torch.save(payload, tmp_path / "downgraded.pt")
     with pytest.raises(ModelFileError, match="version 2 but holds parts of version 4"):
         load_model(tmp_path / "downgraded.pt")
+    # version 1 had no extras and its digest skips them: a domain there is refused too
+    payload = torch.load(trained.save(tmp_path / "m.pt"), weights_only=True)
+    meta = json.loads(payload["metadata"])
+    meta.pop("trees")
+    payload["extras"] = {k: v for k, v in payload["extras"].items() if "_booster" not in k}
+    payload["metadata"], payload["format_version"] = json.dumps(meta), 1
+    torch.save(payload, tmp_path / "v1.pt")
+    with pytest.raises(ModelFileError, match="version 1 but holds parts of later versions"):
+        load_model(tmp_path / "v1.pt")
 
 
 def test_a_directory_and_bytes_like_content(trained, tmp_path):

@@ -163,10 +163,16 @@ def test_ray_handles_header_only_and_missing_smiles_as_local(cluster, model_file
     local, ray_ = _local_and_ray(model_file, header_only, tmp_path, cluster)
     assert list(ray_.columns) == list(local.columns) and ray_.empty and local.empty
     parquet = tmp_path / "gaps.parquet"
-    pd.DataFrame({"id": [1, 2, 3], "smiles": ["CCO", None, "c1ccccc1O"]}).to_parquet(parquet)
+    frame = pd.DataFrame(
+        {"id": [7, 3, 11], "smiles": ["CCO", None, "c1ccccc1O"], "dose": [123456789.0, 1.5, 2.0]}
+    )
+    frame.set_index("id").to_parquet(parquet)  # a stored index comes back as a column
     local, ray_ = _local_and_ray(model_file, parquet, tmp_path, cluster)
     assert ray_["error"].tolist() == local["error"].tolist() == ["", "missing SMILES", ""]
-    assert ray_["id"].tolist() == local["id"].tolist() == ["1", "2", "3"]
+    assert list(ray_.columns) == list(local.columns) and local.columns[0] == "id"
+    assert ray_["id"].tolist() == local["id"].tolist() == ["7", "3", "11"]
+    assert ray_["dose"].tolist() == local["dose"].tolist()  # not rounded to float32
+    assert float(local["dose"][0]) == 123456789.0
 
 
 # run as a client of the test's cluster: a predictor whose actor dies on one molecule (a

@@ -189,8 +189,10 @@ def _print_metrics(metrics: dict, task_names: Sequence[str]) -> None:
         return
     overall = [k for k in test if "/" not in k and k != "loss"]  # the loss is training's business
     n = len(metrics["members"])
-    n_test = metrics["members"][0].get("n_test", 0)
-    rests = f"{n_test} test molecule{'s' * (n_test != 1)}"
+    tested = sorted({m.get("n_test", 0) for m in metrics["members"]})  # k-fold: one per fold
+    n_test = tested[0]
+    rests = f"{n_test}{f'-{tested[-1]}' if len(tested) > 1 else ''} test molecules"
+    rests += " per model" if len(tested) > 1 else ""
     if 0 < n_test < 20:
         rests += ": too few to judge the model by"
     print(
@@ -333,7 +335,7 @@ def evaluate(args: argparse.Namespace) -> int:
     report = evaluate_model(
         model, args.data, args.smiles_column, args.target_columns, confidence=args.confidence
     )
-    print(f"{report['n_molecules']} molecules ({report['n_problems']} rows unusable)")
+    print(f"{report['n_molecules']} molecules ({report['n_problems']} notes on input rows)")
     for key, value in report["metrics"].items():
         print(f"  {key:40s} {value:.4f}")
     for task, values in report["uncertainty"].items():

@@ -76,7 +76,7 @@ def load_study(storage: str, study_name: str) -> optuna.Study:
     reported, not created empty (a mistyped name left an empty database behind)."""
     url = storage_url(storage, study_name)
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
+        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
         if str(path) != ":memory:" and not path.is_file():
             raise FileNotFoundError(f"no study database {path}")
     return optuna.load_study(study_name=study_name, storage=open_storage(url))
