@@ -263,7 +263,8 @@ def approved_reference() -> dict:
         unseen = [d for d, k, s in zip(drugs, drug_keys, seen, strict=True) if k and not s]
         parts = [predict(model, unseen)]
         if sum(seen) >= len(drugs) / 2:
-            parts.append(_held_out(name, [d for d, s in zip(drugs, seen, strict=True) if s]))
+            learned_drugs = [(d, k) for d, k, s in zip(drugs, drug_keys, seen, strict=True) if s]
+            parts.append(_held_out(name, *map(list, zip(*learned_drugs, strict=True))))
         scored = pd.concat(parts, ignore_index=True)
         ok = scored[scored["error"] == ""]
         out["models"][name] = {
@@ -283,12 +284,12 @@ def approved_reference() -> dict:
     return out
 
 
-def _held_out(name: str, drugs: list[str]) -> pd.DataFrame:
-    """``drugs`` (training molecules of model ``name``) each predicted by a model trained as
-    ``name`` ships on its data less a fifth of the drugs, the fifth that model predicts."""
+def _held_out(name: str, drugs: list[str], drug_keys: list[str]) -> pd.DataFrame:
+    """``drugs`` (training molecules of model ``name``, with their parent keys) each predicted
+    by a model trained as ``name`` ships on its data less a fifth of the drugs, the fifth that
+    model predicts."""
     table = group_table(PANEL[name].endpoints)
     table_keys = parent_keys(table["smiles"].tolist())
-    drug_keys = parent_keys(drugs)
     order = np.random.default_rng(0).permutation(len(drugs))
     parts = []
     for fold in np.array_split(order, REFERENCE_FOLDS):
