@@ -127,13 +127,17 @@ def _modelcard_of(name: str, model: molpred.MolpredModel) -> None:
                 for t in card.targets
             )
         )
+    # the ensemble's own score where there is one (what the model predicts), else the mean of
+    # its members'; a value that is not a number (an edited file) is not shown
+    metrics = info.metrics.get("test_ensemble") or info.metrics.get("test") or {}
     test = {
         k: round(v, 3)
-        for k, v in info.metrics.get("test", {}).items()
-        if "/" not in k and k != "loss"
+        for k, v in (metrics.items() if isinstance(metrics, dict) else ())
+        if "/" not in k and k != "loss" and isinstance(v, int | float)
     }
     shown = ", ".join(f"{k} {v}" for k, v in test.items()) or "none"
     init = info.provenance.get("init")
+    init = init if isinstance(init, dict) and isinstance(init.get("name"), str) else None
     st.caption(
         f"Split: {info.split}; test metrics: {shown}; trained {info.created[:10] or '?'} "
         f"with molpred {info.molpred_version}; {info.n_train_molecules} molecules; data "
@@ -287,7 +291,8 @@ def run_scoring(candidates: pd.DataFrame, models, confidence: float) -> None:
     st.session_state.pop("batch", None)  # picked from the previous candidates
     st.session_state.pop("detail_pick", None)  # a row number of the previous table
     st.session_state["predictor"] = predictor
-    st.session_state["result_models"] = list(models)
+    # the objects, not only the names: a retrained or re-uploaded file keeps its name
+    st.session_state["result_models"] = {name: id(m) for name, m in models.items()}
 
 
 # ---------------------------------------------------------------------------------- results
@@ -304,12 +309,14 @@ def main() -> None:
     if "results" in st.session_state:
         predictor = st.session_state["predictor"]
         scored_with = st.session_state["result_models"]
-        if set(scored_with) != set(models):  # the table keeps the models it was scored with
+        if scored_with != {name: id(m) for name, m in models.items()}:
+            # the table keeps the models it was scored with (loaded models are cached: the
+            # same file gives the same object; a changed one, a new object)
             st.info(
                 "The table below was scored with "
                 + (", ".join(f"`{n}`" for n in scored_with) or "no model")
-                + ". The models chosen in the sidebar have changed since: press **Score** "
-                "again to score with them."
+                + ". The models chosen in the sidebar, or their files, have changed since: "
+                "press **Score** again to score with them."
             )
         if predictor.confidence != confidence:  # intervals follow the slider, no rescoring
             for key in ("results", "batch"):  # the batch's rows carry intervals too

@@ -45,8 +45,11 @@ def dataset(name: str) -> tuple[pd.DataFrame, list[str], str, list[dict]]:
     return df, manifest["targets"], manifest["task"], splits
 
 
-def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> dict:
+def train_default(df, targets, task, split, workdir: Path, epochs: int | None = None):
+    """molpred's default model trained on a split's train and validation rows (its test rows
+    held out): ``(model, seconds)``."""
     split_file = workdir / "split.json"
+    split_file.parent.mkdir(parents=True, exist_ok=True)
     split_file.write_text(json.dumps([split]))
     cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
     start = time.perf_counter()
@@ -60,7 +63,11 @@ def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> 
         progress=False,
         cache_dir=None,
     )
-    seconds = time.perf_counter() - start
+    return model, time.perf_counter() - start
+
+
+def run_molpred(df, targets, task, split, workdir: Path, epochs: int | None) -> dict:
+    model, seconds = train_default(df, targets, task, split, workdir, epochs)
     test = df.iloc[split["test"]]
     preds = predict(model, test["smiles"].tolist())[targets].to_numpy(dtype=float)
     member = model.info.metrics["members"][0]

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from accuracy import dataset  # benchmarks/accuracy.py, beside this script
+from accuracy import dataset, train_default  # benchmarks/accuracy.py, beside this script
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
-from molpred import predict, train
-from molpred.fitting import TrainConfig
+from molpred import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("esol", "freesolv", "lipo", "bbbp", "bace", "clintox", "tox21", "sider")
@@ -48,21 +46,8 @@ def metric(y: np.ndarray, p: np.ndarray, task: str) -> float:
 def run(name: str, replicate: int) -> dict:
     df, targets, task, splits = dataset(name)
     split = splits[replicate]
-    split_file = ROOT / "benchmarks" / "runs" / f"blend_{name}_{replicate}.json"
-    split_file.parent.mkdir(parents=True, exist_ok=True)
-    split_file.write_text(json.dumps([split]))
-    start = time.perf_counter()
-    model, _ = train(
-        df,
-        "smiles",
-        targets,
-        task_types=task,
-        train_config=TrainConfig(),
-        splits_file=split_file,
-        progress=False,
-        cache_dir=None,
-    )
-    seconds = time.perf_counter() - start
+    workdir = ROOT / "benchmarks" / "runs" / f"blend_{name}_{replicate}"
+    model, seconds = train_default(df, targets, task, split, workdir)
     test = df.iloc[split["test"]]
     y = test[targets].to_numpy(dtype=float)
     trees = model.members[0].trees

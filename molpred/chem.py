@@ -79,11 +79,12 @@ _SALT_METALS = "Li Na K Rb Cs Mg Ca Sr Ba".split()
 _SALT_METAL = Chem.MolFromSmarts(f"[{','.join(_SALT_METALS)}]")
 _OTHER_METAL = Chem.MolFromSmarts(f"[{','.join(m for m in _METALS if m not in _SALT_METALS)}]")
 # what standardize() returns changed (feature caches keyed by it): 2 = salts drawn covalently
-# read as ionic under "none" too
-STANDARDIZE_REVISION = 2
+# read as ionic under "none" too; 3 = a rebuilt molecule sanitized again
+STANDARDIZE_REVISION = 3
 # a metal in a SMILES is always bracketed: the text says when a salt may be drawn covalently
 _CHARGED_TEXT = re.compile(r"\[[^\]]*[+-][^\]]*\]")  # a bracket atom with a charge
-_METAL_TEXT = re.compile(rf"\[\d*(?:{'|'.join(_METALS)})\b")
+# (not \b: it never ends "Na" in [NaH] or "Al" in [AlH2]; a lowercase letter would: [Kr])
+_METAL_TEXT = re.compile(rf"\[\d*(?:{'|'.join(_METALS)})(?![a-z])")
 
 
 def _check_text(smiles: object) -> str:
@@ -112,14 +113,28 @@ def _finish(mol: Chem.Mol, multi_fragment: bool, standardization: str) -> Chem.M
     if standardization == "none":
         if mol.HasSubstructMatch(_SALT_METAL) and not mol.HasSubstructMatch(_OTHER_METAL):
             mol = _METAL_DISCONNECTOR.Disconnect(mol)  # C(=O)O[Na] -> C(=O)[O-].[Na+]
+            return _sanitized(mol)
         return mol
+    changed = False
     if mol.HasSubstructMatch(_METAL):  # covalently drawn salts: C(=O)O[Na] -> C(=O)[O-].[Na+]
         mol = _METAL_DISCONNECTOR.Disconnect(mol)
-        multi_fragment = True
+        multi_fragment = changed = True
     if multi_fragment:
         mol = _FRAGMENT_CHOOSER.choose(mol)
     if mol.HasSubstructMatch(_CHARGED):
         mol = _UNCHARGER.uncharge(mol)
+        changed = True
+    return _sanitized(mol) if changed else mol
+
+
+def _sanitized(mol: Chem.Mol) -> Chem.Mol:
+    """A molecule the standardizer rebuilt, checked again: the metal disconnector leaves its
+    ring information unset (fingerprints of it raised), and neutralizing can leave an atom
+    over-valent ([SbH6+3] -> [SbH9])."""
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception as exc:  # RDKit raises several unrelated types
+        raise InvalidMoleculeError(f"invalid chemistry after standardization: {exc}") from None
     return mol
 
 

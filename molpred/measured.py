@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from rdkit import Chem
 
-from molpred.chem import is_own_parent, parent_key
+from molpred.chem import InvalidMoleculeError, is_own_parent, parent_key, standardize
 from molpred.data import label_values
 from molpred.io import pick_column
 from molpred.medchem import PROPERTY_UNITS, properties
@@ -51,7 +50,8 @@ def measured_molecules(
     ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where
     a table has it, else found by name; a column named like an objective, or like its task,
     holds measured values; so does one named like its alias in ``aliases``, e.g. the page's
-    display name of the column, as its downloads write it). ``training``: add every model's
+    display name of the column, as its downloads write it; not where the table has the
+    column's spread beside it: that is molpred's prediction). ``training``: add every model's
     training molecules, with their measured values for a user's own model (its training set is
     the project's data); a bundled model's are public data, only left out (their best value is
     no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``:
@@ -69,7 +69,7 @@ def measured_molecules(
             task = by_value.get(o.column)
             names = (o.column, task.task if task else None, (aliases or {}).get(o.column))
             source = next((c for c in names if c is not None and c in table.columns), None)
-            if source is not None:
+            if source is not None and not _predicted(source, table.columns):
                 part[o.column] = measured_numbers(table[source]).to_numpy()
         parts.append(part)
         public.append(np.zeros(len(part), dtype=bool))
@@ -101,7 +101,10 @@ def measured_molecules(
     computed = [o.column for o in objectives if o.column in PROPERTY_UNITS]
     if computed and fill:  # a computed property (QED...): computed as for the candidates
         rows = (measured[MEASURED] > 0).to_numpy() & ~np.concatenate(public)
-        props = [_properties(s) for s in measured.loc[rows, "smiles"]]
+        # the structures the candidates' properties are computed on (the parent, where a
+        # model of the panel scores it: Predictor.featurizer)
+        mode = "parent" if "parent" in predictor.standardizations else "none"
+        props = [_properties(s, mode) for s in measured.loc[rows, "smiles"]]
         for column in computed:
             measured[column] = np.nan
             measured.loc[rows, column] = [p.get(column, np.nan) for p in props]
@@ -119,6 +122,15 @@ def measured_molecules(
     return measured
 
 
+def _predicted(column: str, columns: pd.Index) -> bool:
+    """Whether ``column`` of a table is molpred's own prediction: beside it, its spread as
+    ``molpred predict`` / ``suggest`` write it (``<column>_std``) or as the page's downloads do
+    (``<label without units> sd``). A last round's batch given as already made is no
+    measurement."""
+    short = column.rsplit(" (", 1)[0] if column.endswith(")") else column
+    return bool({f"{column}_std", f"{column} sd", f"{short} sd"} & set(map(str, columns)))
+
+
 def measured_numbers(raw: pd.Series) -> pd.Series:
     """Measured values as labels are read (:func:`molpred.data.label_values`); a qualified one
     (``>4.5``, ``<=0.1``, ``~3``) as its number: the bound is what was measured, and a
@@ -127,9 +139,13 @@ def measured_numbers(raw: pd.Series) -> pd.Series:
     return label_values(text.where(raw.notna()))
 
 
-def _properties(smiles: str) -> dict[str, float]:
-    mol = Chem.MolFromSmiles(smiles)
-    return properties(mol) if mol is not None else {}
+def _properties(smiles: object, standardization: str) -> dict[str, float]:
+    """The computed properties of a measured molecule, as standardized for the candidates'
+    (``{}`` where it cannot be read)."""
+    try:
+        return properties(standardize(smiles, standardization))  # type: ignore[arg-type]
+    except InvalidMoleculeError:
+        return {}
 
 
 def keys_of(measured: pd.DataFrame | None) -> list[str | None]:

@@ -133,8 +133,20 @@ def input_names(columns: Iterable[Hashable], reserved: Iterable[Hashable]) -> di
 
 
 def unique_names(names: Sequence[str]) -> list[str]:
-    """Names made unique by numbering the repeats (``a``, ``a`` -> ``a1``, ``a2``)."""
-    return [n if names.count(n) == 1 else f"{n}{i + 1}" for i, n in enumerate(names)]
+    """Names made unique by numbering the repeats (``a``, ``b``, ``a`` -> ``a1``, ``b``,
+    ``a2``), skipping numbers another name has (``a``, ``a``, ``a1`` -> ``a2``, ``a3``,
+    ``a1``)."""
+    taken = {n for n in names if names.count(n) == 1}
+    out, last = [], dict.fromkeys(names, 0)
+    for n in names:
+        if names.count(n) > 1:
+            last[n] += 1
+            while f"{n}{last[n]}" in taken:
+                last[n] += 1
+            taken.add(f"{n}{last[n]}")
+            n = f"{n}{last[n]}"
+        out.append(n)
+    return out
 
 
 @dataclass(frozen=True)

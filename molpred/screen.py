@@ -226,7 +226,8 @@ def to_sdf(table: pd.DataFrame, smiles_column: str = "smiles", name_column: str 
             if col in skip or pd.isna(value):
                 continue
             mol.SetProp(str(col), f"{value:.6g}" if isinstance(value, float) else str(value))
-        mol.SetProp("input_smiles", str(row[smiles_column]))
+        if "input_smiles" not in row:  # the user's own column of that name is kept
+            mol.SetProp("input_smiles", str(row[smiles_column]))
         writer.write(mol)
     writer.close()
     return buf.getvalue().encode()

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from molpred.page.profile import MANUAL
+from molpred.page.training import PER_COLUMN
 
 from .conftest import ESOL_TARGET, ROOT, train_small
 
@@ -159,7 +160,7 @@ def test_uploaded_model_file_is_used(app, models_dir):
     )
     app.run()
     results = _score(app, "CCO")
-    assert ESOL_TARGET in results and app.session_state["result_models"] == ["mine"]
+    assert ESOL_TARGET in results and list(app.session_state["result_models"]) == ["mine"]
     app.sidebar.file_uploader(key="model_file").set_value(
         ("bad.pt", b"not a model", "application/octet-stream")
     )
@@ -260,6 +261,39 @@ def test_bad_model_upload_is_named_by_its_file(app):
     )
     app.run()
     assert any("broken_model.pt" in e.value for e in app.sidebar.error)
+
+
+def test_a_model_file_replaced_under_its_name_marks_the_table_out_of_date(app, models_dir):
+    """Names alone did not tell: an upload of another file called like the first kept the old
+    model's predictions on the page without a word."""
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("mine.pt", (models_dir / "tiny.pt").read_bytes(), "application/octet-stream")
+    )
+    app.run()
+    _score(app, "CCO ethanol")
+    assert not any("scored with" in i.value for i in app.info)
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("mine.pt", (models_dir / "other.pt").read_bytes(), "application/octet-stream")
+    )
+    app.run()
+    assert any("scored with" in i.value and "`mine`" in i.value for i in app.info)
+
+
+def test_a_model_card_with_odd_metadata_is_drawn(app, models_dir, tmp_path):
+    """A file's metadata is checked for integrity, not for types: a metric that is not a
+    number or an ``init`` without a name (an edited file) stopped the whole page."""
+    import molpred
+
+    model = molpred.load_model(models_dir / "tiny.pt")
+    model.info.metrics["test"] = {"rmse": None, "mae": 0.5}
+    model.info.provenance["init"] = {"weights": "x"}
+    model.save(tmp_path / "odd.pt")
+    app.sidebar.file_uploader(key="model_file").set_value(
+        ("odd.pt", (tmp_path / "odd.pt").read_bytes(), "application/octet-stream")
+    )
+    app.run()
+    assert not app.exception, app.exception
+    assert any("test metrics: mae 0.5;" in c.value for c in app.sidebar.caption)
 
 
 def test_default_ranking_counts_each_model_once(app):
@@ -561,7 +595,7 @@ def test_your_model_named_like_a_bundled_one_scores_beside_it(tmp_path, models_d
     at.sidebar.multiselect[0].set_value(["solubility"])
     at.run()
     results = _score(at, "CCO\nc1ccccc1O")
-    assert at.session_state["result_models"] == ["solubility", "solubility (yours)"]
+    assert list(at.session_state["result_models"]) == ["solubility", "solubility (yours)"]
     assert len(at.session_state["predictor"].models) == 2
     assert ESOL_TARGET in results or f"solubility (yours).{ESOL_TARGET}" in results
 
@@ -607,6 +641,12 @@ def test_training_form_guesses_the_measured_column_and_follows_changes(app):
     app.multiselect(key="t_y").set_value(["call"])
     app.run()
     assert app.radio(key="t_task").value == "classification"
+    # a measured value and a class: each trained as what it holds, not both as one kind
+    app.multiselect(key="t_y").set_value(["measured logS", "active"])
+    app.run()
+    assert app.radio(key="t_task").value == PER_COLUMN
+    assert "--task" not in app.code[0].value
+    assert app.text_input(key="t_name").value == "assay"
     other = pd.DataFrame({"SMILES": ["CCO", "CCN", "CCC"], "pIC50": [5.0, 6.0, 7.0]})
     data = other.to_csv(index=False).encode()
     app.file_uploader(key="train_file").set_value(("second.csv", data, "text/csv"))
@@ -614,6 +654,7 @@ def test_training_form_guesses_the_measured_column_and_follows_changes(app):
     assert app.selectbox(key="t_smiles").value == "SMILES"
     assert app.multiselect(key="t_y").value == ["pIC50"]
     assert app.radio(key="t_task").value == "regression"
+    assert app.text_input(key="t_name").value == "second"  # not the first file's model name
 
 
 def test_download_names_are_unique_across_models():
@@ -713,9 +754,14 @@ def test_the_shown_command_passes_column_names_that_start_with_a_dash():
     from molpred.cli.parser import build_parser
     from molpred.page.job import TrainingRequest
 
-    request = TrainingRequest("smiles", ("-logIC50",), "regression")
-    args = build_parser().parse_args(shlex.split(request.command("a b.csv", "m.pt"))[1:])
+    def parsed(targets: tuple[str, ...], task: str | None = "regression"):
+        request = TrainingRequest("smiles", targets, task)
+        return build_parser().parse_args(shlex.split(request.command("a b.csv", "m.pt"))[1:])
+
+    args = parsed(("-logIC50",))
     assert args.target_columns == ["-logIC50"] and args.data == "a b.csv"
+    args = parsed(("pIC50", "-logKi", "active"), None)  # several: the flag repeated
+    assert args.target_columns == ["pIC50", "-logKi", "active"] and args.task is None
 
 
 def test_a_parquet_upload_keeps_its_types_and_index(app):

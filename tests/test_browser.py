@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import ROOT, train_small
 from .load import CHROMIUM, check_no_cross_talk, concurrent_sessions, serve
@@ -109,11 +110,18 @@ def readme_server(tmp_path_factory, esol):
 
 
 def _rank_by(page, label: str, direction: str) -> None:
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
-    box = page.get_by_role("combobox", name=label)
-    box.click()
-    box.fill(direction)  # the box filters its options by what it holds
-    page.get_by_role("option", name=direction, exact=True).click()
+    for attempt in range(3):  # a late rerun can redraw the box while its options are open
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)
+        box = page.get_by_role("combobox", name=label)
+        box.click()
+        box.fill(direction)  # the box filters its options by what it holds
+        try:
+            page.get_by_role("option", name=direction, exact=True).click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     page.wait_for_timeout(1500)
     # until the rerun is over: meanwhile the old table's buttons stand beside the new ones
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=120_000)

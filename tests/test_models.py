@@ -26,7 +26,8 @@ def test_output_shape(encoder, pooling):
 
 
 @pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
-def test_invariant_to_atom_order_and_batch_composition(encoder):
+def test_invariant_to_atom_order_and_batch_composition(encoder, monkeypatch):
+    monkeypatch.setenv("MOLPRED_PRECISION", "float32")  # bfloat16 sums in another order differ
     torch.manual_seed(0)
     model = build_model(ModelConfig(encoder=encoder, hidden_size=16, head_hidden_size=16)).eval()
     a = model(_batch(["OCC(=O)Nc1ccccc1"]))
@@ -34,6 +35,30 @@ def test_invariant_to_atom_order_and_batch_composition(encoder):
     c = model(_batch(["CCCC", "OCC(=O)Nc1ccccc1", "N"]))[1:2]  # inside a larger batch
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_message_passing_runs_in_bfloat16_at_inference_where_the_cpu_has_it(monkeypatch):
+    from molpred import models
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=64, head_hidden_size=64))
+    batch = _batch(["OCC(=O)Nc1ccccc1", "CCN(CC)CC", "c1ccc2[nH]ccc2c1"])
+    monkeypatch.setattr(models, "_native_bf16", lambda: True)  # emulated where it is not native
+    model.train()
+    training = model.encoder(batch)  # training: float32 always (gradients, optimizer)
+    model.eval()
+    low = model.encoder(batch)
+    monkeypatch.setenv("MOLPRED_PRECISION", "float32")
+    exact = model.encoder(batch)
+    torch.testing.assert_close(training, exact)  # no dropout at 0: the same float32 numbers
+    assert low.dtype == torch.float32 and not torch.equal(low, exact)
+    assert (low - exact).abs().max() <= 0.02 * exact.abs().max()  # bfloat16: 8-bit mantissa
+    assert models.message_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.delenv("MOLPRED_PRECISION")
+    assert models.message_dtype(torch.device("cpu")) == torch.bfloat16
+    assert models.message_dtype(torch.device("meta")) == torch.float32  # CPUs only
+    monkeypatch.setattr(models, "_native_bf16", lambda: False)
+    assert models.message_dtype(torch.device("cpu")) == torch.float32
 
 
 def test_predict_unscales_regression_and_squashes_classification():

@@ -357,3 +357,13 @@ def test_a_panel_of_two_standardizations_featurizes_again_only_what_they_change(
     # the salts are different molecules as drawn and as parents
     assert prepared.feats["parent"].graphs[1].num_atoms == 4  # acetic acid
     assert prepared.feats["none"].graphs[1].num_atoms == 5  # acetate and sodium
+
+
+def test_repeated_model_names_become_distinct_whatever_the_other_names():
+    """``--model a/esol.pt --model b/esol.pt --model esol1.pt`` named two models esol1: the
+    third model's columns overwrote the first's."""
+    from molpred.schema import unique_names
+
+    assert unique_names(["esol", "esol", "esol1"]) == ["esol2", "esol3", "esol1"]
+    assert unique_names(["a", "b", "a"]) == ["a1", "b", "a2"]
+    assert unique_names(["x", "y"]) == ["x", "y"]

@@ -209,3 +209,16 @@ def test_salts_are_named_with_what_each_model_scored(model):
     only_parent = screen({"parent": parent}, smiles[1:2])
     assert only_parent["salt"][0] == "Cl stripped: the parent was scored"
     assert "salt" not in screen({"sol": model}, ["CCO", "c1ccccc1O"]).columns  # no salt, no column
+
+
+def test_sdf_keeps_a_users_own_input_smiles_column():
+    import io
+
+    table = pd.DataFrame(
+        {"name": ["a"], "smiles": ["CCO"], "input_smiles": ["OCC mine"], "logS": [1.0]}
+    )
+    mol = next(Chem.ForwardSDMolSupplier(io.BytesIO(to_sdf(table))))
+    assert mol.GetProp("input_smiles") == "OCC mine" and mol.GetProp("logS") == "1"
+    del table["input_smiles"]
+    mol = next(Chem.ForwardSDMolSupplier(io.BytesIO(to_sdf(table))))
+    assert mol.GetProp("input_smiles") == "CCO"

@@ -348,6 +348,15 @@ def test_measured_values_are_read_under_the_pages_display_names():
     out = measured_molecules(predictor, [mine], objective, fill=False, aliases={"exp": label})
     assert out["exp"].tolist() == [1.5, 2.5]
     assert "exp" not in measured_molecules(predictor, [mine], objective, fill=False)
+    # the page's own download, or a last round's batch: predictions beside their spread are
+    # no measurement (the molecules still count as made)
+    short = label.rsplit(" (", 1)[0]
+    downloaded = mine.assign(**{f"{short} sd": [0.4, 0.5]})
+    out = measured_molecules(predictor, [downloaded], objective, fill=False, aliases={"exp": label})
+    assert len(out) == 2 and ("exp" not in out or out["exp"].isna().all())
+    batch = pd.DataFrame({"smiles": ["CCO"], "exp": [1.0], "exp_std": [0.3]})
+    out = measured_molecules(predictor, [batch], objective, fill=False)
+    assert len(out) == 1 and ("exp" not in out or out["exp"].isna().all())
 
 
 def test_the_ei_incumbent_is_a_measured_value_and_says_what_it_is(esol_model):

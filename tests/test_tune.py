@@ -179,6 +179,10 @@ def test_cli_tune_then_train_from_the_best_configuration(small, tmp_path):
     assert meta.provenance["study"] == "cli"
     assert meta.provenance["trial"] == best["source"]["trial"]
     assert meta.model_config["hidden_size"] == 32  # an explicit flag beats the config
+    assert best["source"]["split"] == {
+        "split": "scaffold", "cv": 0, "splits_file": None, "replicate": None, "seed": 0
+    }  # fmt: skip
+    assert meta.split == "scaffold"  # the study's split: its test rows were never scored
     assert meta.model_config["encoder"] == best["model_config"]["encoder"]
     assert meta.train_config["lr"] == pytest.approx(best["train_config"]["lr"])
 
@@ -404,3 +408,84 @@ def test_report_neither_creates_a_database_nor_trusts_the_study_name(tmp_path):
     study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
     html = write_report(study, tmp_path / "r.html").read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_train_from_a_study_splits_as_the_study_unless_told_otherwise(tmp_path, capsys):
+    from molpred.cli.commands import _apply_config
+    from molpred.cli.parser import build_parser
+
+    def parsed(study_split: dict, *flags: str):
+        config = tmp_path / "best.json"
+        source = {"study": "s", "split": study_split}
+        config.write_text(json.dumps({"model_config": {}, "train_config": {}, "source": source}))
+        argv = ["train", "d.csv", "--target-columns", "y", "-o", "m.pt", "--config", str(config)]
+        argv += flags
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return _apply_config(args)[0]
+
+    study = {"split": "scaffold", "cv": 0, "splits_file": None, "replicate": None, "seed": 3}
+    args = parsed(study)
+    assert (args.split, args.seed) == ("scaffold", 3)
+    assert parsed(study, "--split", "random").split == "random"
+    assert parsed(study, "--seed", "1").seed == 1
+    args = parsed({**study, "cv": 4})
+    assert (args.split, args.folds) == ("scaffold-kfold", 4)
+    assert "optimistic" in capsys.readouterr().err  # every molecule chose the configuration
+    args = parsed({**study, "splits_file": "s.json", "replicate": 2})
+    assert (args.splits_file, args.replicate) == ("s.json", 2)
+    assert parsed({}).split == "random"  # a configuration exported before splits were kept
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--cv", "1"], "2 folds or more"),
+        (["--cv", "3", "--splits-file", "s.json"], "exclude each other"),
+        (["--replicate", "1"], "--splits-file, which was not given"),
+    ],
+)
+def test_tune_options_that_would_be_ignored_are_refused(small, tmp_path, flags, message, capsys):
+    from molpred.cli import main
+
+    argv = ["tune", str(small), "--target-columns", ESOL_TARGET, "--n-trials", "1"]
+    assert main([*argv, "--storage", str(tmp_path / "s.db"), *flags]) == 2  # a usage error
+    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: no epoch to train, a negative count
+        main([*argv, "--epochs", "0"])
+
+
+def test_export_without_a_completed_trial_says_so(small, tmp_path, monkeypatch, capsys):
+    from molpred.cli import main
+
+    def fails(ds, splits, s, device):
+        def objective(trial):
+            raise optuna.TrialPruned()  # every trial pruned: nothing completes
+
+        return objective
+
+    monkeypatch.setattr(tune, "_objective", fails)
+    argv = ["tune", str(small), "--target-columns", ESOL_TARGET, "--n-trials", "2", "--quiet"]
+    out = tmp_path / "best.json"
+    assert main([*argv, "--storage", str(tmp_path / "s.db"), "--export", str(out)]) == 1
+    assert "no trial has completed" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_postgresql_url_without_a_driver_uses_the_installed_one(monkeypatch):
+    import importlib.util
+
+    from molpred.tune.storage import with_driver
+
+    have = {"psycopg2"}
+    found = lambda name: object() if name in have else None  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", found)
+    assert with_driver("postgresql://u:p@h/db") == "postgresql+psycopg2://u:p@h/db"
+    assert with_driver("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert with_driver("sqlite:///x.db") == "sqlite:///x.db"
+    have.add("psycopg")  # SQLAlchemy's own choice is installed: left to it
+    assert with_driver("postgresql://u:p@h/db") == "postgresql://u:p@h/db"
+    with pytest.raises(StudyError, match="driver is not installed"):
+        from molpred.tune.storage import open_storage
+
+        have.clear()
+        open_storage("mysql://u:p@h/db", attempts=1)

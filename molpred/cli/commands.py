@@ -114,9 +114,35 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         "patience": train_cfg.patience,
         "init": "none",  # the study scored random-weight trials; an explicit --init still wins
     }
+    chosen = ("--split", "--split-column", "--splits-file", "--folds", "--replicate")
+    given = sys.argv[1:] if args.argv is None else args.argv
+    if not any(a.split("=", 1)[0] in chosen for a in given):  # else the user's split wins
+        defaults.update(_study_split(source.get("split", {})))
     again = build_parser(train_defaults=defaults).parse_args(args.argv)
+    if source.get("split", {}).get("cv") and again.split.endswith("kfold"):
+        print(
+            "note: the study chose this configuration by cross-validation over every "
+            "molecule, so the test metrics of k-fold models trained with it are optimistic",
+            file=sys.stderr,
+        )
     again.argv = args.argv
     return again, {"config": args.config, **source}
+
+
+def _study_split(study: dict) -> dict:
+    """train's split defaults from a study's (``export_best``'s ``source["split"]``): the same
+    splits, so the test rows are ones the study did not choose on."""
+    if not study:
+        return {}  # a configuration exported before splits were recorded
+    defaults = {"seed": study.get("seed", 0)}
+    if study.get("splits_file"):
+        defaults.update(splits_file=study["splits_file"], replicate=study.get("replicate"))
+    elif study.get("cv"):
+        kfold = "scaffold-kfold" if study.get("split") == "scaffold" else "kfold"
+        defaults.update(split=kfold, folds=study["cv"])
+    elif study.get("split"):
+        defaults["split"] = study["split"]
+    return defaults
 
 
 def tune(args: argparse.Namespace) -> int:
@@ -129,6 +155,12 @@ def tune(args: argparse.Namespace) -> int:
         write_report,
     )
 
+    if args.cv == 1:
+        raise ValueError("--cv needs 2 folds or more (0: one train/val/test split)")
+    if args.cv and args.splits_file:
+        raise ValueError("--cv and --splits-file exclude each other: the file holds the splits")
+    if args.replicate is not None and not args.splits_file:
+        raise ValueError("--replicate chooses an entry of --splits-file, which was not given")
     settings = TuneSettings(
         smiles_column=args.smiles_column,
         target_columns=tuple(args.target_columns),
@@ -169,6 +201,13 @@ def tune(args: argparse.Namespace) -> int:
             print(f"best configuration written to {args.export}")
     if args.report:
         print(f"report written to {write_report(study, args.report)}")
+    if args.export and not states.count("COMPLETE"):
+        print(
+            f"molpred tune: error: no trial has completed, so there is no configuration to "
+            f"write to {args.export}; run more trials (or a longer --timeout)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

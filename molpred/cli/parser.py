@@ -50,6 +50,14 @@ EVALUATE_EXAMPLE = """example:
 """
 
 
+def _positive(text: str) -> int:
+    """A whole number, 1 or more (argparse type)."""
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _count(text: str) -> int:
     """A whole number, 0 or more (argparse type)."""
     try:
@@ -61,6 +69,10 @@ def _count(text: str) -> int:
     return value
 
 
+TARGETS_HELP = (
+    "the measured columns; a name starting with - is given as --target-columns=-name, and the "
+    "flag may be repeated"
+)
 SMILES_HELP = "default: the column named smiles, canonical_smiles or smi (any case)"
 
 
@@ -128,7 +140,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     )
     t.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
     t.add_argument("--smiles-column", help=SMILES_HELP)
-    t.add_argument("--target-columns", nargs="+", required=True)
+    t.add_argument("--target-columns", nargs="+", action="extend", required=True, help=TARGETS_HELP)
     t.add_argument(
         "--task",
         choices=["regression", "classification"],
@@ -180,11 +192,11 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     )
     u.add_argument("data", help=".csv/.tsv/.smi/.sdf/.parquet, optionally .gz")
     u.add_argument("--smiles-column", help=SMILES_HELP)
-    u.add_argument("--target-columns", nargs="+", required=True)
+    u.add_argument("--target-columns", nargs="+", action="extend", required=True, help=TARGETS_HELP)
     u.add_argument("--task", choices=["regression", "classification"])
     u.add_argument(
         "--n-trials",
-        type=int,
+        type=_count,
         required=True,
         help="finished trials the study should hold (across all workers and runs)",
     )
@@ -198,13 +210,13 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     u.add_argument("--split", choices=["random", "scaffold"], default="scaffold")
     u.add_argument(
         "--cv",
-        type=int,
+        type=_count,
         default=0,
-        help="K-fold cross-validation instead (scaffold k-fold with --split scaffold)",
+        help="K-fold cross-validation instead, K >= 2 (scaffold k-fold with --split scaffold)",
     )
     u.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
     u.add_argument("--replicate", type=int, default=None, help="entry of --splits-file")
-    u.add_argument("--epochs", type=int, default=40, help="maximum epochs per trial")
+    u.add_argument("--epochs", type=_positive, default=40, help="maximum epochs per trial")
     u.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     u.add_argument(
         "--seed",
@@ -360,7 +372,12 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     e.add_argument("model")
     e.add_argument("data")
     e.add_argument("--smiles-column", help=SMILES_HELP)
-    e.add_argument("--target-columns", nargs="+", help="default: the model's task names")
+    e.add_argument(
+        "--target-columns",
+        nargs="+",
+        action="extend",
+        help="default: the model's task names; " + TARGETS_HELP[4:],
+    )
     e.add_argument("--confidence", type=float, default=0.9, help="conformal level to check")
     e.add_argument("--plot", help="write a PNG of error by similarity to the training set")
     e.add_argument("--output", "-o", help="write the metrics JSON here")

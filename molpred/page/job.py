@@ -33,7 +33,7 @@ class TrainingRequest:
 
     smiles_column: str
     target_columns: tuple[str, ...]
-    task: str  # regression | classification
+    task: str | None  # regression | classification | None: each column's guessed from its values
     split: str = "random"
     epochs: int = TrainConfig.epochs
     seed: int = 0
@@ -45,7 +45,7 @@ class TrainingRequest:
             _quoted(data),
             _option("--smiles-column", [self.smiles_column]),
             _option("--target-columns", self.target_columns),
-            f"--task {self.task}",
+            *([f"--task {self.task}"] if self.task else []),
             f"--split {self.split}",
             f"--epochs {self.epochs}",
             f"--seed {self.seed}",
@@ -60,10 +60,11 @@ def _quoted(text: str) -> str:
 
 
 def _option(flag: str, values: tuple[str, ...] | list[str]) -> str:
-    """``flag`` with its values, quoted for the shell. A single value starting with ``-``
-    (``-logIC50``) is attached as ``flag=value``, or argparse would read it as an option."""
-    if len(values) == 1 and str(values[0]).startswith("-"):
-        return _quoted(f"{flag}={values[0]}")
+    """``flag`` with its values, quoted for the shell. Where a value starts with ``-``
+    (``-logIC50``), argparse would read it as an option: each value is then attached as
+    ``flag=value``, the flag repeated."""
+    if any(str(v).startswith("-") for v in values):
+        return " ".join(_quoted(f"{flag}={v}") for v in values)
     return " ".join([flag, *map(_quoted, values)])
 
 

@@ -19,6 +19,7 @@ from molpred.transfer import SMALL_DATA
 __all__ = ["training_panel"]
 
 AUTO, FROM_SCRATCH = "auto", "none"  # as ``molpred train --init``
+PER_COLUMN = "per column"  # the task choice that leaves each column as its values say
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading…")
@@ -45,7 +46,7 @@ def _form(models_dir: Path, running: bool = False) -> None:
         type=["csv", "tsv", "smi", "txt", "sdf", "parquet", "gz"],
         key="train_file",
         on_change=_forget,  # a new file: its own columns, guessed afresh
-        args=("t_smiles", "t_y", "t_task"),
+        args=("t_smiles", "t_y", "t_task", "t_name"),  # the name too: the new file's
     )
     if file is None:
         return
@@ -81,13 +82,22 @@ def _form(models_dir: Path, running: bool = False) -> None:
         )
         return
     labels = table[targets].apply(label_values)
-    guessed = "classification" if set(infer_task_types(labels)) == {"classification"} else None
+    kinds = infer_task_types(labels)
+    choices = ["regression", "classification"]
+    if len(set(kinds)) > 1:  # some columns 0/1, some not: each trained as what it holds
+        choices.insert(0, PER_COLUMN)
     c, d, e = st.columns(3)
     task = c.radio(
         "Task",
-        ["regression", "classification"],
-        index=1 if guessed else 0,
+        choices,
+        index=1 if set(kinds) == {"classification"} else 0,
         key="t_task",
+        format_func=lambda t: (
+            "each column as its values say: "
+            + ", ".join(f"{col} {kind}" for col, kind in zip(targets, kinds, strict=True))
+            if t == PER_COLUMN
+            else t
+        ),
         help="Guessed from the values (0/1 only: classification); change it if it is wrong.",
     )
     split = d.radio("Validation split", ["random", "scaffold"], key="t_split")
@@ -105,7 +115,7 @@ def _form(models_dir: Path, running: bool = False) -> None:
     request = TrainingRequest(
         smiles_column=smiles_column,
         target_columns=tuple(targets),
-        task=task,
+        task=None if task == PER_COLUMN else task,
         split=split,
         epochs=int(epochs),
         init=init,

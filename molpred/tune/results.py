@@ -27,6 +27,10 @@ def export_best(study: optuna.Study, path: str | Path, storage: str | None = Non
     model_kw, train_kw = _replay(best.params)
     settings = json.loads(study.user_attrs.get("settings", "{}"))
     budget = {k: settings[k] for k in ("epochs", "patience") if k in settings}
+    # the rows the study chose on: train --config splits the same way by default, so its
+    # test rows are ones the study never scored
+    chosen_on = ("split", "cv", "splits_file", "replicate", "seed")
+    split = {k: settings[k] for k in chosen_on if k in settings}
     config = {
         "model_config": model_kw,
         "train_config": {**train_kw, **budget},
@@ -40,6 +44,7 @@ def export_best(study: optuna.Study, path: str | Path, storage: str | None = Non
             "value_measures": "the trial's single network (no trees blend, no ensemble) on "
             "the study's validation rows, mean over its splits",
             "storage": redact(storage) if storage else None,
+            "split": split,
         },
     }
     with atomic_path(path) as tmp:

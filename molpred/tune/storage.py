@@ -13,7 +13,15 @@ import optuna
 
 from molpred.metrics import HIGHER_IS_BETTER
 
-__all__ = ["StudyError", "redact", "storage_url", "open_storage", "load_study", "claim"]
+__all__ = [
+    "StudyError",
+    "redact",
+    "storage_url",
+    "with_driver",
+    "open_storage",
+    "load_study",
+    "claim",
+]
 
 
 class StudyError(ValueError):
@@ -40,6 +48,19 @@ def storage_url(storage: str | None, study_name: str) -> str:
     return storage
 
 
+def with_driver(url: str) -> str:
+    """A ``postgresql://`` URL names no driver, and SQLAlchemy 2.1 then takes psycopg 3; with
+    only psycopg2 installed (molpred's ``postgres`` extra) that URL uses psycopg2 instead."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme != "postgresql" or not sep:
+        return url
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     """RDB storage with heartbeats: a trial silent for 30 s (its worker died) is failed and
     re-queued once by whichever worker notices.
@@ -49,6 +70,7 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     finds the tables the winner made."""
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+    url = with_driver(url)
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
@@ -62,8 +84,15 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                     ),
                     engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
                 )
-        except ArgumentError as exc:  # not a URL SQLAlchemy can use: no retry helps
+        except (ArgumentError, ValueError) as exc:  # not a URL it can use: no retry helps
             raise StudyError(f"cannot use --storage {redact(url)}: {exc}") from None
+        except ImportError as exc:  # the URL's database driver is not installed
+            raise StudyError(
+                f"cannot use --storage {redact(url)}: its database driver is not installed "
+                f"({exc}); for PostgreSQL: pip install 'molpred[postgres]'"
+            ) from None
+        except RuntimeError as exc:  # e.g. tables made by another Optuna version
+            raise StudyError(f"cannot open study storage {redact(url)}: {exc}") from None
         except SQLAlchemyError as exc:
             if attempt == attempts - 1:
                 raise StudyError(f"cannot open study storage {redact(url)}: {exc}") from None

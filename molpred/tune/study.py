@@ -136,8 +136,8 @@ def _objective(ds: MoleculeDataset, splits, s: TuneSettings, device: str) -> Cal
             )
             # the metric itself: where it is undefined (one class in the fold's validation
             # rows), fit chose the epoch by the loss, which is not a value of the metric
-            best = next(h for h in result.history if h["epoch"] == result.best_epoch)
-            value = best.get(metric, float("nan"))
+            best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+            value = best.get(metric, float("nan"))  # {}: no epoch had a usable validation score
             scores.append(value)
             trial.set_user_attr(f"fold{fold}_best_epoch", result.best_epoch)
             trial.set_user_attr(f"fold{fold}_{metric}", None if math.isnan(value) else value)
