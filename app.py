@@ -70,9 +70,16 @@ def sidebar() -> tuple[dict[str, molpred.MolpredModel], float]:
     )
     own = sorted(MODELS_DIR.glob("*.pt")) if MODELS_DIR.is_dir() else []
     own_names = [p.name for p in own]
+    # a file that appears (a model trained here) is switched on; the files the user switched
+    # off stay off (a widget whose options change would start again from all of them)
+    off = st.session_state.get("own_models_off", set())
+    if st.session_state.get("own_models_options") != own_names:
+        st.session_state["own_models_options"] = own_names
+        st.session_state["own_models"] = [n for n in own_names if n not in off]
     own_chosen = st.sidebar.multiselect(
-        f"Your models (`{MODELS_DIR}/`)", own_names, default=own_names
+        f"Your models (`{MODELS_DIR}/`)", own_names, key="own_models"
     )
+    st.session_state["own_models_off"] = (off - set(own_names)) | (set(own_names) - set(own_chosen))
     upload = st.sidebar.file_uploader("…or upload a model file", type=["pt"], key="model_file")
     models: dict[str, molpred.MolpredModel] = {n: _bundled(n) for n in chosen}
     for p in own:

@@ -175,17 +175,29 @@ class OutputSchema:
         flat = [t for model in tasks for t, _, _ in model]
         taken = {ERROR, *reserved}
         clash = len(flat) != len(set(flat)) or bool(taken.intersection(flat))
-        models = []
         if percentiles is None:
             percentiles = [[False] * len(model) for model in tasks]
-        for name, model_tasks, has, pcts in zip(names, tasks, has_domain, percentiles, strict=True):
-            cols = tuple(
-                TaskColumns(name, t, kind, f"{name}.{t}" if clash else t, calibrated, pct)
-                for (t, kind, calibrated), pct in zip(model_tasks, pcts, strict=True)
-            )
-            prefix = "" if len(names) == 1 else f"{name}."
-            models.append(ModelColumns(name, cols, prefix, domain and has))
-        return cls(tuple(models))
+        for prefixed in (clash, True):  # a task called like another's trust column: prefixed
+            models = []
+            for name, model_tasks, has, pcts in zip(
+                names, tasks, has_domain, percentiles, strict=True
+            ):
+                cols = tuple(
+                    TaskColumns(name, t, kind, f"{name}.{t}" if prefixed else t, calibrated, pct)
+                    for (t, kind, calibrated), pct in zip(model_tasks, pcts, strict=True)
+                )
+                prefix = "" if len(names) == 1 else f"{name}."
+                models.append(ModelColumns(name, cols, prefix, domain and has))
+            schema = cls(tuple(models))
+            columns = schema.columns()
+            if len(columns) == len(set(columns)) and not taken.intersection(columns[:-1]):
+                return schema
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        raise ValueError(
+            f"the models' task names give output columns that clash ({', '.join(repeated)}): "
+            "a task named like another task's spread, bounds or domain column; retrain with "
+            "the measured column renamed"
+        )
 
     @property
     def tasks(self) -> list[TaskColumns]:

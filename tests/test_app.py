@@ -153,6 +153,25 @@ def test_upload_sdf_and_csv(app):
     assert ranked["name"].tolist()[:2] == ["CPD-3", "CPD-1"] and ranked["score"].isna().iloc[2]
 
 
+def test_a_new_model_file_leaves_the_models_switched_off_off(models_dir, tmp_path, monkeypatch):
+    """A model trained on the page adds a file: the list of your models started again from
+    all files, switching back on the ones the user had switched off."""
+    import shutil
+
+    for name in ("tiny.pt", "other.pt"):
+        shutil.copy(models_dir / name, tmp_path / name)
+    monkeypatch.setenv("MOLPRED_MODELS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.sidebar.multiselect[0].set_value([])
+    at.sidebar.multiselect[1].set_value(["tiny.pt"])
+    at.run()
+    shutil.copy(models_dir / "tiny.pt", tmp_path / "new.pt")
+    at.run()
+    assert at.sidebar.multiselect[1].options == ["new.pt", "other.pt", "tiny.pt"]
+    assert sorted(at.sidebar.multiselect[1].value) == ["new.pt", "tiny.pt"]
+
+
 def test_uploaded_model_file_is_used(app, models_dir):
     app.sidebar.multiselect[1].set_value([])
     app.sidebar.file_uploader(key="model_file").set_value(

@@ -367,3 +367,20 @@ def test_repeated_model_names_become_distinct_whatever_the_other_names():
     assert unique_names(["esol", "esol", "esol1"]) == ["esol2", "esol3", "esol1"]
     assert unique_names(["a", "b", "a"]) == ["a1", "b", "a2"]
     assert unique_names(["x", "y"]) == ["x", "y"]
+
+
+def test_task_names_that_would_overwrite_other_columns_are_prefixed_or_refused():
+    from molpred.schema import OutputSchema
+
+    def columns(*models, names=None):
+        names = names or [f"m{i}" for i in range(len(models))]
+        tasks = [[(t, "regression", True) for t in m] for m in models]
+        schema = OutputSchema.build(names, tasks, [True] * len(models))
+        return schema.columns()
+
+    # a task called like the domain column: its value is named by the model instead
+    out = columns(["in_domain"], names=["assay"])
+    assert out.count("in_domain") == 1 and "assay.in_domain" in out
+    # a task called like another task's spread: no name can keep both
+    with pytest.raises(ValueError, match="logD_std"):
+        columns(["logD", "logD_std"])
