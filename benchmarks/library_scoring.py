@@ -74,16 +74,22 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd``; wall seconds and memory (PSS) of its process tree, sampled every 0.2 s:
-    the peak, and the peak of each tenth of the run (does memory grow with the input?)."""
+def run_measured(cmd: list[str], tree: Path | None = None) -> dict:
+    """Run ``cmd``, with molpred imported from the checkout ``tree`` if given; wall seconds and
+    memory (PSS) of its process tree, sampled every 0.2 s: the peak, and the peak of each tenth
+    of the run (does memory grow with the input?).
+
+    ``tree`` is both the working directory and ``PYTHONPATH``: ``python -m`` puts the working
+    directory first on the path, so a run from this checkout imports this checkout's molpred
+    whatever ``PYTHONPATH`` says (before/after runs once compared the code with itself)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **(env or {})},
+        cwd=tree or ROOT,
+        env={**os.environ, **({"PYTHONPATH": str(tree)} if tree else {})},
     )
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
@@ -197,7 +203,7 @@ def main() -> None:
     ap.add_argument("--out", help="results JSON (default: benchmarks/results/library_<name>.json)")
     args = ap.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
-    library = Path(args.library)
+    library = Path(args.library).resolve()
     name = library.name.split(".")[0]
     all_smiles = pd.read_csv(library, usecols=[args.smiles_column])[args.smiles_column]
     rows, smiles = len(all_smiles), all_smiles.head(20_000).tolist()
@@ -211,7 +217,7 @@ def main() -> None:
     }
     result["rows"] = rows
 
-    model = molpred_model(Path(args.model))
+    model = molpred_model(Path(args.model).resolve())
     result["molpred_model"] = json.loads(
         subprocess.run(
             [
@@ -256,7 +262,7 @@ def main() -> None:
                         "cpu",
                         *variants[label],
                     ],
-                    env={"PYTHONPATH": str(tree)} if tree else None,
+                    tree,
                 )
                 m["molecules_per_s"] = round(rows / m["seconds"])
                 result.setdefault(f"{prefix}{label}_runs", []).append(m)

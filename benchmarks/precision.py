@@ -2,7 +2,9 @@
 module's ``MOLPRED_PRECISION``; bfloat16 is the inference default on a CPU with native bfloat16
 products).
 
-Three measurements, each alternating the two precisions in one process:
+Four measurements, each alternating the two precisions in one process:
+- one message-passing product alone, ``[5000, 200] x [200, 200]`` plus the ``[5000, 200]``
+  input (the default hidden size; 5,000 directed bonds are about 100 molecules), one thread;
 - the whole bundled panel's scoring CPU seconds per 1,000 MOSES molecules, one thread, as a
   page worker scores its chunks (median of ``--repeats``);
 - how far the panel's predictions on those molecules move: per endpoint the largest and the
@@ -48,8 +50,29 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def precision(name: str) -> None:
-    """Set the message passing's precision for what follows (bfloat16 where the CPU has it)."""
-    os.environ["MOLPRED_PRECISION"] = name
+    """Set the message passing's precision for what follows (bfloat16: the default, where the
+    CPU has it)."""
+    os.environ["MOLPRED_PRECISION"] = "float32" if name == "float32" else ""
+
+
+def products(repeats: int, hidden: int = 200, edges: int = 5000) -> dict:
+    """Milliseconds of one D-MPNN product (``addmm``) per precision, median of ``repeats``
+    rounds of 20."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(edges, hidden, generator=generator), torch.randn(edges, hidden)
+    w = torch.randn(hidden, hidden, generator=generator)
+    ms: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+    for _ in range(repeats + 1):  # the first round warms up
+        for p in PRECISIONS:
+            dtype = torch.float32 if p == "float32" else torch.bfloat16
+            x, y, z = b.to(dtype), a.to(dtype), w.to(dtype)
+            start = time.perf_counter()
+            for _ in range(20):
+                torch.addmm(x, y, z)
+            ms[p].append((time.perf_counter() - start) / 20 * 1e3)
+    out = {p: round(statistics.median(v[1:]), 2) for p, v in ms.items()}
+    out["speedup"] = round(out["float32"] / out["bfloat16"], 2)
+    return out
 
 
 def panel(n: int, repeats: int) -> tuple[dict, list[dict]]:
@@ -94,7 +117,7 @@ def test_metrics(names: list[str]) -> list[dict]:
     for name in names:
         df, targets, task, splits = dataset(name)
         split = splits[0]
-        precision("bfloat16")  # train as by default (validation in the default precision)
+        precision("bfloat16")  # as by default (training is float32 whatever the setting)
         with tempfile.TemporaryDirectory() as tmp:
             model, _ = train_default(df, targets, task, split, Path(tmp))
         test = df.iloc[split["test"]]
@@ -124,6 +147,7 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "native_bfloat16": native,
+        "product_ms": products(args.repeats),
         "molecules": args.n,
         "panel_scoring_cpu_seconds_per_1000": speed,
         "largest_change_over_cv_rmse": max(

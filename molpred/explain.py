@@ -21,12 +21,14 @@ from molpred.artifact import MolpredModel
 from molpred.chem import standardize
 from molpred.features import collate
 from molpred.featurize import descriptors, featurize_mol, fingerprint
+from molpred.models import float32_messages
 from molpred.parallel import torch_section
 from molpred.trees import tree_features
 
 __all__ = ["atom_contributions", "draw_contributions"]
 
 
+@float32_messages()  # gradients through bfloat16 messages would blur completeness
 def atom_contributions(
     model: MolpredModel, smiles: str | Chem.Mol, task: int | str = 0, steps: int = 32
 ) -> np.ndarray:

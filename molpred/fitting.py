@@ -22,7 +22,7 @@ from molpred.data import MoleculeDataset
 from molpred.features import collate
 from molpred.io import DataError
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric
-from molpred.models import MolModel, resolve_device
+from molpred.models import MolModel, float32_messages, resolve_device
 from molpred.trees import tree_features
 
 __all__ = [
@@ -157,6 +157,7 @@ def _lr_lambda(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+@float32_messages()  # validation passes too: the best epoch is the same on any machine
 def fit(
     model: MolModel,
     train: MoleculeDataset,

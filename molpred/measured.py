@@ -123,12 +123,18 @@ def measured_molecules(
 
 
 def _predicted(column: str, columns: pd.Index) -> bool:
-    """Whether ``column`` of a table is molpred's own prediction: beside it, its spread as
-    ``molpred predict`` / ``suggest`` write it (``<column>_std``) or as the page's downloads do
-    (``<label without units> sd``). A last round's batch given as already made is no
-    measurement."""
+    """Whether ``column`` of a table is molpred's own prediction: beside it, its spread and
+    interval as ``molpred predict`` / ``suggest`` write them (``<column>_std``,
+    ``<column>_lower``) or as the page's downloads do (``<label without units> sd``,
+    ``... lower``). A last round's batch given as already made is no measurement; a lab's
+    replicate spread alone (``logS_std``) leaves its values measured."""
+    have = set(map(str, columns))
     short = column.rsplit(" (", 1)[0] if column.endswith(")") else column
-    return bool({f"{column}_std", f"{column} sd", f"{short} sd"} & set(map(str, columns)))
+    return any(
+        {f"{stem}{sd}", f"{stem}{lower}"} <= have
+        for stem in {column, short}
+        for sd, lower in (("_std", "_lower"), (" sd", " lower"))
+    )
 
 
 def measured_numbers(raw: pd.Series) -> pd.Series:

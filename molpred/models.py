@@ -11,18 +11,22 @@ Input batches come from :func:`molpred.features.collate`; :func:`member_outputs`
 member of an ensemble over featurized molecules.
 
 Precision: at inference on a CPU that multiplies bfloat16 natively (AVX512-BF16 or AMX), the
-D-MPNN's message passing runs in bfloat16 with float32 accumulation; everything else (the
-embeddings, pooling, descriptors, heads, outputs) stays float32. Its matrix products are about
-half of a model's scoring time and run 3x faster so; predictions move by a few thousandths of
-their units (``benchmarks/precision.py``). ``MOLPRED_PRECISION=float32`` keeps every step in
-float32 (numbers identical across machines); training always is.
+D-MPNN's messages are bfloat16 (its matrix products accumulate in float32, its sums of incoming
+messages in bfloat16); everything else (the embeddings, pooling, descriptors, heads, outputs)
+stays float32. The products are about half of a model's scoring time; predictions move by a
+few thousandths of their units (``benchmarks/precision.py``). ``MOLPRED_PRECISION=float32``
+keeps every step in float32 (numbers identical across machines). Training, including its
+validation passes and calibration, always runs in float32 (:func:`float32_messages`): a model
+trained on one machine is the one trained on another.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +49,7 @@ __all__ = [
     "POOLINGS",
     "ENCODER_PARTS",
     "message_dtype",
+    "float32_messages",
 ]
 
 
@@ -116,19 +121,49 @@ class AtomEmbedding(nn.Module):
         return out if gate is None else out * gate
 
 
+PRECISIONS = ("", "float32")  # MOLPRED_PRECISION: unset (the default) or float32
+_FLOAT32 = contextvars.ContextVar("molpred_float32_messages", default=False)
+
+
 def message_dtype(device: torch.device) -> torch.dtype:
     """The dtype of the D-MPNN's messages at inference on ``device`` (see the module's
-    docstring): bfloat16 on a CPU with native bfloat16 products unless
-    ``MOLPRED_PRECISION=float32``, else float32."""
-    if device.type != "cpu" or os.environ.get("MOLPRED_PRECISION", "") == "float32":
+    docstring): bfloat16 on a CPU with native bfloat16 products, unless
+    ``MOLPRED_PRECISION=float32`` or inside :func:`float32_messages`; else float32."""
+    precision = os.environ.get("MOLPRED_PRECISION", "")
+    if precision not in PRECISIONS:
+        raise ValueError(f"MOLPRED_PRECISION={precision!r}: leave it unset or set float32")
+    if device.type != "cpu" or precision == "float32" or _FLOAT32.get():
         return torch.float32
     return torch.bfloat16 if _native_bf16() else torch.float32
+
+
+@contextmanager
+def float32_messages() -> Iterator[None]:
+    """Message passing in float32 inside (also a decorator): training and its calibration
+    give the same model on every machine."""
+    token = _FLOAT32.set(True)
+    try:
+        yield
+    finally:
+        _FLOAT32.reset(token)
 
 
 @functools.cache
 def _native_bf16() -> bool:
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+PAD_ROWS = 256
+
+
+def _rows(n: int) -> int:
+    """Rows of a bfloat16 product: ``n`` rounded up to a multiple of :data:`PAD_ROWS`."""
+    return -(-n // PAD_ROWS) * PAD_ROWS
+
+
+def _padded(x: Tensor, rows: int) -> Tensor:
+    return x if rows == x.size(0) else torch.nn.functional.pad(x, (0, 0, 0, rows - x.size(0)))
 
 
 class DMPNNEncoder(nn.Module):
@@ -154,23 +189,32 @@ class DMPNNEncoder(nn.Module):
         # instead of a gather, addmm and in-place ReLU: ~20% faster inference than the
         # textbook form.
         src, dst = batch.edge_index
-        n_atoms, hidden = batch.x.size(0), self.W_h.out_features
+        n_atoms, n_edges, hidden = batch.x.size(0), src.numel(), self.W_h.out_features
         gate = batch.get("atom_gate")
         dtype = torch.float32 if self.training else message_dtype(batch.x.device)
+        # bfloat16 products: rows padded to a multiple of PAD_ROWS (zeros), or oneDNN keeps a
+        # kernel for every batch's row count and a library run's memory grows without end
+        pad = dtype == torch.bfloat16 and not torch.is_grad_enabled()
+        e_rows, a_rows = (_rows(n_edges), _rows(n_atoms)) if pad else (n_edges, n_atoms)
         h0 = self.atom_in(batch.x, batch.atom_mass, gate).index_select(0, src)
-        h0 = (h0 + self.bond_in(batch.edge_attr)).to(dtype)
+        h0 = _padded((h0 + self.bond_in(batch.edge_attr)).to(dtype), e_rows)
         w_h = self.W_h.weight.t().to(dtype)
         h = self.act(h0)
         for _ in range(self.depth - 1):
-            incoming = h.new_zeros(n_atoms, hidden).index_add_(0, dst, h)
-            message = incoming.index_select(0, src)
-            pairs, h_pairs = message.view(-1, 2, hidden), h.view(-1, 2, hidden)
+            incoming = h.new_zeros(n_atoms, hidden).index_add_(0, dst, h[:n_edges])
+            if pad:  # gathered straight into the padded rows
+                message = h.new_empty(e_rows, hidden)
+                message[n_edges:].zero_()
+                torch.index_select(incoming, 0, src, out=message[:n_edges])
+            else:
+                message = incoming.index_select(0, src)
+            pairs, h_pairs = message[:n_edges].view(-1, 2, hidden), h[:n_edges].view(-1, 2, hidden)
             pairs[:, 0].sub_(h_pairs[:, 1])  # minus the reverse edge, in place
             pairs[:, 1].sub_(h_pairs[:, 0])
             h = self.dropout(torch.addmm(h0, message, w_h).relu_())
-        incoming = h.new_zeros(n_atoms, hidden).index_add_(0, dst, h)
-        atoms = self.atom_out(batch.x, batch.atom_mass, gate).to(dtype)
-        out = torch.addmm(atoms, incoming, self.W_o.weight.t().to(dtype))
+        incoming = h.new_zeros(a_rows, hidden).index_add_(0, dst, h[:n_edges])
+        atoms = _padded(self.atom_out(batch.x, batch.atom_mass, gate).to(dtype), a_rows)
+        out = torch.addmm(atoms, incoming, self.W_o.weight.t().to(dtype))[:n_atoms]
         return self.dropout(out.relu_()).float()
 
 

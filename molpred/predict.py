@@ -38,6 +38,7 @@ from molpred.io import (
     table_format,
     writable_format,
 )
+from molpred.models import message_dtype, resolve_device
 from molpred.parallel import default_workers, scoring_threads
 from molpred.predictor import Predictor
 from molpred.schema import ERROR
@@ -289,6 +290,8 @@ def predict_file(
         "confidence": predictor.confidence,
         "domain": predictor.domain,
         "standardizations": predictor.standardizations,
+        # parts written in another precision would not be the run's numbers
+        "precision": str(message_dtype(resolve_device(device))),
         "output": output_path.name,
     }
     parts = _Parts(output_path, _identity(input_path, predictor, options), resume)

@@ -167,21 +167,47 @@ def structure_svg(smiles: str, size: tuple[int, int] = (220, 160)) -> str | None
 
 
 def mol_svg(mol: Chem.Mol, size: tuple[int, int] = (220, 160)) -> str:
-    """SVG with labels as ``<text>`` (no FreeType glyph outlines) and without the attributes
-    that only repeat SVG defaults: 4x cheaper than a Cairo PNG, half the bytes of RDKit's
-    default SVG, and sharp at any zoom."""
+    """SVG with labels as ``<text>`` (no FreeType glyph outlines), without the attributes and
+    declarations that only repeat SVG defaults, and with consecutive bonds of one colour as one
+    path: 4x cheaper than a Cairo PNG, a third of the bytes of RDKit's default SVG, and sharp
+    at any zoom."""
     drawer = rdMolDraw2D.MolDraw2DSVG(*size, -1, -1, True)
     with rdkit_log_silenced():
         rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
     drawer.FinishDrawing()
-    svg = _SVG_CLASS.sub("", drawer.GetDrawingText())
+    svg = _SVG_HEADER.sub("", _SVG_CLASS.sub("", drawer.GetDrawingText()))
     for default in _SVG_DEFAULTS:
         svg = svg.replace(default, "")
-    return svg
+    return _merged_paths(svg)
+
+
+def _merged_paths(svg: str) -> str:
+    """Consecutive ``<path>`` elements of one style as one path of several segments: the same
+    drawing (strokes only, in the same order), a third fewer bytes for the page to send and the
+    browser to decode."""
+    out, pos, style, segments = [], 0, None, []
+    for match in _SVG_PATH.finditer(svg):
+        if match.start() != pos or match["style"] != style:
+            if segments:
+                out.append(f"<path d='{' '.join(segments)}' style='{style}' />\n")
+            out.append(svg[pos : match.start()])
+            style, segments = match["style"], []
+        segments.append(match["d"])
+        pos = match.end()
+    if segments:
+        out.append(f"<path d='{' '.join(segments)}' style='{style}' />\n")
+    out.append(svg[pos:])
+    return "".join(out)
 
 
 _SVG_CLASS = re.compile(r" class='[^']*'")
+_SVG_PATH = re.compile(r"<path d='(?P<d>[^']*)' style='(?P<style>[^']*)' />\n")
+# the XML declaration, RDKit's marker comment and namespaces no element of it uses
+_SVG_HEADER = re.compile(
+    r"<\?xml[^>]*>\s*|<!-- END OF HEADER -->\n|\s+xmlns:(?:rdkit|xlink)='[^']*'"
+)
 _SVG_DEFAULTS = (
+    " version='1.1' baseProfile='full'",
     ";fill-rule:evenodd",
     ";stroke-linecap:butt",
     ";stroke-linejoin:miter",

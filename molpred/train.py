@@ -33,7 +33,7 @@ from molpred.fitting import (
 )
 from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
-from molpred.models import ModelConfig, MolModel, build_model, resolve_device
+from molpred.models import ModelConfig, MolModel, build_model, float32_messages, resolve_device
 from molpred.parallel import torch_section
 from molpred.splits import Split, cross_validation_members, make_splits
 from molpred.transfer import (
@@ -64,6 +64,7 @@ class TrainProgress:
     value: float | None
 
 
+@float32_messages()  # a model trained here is the one trained on any machine
 def train(
     data: pd.DataFrame | str | Path,
     smiles_column: str | None,

@@ -86,3 +86,25 @@ def test_descriptor_toggle_changes_head_input():
     batch = _batch(["CCO"])
     assert with_d.embed(batch).shape[1] > without.embed(batch).shape[1] == 8
     assert np.isfinite(with_d.embed(batch).detach().numpy()).all()
+
+
+def test_training_is_float32_whatever_the_inference_precision(esol, monkeypatch):
+    """Validation passes, calibration and the trees' blend weight see float32 messages: the
+    same data and seed give the same model on a machine with bfloat16 and one without."""
+    from molpred import models
+
+    from .conftest import train_small
+
+    monkeypatch.setattr(models, "_native_bf16", lambda: True)
+    default = train_small(esol.head(80))
+    monkeypatch.setenv("MOLPRED_PRECISION", "float32")
+    exact = train_small(esol.head(80))
+    assert default.weights_sha256() == exact.weights_sha256()
+    assert default.info.metrics["test"] == exact.info.metrics["test"]
+    monkeypatch.delenv("MOLPRED_PRECISION")
+    with models.float32_messages():
+        assert models.message_dtype(torch.device("cpu")) == torch.float32
+    assert models.message_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setenv("MOLPRED_PRECISION", "fp32")
+    with pytest.raises(ValueError, match="MOLPRED_PRECISION"):
+        models.message_dtype(torch.device("cpu"))

@@ -8,8 +8,10 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from molpred.io import DataError
+from molpred.models import message_dtype
 from molpred.predict import predict_file
 from molpred.train import train
 
@@ -176,4 +178,18 @@ def test_resume_refuses_other_output_columns(setup):
     cmd[4] = str(model_path("solubility"))  # a bundled model: it has approved-drug percentiles
     _kill_after_parts(cmd, out.with_name(f".{out.name}.parts"), 2)
     proc = subprocess.run([*cmd, "--percentiles"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot --resume" in proc.stderr
+
+
+@pytest.mark.skipif(
+    message_dtype(torch.device("cpu")) != torch.bfloat16,
+    reason="float32 either way on a CPU without native bfloat16",
+)
+def test_resume_refuses_parts_written_in_another_precision(setup, monkeypatch):
+    d = setup
+    out = d / "precision.csv"
+    monkeypatch.setenv("MOLPRED_PRECISION", "float32")
+    _kill_after_parts(_cmd(d, out, "--resume"), out.with_name(f".{out.name}.parts"), 2)
+    monkeypatch.delenv("MOLPRED_PRECISION")
+    proc = subprocess.run(_cmd(d, out, "--resume"), cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "cannot --resume" in proc.stderr

@@ -222,3 +222,31 @@ def test_sdf_keeps_a_users_own_input_smiles_column():
     del table["input_smiles"]
     mol = next(Chem.ForwardSDMolSupplier(io.BytesIO(to_sdf(table))))
     assert mol.GetProp("input_smiles") == "CCO"
+
+
+def test_depictions_draw_every_bond_of_rdkits_drawing_in_fewer_bytes():
+    import re
+    import xml.etree.ElementTree as ET
+
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    from molpred.screen import mol_svg
+
+    mol = Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O.[Na+].[Cl-]")
+    drawer = rdMolDraw2D.MolDraw2DSVG(220, 160, -1, -1, True)
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
+    drawer.FinishDrawing()
+    rdkit, ours = drawer.GetDrawingText(), mol_svg(mol)
+    root = ET.fromstring(ours)  # well-formed, an SVG document
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox") == "0 0 220 160"
+
+    def strokes(svg):  # (colour, segment) in drawing order
+        out = []
+        for d, style in re.findall(r"<path[^>]* d='([^']*)'[^>]* style='([^']*)'", svg):
+            colour = re.search(r"stroke:(#\w+)", style)[1]
+            out += [(colour, "M " + seg.strip()) for seg in d.split("M ") if seg.strip()]
+        return out
+
+    assert strokes(ours) == strokes(rdkit)
+    labels = lambda svg: re.findall(r">([^<>\s]+)</text>", svg)  # noqa: E731
+    assert labels(ours) == labels(rdkit) and len(ours) < 0.8 * len(rdkit)

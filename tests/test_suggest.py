@@ -351,12 +351,14 @@ def test_measured_values_are_read_under_the_pages_display_names():
     # the page's own download, or a last round's batch: predictions beside their spread are
     # no measurement (the molecules still count as made)
     short = label.rsplit(" (", 1)[0]
-    downloaded = mine.assign(**{f"{short} sd": [0.4, 0.5]})
+    downloaded = mine.assign(**{f"{short} sd": [0.4, 0.5], f"{short} lower": [1.0, 2.0]})
     out = measured_molecules(predictor, [downloaded], objective, fill=False, aliases={"exp": label})
     assert len(out) == 2 and ("exp" not in out or out["exp"].isna().all())
-    batch = pd.DataFrame({"smiles": ["CCO"], "exp": [1.0], "exp_std": [0.3]})
+    batch = pd.DataFrame({"smiles": ["CCO"], "exp": [1.0], "exp_std": [0.3], "exp_lower": [0.5]})
     out = measured_molecules(predictor, [batch], objective, fill=False)
     assert len(out) == 1 and ("exp" not in out or out["exp"].isna().all())
+    lab = batch.drop(columns="exp_lower")  # a lab's replicate spread: still measured
+    assert measured_molecules(predictor, [lab], objective, fill=False)["exp"].tolist() == [1.0]
 
 
 def test_the_ei_incumbent_is_a_measured_value_and_says_what_it_is(esol_model):

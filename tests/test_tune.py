@@ -427,8 +427,12 @@ def test_train_from_a_study_splits_as_the_study_unless_told_otherwise(tmp_path, 
     study = {"split": "scaffold", "cv": 0, "splits_file": None, "replicate": None, "seed": 3}
     args = parsed(study)
     assert (args.split, args.seed) == ("scaffold", 3)
+    assert "differs" not in capsys.readouterr().err
     assert parsed(study, "--split", "random").split == "random"
     assert parsed(study, "--seed", "1").seed == 1
+    assert "differs from the study's" in capsys.readouterr().err  # other rows: said
+    assert parsed(study, "--split-c", "part").split_column == "part"  # a prefix is the flag
+    assert parsed(study, "--split-c", "part").split == "random"  # the user's split, not the study's
     args = parsed({**study, "cv": 4})
     assert (args.split, args.folds) == ("scaffold-kfold", 4)
     assert "optimistic" in capsys.readouterr().err  # every molecule chose the configuration

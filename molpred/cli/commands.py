@@ -114,19 +114,33 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         "patience": train_cfg.patience,
         "init": "none",  # the study scored random-weight trials; an explicit --init still wins
     }
-    chosen = ("--split", "--split-column", "--splits-file", "--folds", "--replicate")
     given = sys.argv[1:] if args.argv is None else args.argv
-    if not any(a.split("=", 1)[0] in chosen for a in given):  # else the user's split wins
+    splitting = ("--split", "--split-column", "--splits-file", "--folds", "--replicate")
+    own_split = _given(given, splitting)
+    if not own_split:  # else the user's split wins
         defaults.update(_study_split(source.get("split", {})))
     again = build_parser(train_defaults=defaults).parse_args(args.argv)
-    if source.get("split", {}).get("cv") and again.split.endswith("kfold"):
+    study = source.get("split", {})
+    if study.get("cv") and again.split.endswith("kfold"):
         print(
             "note: the study chose this configuration by cross-validation over every "
             "molecule, so the test metrics of k-fold models trained with it are optimistic",
             file=sys.stderr,
         )
+    elif study and (own_split or _given(given, ("--seed", "--split-sizes", "--standardize"))):
+        print(
+            "note: this split differs from the study's, so its test rows may include "
+            "molecules the study chose the configuration on (optimistic test metrics)",
+            file=sys.stderr,
+        )
     again.argv = args.argv
     return again, {"config": args.config, **source}
+
+
+def _given(argv: list[str], flags: tuple[str, ...]) -> bool:
+    """Whether ``argv`` sets one of ``flags`` (argparse takes unambiguous prefixes too)."""
+    names = [a.split("=", 1)[0] for a in argv if a.startswith("--") and len(a) > 3]
+    return any(flag.startswith(name) for name in names for flag in flags)
 
 
 def _study_split(study: dict) -> dict:
