@@ -97,8 +97,10 @@ def masked_loss(
 
 
 @torch.no_grad()
+@float32_messages()  # training's view of a model: the same on every machine
 def network_outputs(model: MolModel, ds: MoleculeDataset, batch_size: int = 256) -> torch.Tensor:
-    """The network's raw outputs (standardized values / logits), ``[N, T]`` on the CPU."""
+    """The network's raw outputs (standardized values / logits), ``[N, T]`` on the CPU, with
+    float32 messages (as in training; scoring uses :func:`molpred.models.message_dtype`)."""
     model.eval()
     device = next(model.parameters()).device
     outs = [model(b.to(device)).cpu() for b in _batches(ds, batch_size)]

@@ -35,7 +35,7 @@ def test_schema_keys_columns_by_model_and_task():
         [("w", "regression", False)],
     ]
     schema = OutputSchema.build(["a", "b", "a"], tasks, [True, False, True])
-    assert [m.name for m in schema.models] == ["a1", "b", "a3"]
+    assert [m.name for m in schema.models] == ["a1", "b", "a2"]
     assert schema.task("b", "y").value == "b.y" and schema.task("a1", "y").value == "a1.y"
     assert schema.task("b", "y").set == "b.y_set" and schema.task("b", "z").set is None
     # one clash prefixes every task of the panel, so a column's name never depends on others
@@ -55,13 +55,13 @@ def test_schema_keys_columns_by_model_and_task():
         "b.y_set",
         "b.z",
         "b.z_std",
-        "a3.w",
-        "a3.w_std",
-        "a3.w_lower",
-        "a3.w_upper",
-        "a3.domain_similarity",
-        "a3.latent_distance",
-        "a3.in_domain",
+        "a2.w",
+        "a2.w_std",
+        "a2.w_lower",
+        "a2.w_upper",
+        "a2.domain_similarity",
+        "a2.latent_distance",
+        "a2.in_domain",
         "error",
     ]
     assert "a1.y_lower" in schema.detail_columns and "a1.in_domain" not in schema.detail_columns
