@@ -108,3 +108,29 @@ def test_training_is_float32_whatever_the_inference_precision(esol, monkeypatch)
     monkeypatch.setenv("MOLPRED_PRECISION", "fp32")
     with pytest.raises(ValueError, match="MOLPRED_PRECISION"):
         models.message_dtype(torch.device("cpu"))
+
+
+def test_bfloat16_products_have_few_distinct_row_counts(monkeypatch):
+    """oneDNN keeps a kernel per row count of a bfloat16 product: unpadded, a library run's
+    workers grew by a gigabyte. Padded rows are zeros and change nothing."""
+    from molpred import models
+
+    monkeypatch.setattr(models, "_native_bf16", lambda: True)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=32, head_hidden_size=32)).eval()
+    batch = _batch(["OCC(=O)Nc1ccccc1", "CCN(CC)CC", "c1ccc2[nH]ccc2c1", "C"])
+    rows, addmm = [], torch.addmm
+
+    def recording(*args, **kwargs):
+        rows.append(args[1].size(0))
+        return addmm(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "addmm", recording)
+    with torch.no_grad():
+        padded = model.encoder(batch)
+    assert rows and all(r % models.PAD_ROWS == 0 for r in rows)
+    rows.clear()
+    with torch.enable_grad():  # gradients: not padded (explanations run float32 anyway)
+        plain = model.encoder(batch).detach()
+    assert models.PAD_ROWS not in rows and padded.shape == plain.shape == (batch.x.size(0), 32)
+    torch.testing.assert_close(padded, plain)
