@@ -47,18 +47,17 @@ def measured_molecules(
     """The molecules already measured, as :func:`suggest` reads them: ``smiles`` and each
     objective's column.
 
-    ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where
-    a table has it, else found by name; a column named like an objective, or like its task,
-    holds measured values; so does one named like its alias in ``aliases``, e.g. the page's
-    display name of the column, as its downloads write it; not where the table has the
-    column's spread beside it: that is molpred's prediction). ``training``: add every model's
+    ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where a
+    table has it, else found by name; a column named like an objective, or like its task, holds
+    measured values; so does one named like its alias in ``aliases``, e.g. the page's display
+    name of the column, as its downloads write it; not where the table has the column's spread
+    and interval beside it: that is molpred's prediction). ``training``: add every model's
     training molecules, with their measured values for a user's own model (its training set is
     the project's data); a bundled model's are public data, only left out (their best value is
-    no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``:
-    where a molecule of the project has no measured value for an objective, and for
-    classification objectives (a 0/1 label is not on the probability's scale), the panel's
-    prediction stands in, so the ``ei`` incumbent is defined; only ``ei`` needs it, and it
-    scores those molecules.
+    no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``: where
+    a molecule of the project has no measured value for an objective, and for classification
+    objectives (a 0/1 label is not on the probability's scale), the panel's prediction stands
+    in, so the ``ei`` incumbent is defined; only ``ei`` needs it, and it scores those molecules.
     """
     parts, public = [], []
     by_value = {task.value: task for task in predictor.schema.tasks}
