@@ -132,10 +132,8 @@ def simulate(
                 if r == rounds:
                     break
                 measured = df.iloc[labeled]
-                kind, _, explore = strategy.partition("+explore")
-                options = BatchOptions(
-                    n=batch, strategy=kind, explore=float(explore or 0), seed=seed * 1000 + r
-                )
+                kind, share = _shares(strategy)
+                options = BatchOptions(n=batch, strategy=kind, seed=seed * 1000 + r, **share)
                 picks = suggest(table.iloc[rest], objectives, options, measured=measured)
                 labeled = np.sort(np.concatenate([labeled, picks.index.to_numpy()]))
                 model = fit(df.iloc[labeled], replace(config, seed=seed))
@@ -163,6 +161,16 @@ def simulate(
         "objectives": [o.__dict__ for o in objectives],
         "runs": runs,
     }
+
+
+def _shares(strategy: str) -> tuple[str, dict[str, float]]:
+    """``ucb+explore0.25+cover0.5`` -> ``("ucb", {"explore": 0.25, "cover": 0.5})``."""
+    kind, *parts = strategy.split("+")
+    shares = {}
+    for part in parts:
+        name = part.rstrip("0123456789.")
+        shares[name] = float(part[len(name) :])
+    return kind, shares
 
 
 def _add_shared_rest(runs: list[dict], history: dict, truth: np.ndarray, seed: int) -> None:

@@ -16,9 +16,18 @@ chemotype.
    to a pick exceeds ``max_similarity``, or it was measured (matched on the neutral parent
    structure), or it repeats a candidate already seen. Should the diversity limits exhaust the
    candidates, the batch is filled from the ones they skipped, in order, and says so.
+4. Two optional shares of the batch serve the next model rather than the objective. ``cover``
+   keeps the measured molecules like the pool: the candidates are cut into ``n`` clusters
+   (k-means on the principal components of their fingerprints), the measured molecules are
+   counted in them, and each cover pick goes to the cluster furthest below its share of the
+   pool (candidates and measured), as that cluster's best candidate by acquisition.
+   ``explore`` goes where the expected error is largest. Picks chosen only for a high
+   predicted value teach the model about one corner of the pool;
+   ``benchmarks/suggest_simulation.py`` measures what each share costs and buys.
 
 Structures are parsed only for the candidates walked, so picking 48 from 20,000 costs little
-more than sorting them (``benchmarks/suggest_speed.py``).
+more than sorting them; a ``cover`` share parses every candidate once, for its fingerprint
+(``benchmarks/suggest_speed.py`` times both).
 """
 
 from __future__ import annotations
@@ -28,15 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.special import ndtri
-from sklearn.decomposition import PCA
 
 from molpred.chem import InvalidMoleculeError, canonical_smiles, parent_key, standardize
 from molpred.featurize import fingerprint
 from molpred.measured import MEASURED, keys_of
 from molpred.ranking import Objective, desirability
 from molpred.schema import ERROR, STD, input_names
+from molpred.space import clusters
 from molpred.splits import scaffold
 
 __all__ = [
@@ -46,7 +54,6 @@ __all__ = [
     "objective_draws",
     "acquisition",
     "suggest",
-    "chemical_space",
     "expected_error",
 ]
 
@@ -72,6 +79,7 @@ class BatchOptions:
     max_per_scaffold: int | None = 2
     max_similarity: float | None = None
     explore: float = 0.0  # fraction of the batch picked for the model's sake: largest error
+    cover: float = 0.0  # fraction of the batch that keeps the measured set like the pool
     samples: int = 256
     seed: int = 0
 
@@ -88,6 +96,8 @@ class BatchOptions:
             raise ValueError("max_similarity must be in (0, 1] (or None: no limit)")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore must be a fraction of the batch, in [0, 1]")
+        if not 0.0 <= self.cover <= 1.0 - self.explore:
+            raise ValueError("cover must be a fraction of the batch, in [0, 1 - explore]")
 
 
 def objective_draws(
@@ -189,13 +199,21 @@ def suggest(
     value = acquisition(draws, options.strategy, options.beta, best, options.seed)
     with np.errstate(invalid="ignore"):
         mean, sd = draws.mean(axis=1), draws.std(axis=1)
-    skip = {k for k in keys_of(measured) if k}
+    known_keys = [k for k in keys_of(measured) if k]
+    skip = set(known_keys)
     skip |= {k for k in map(parent_key, exclude) if k}
     error = expected_error(table, objectives)
     error[~np.isfinite(value)] = np.nan
     batch = _Batch(table[smiles_column].tolist(), skip, options)
     n_explore = int(round(options.explore * options.n))
-    batch.walk(value, options.n - n_explore, "exploit")
+    n_cover = int(round(options.cover * options.n))
+    batch.walk(value, options.n - n_explore - n_cover, "exploit")
+    if n_cover:
+        smiles = table[smiles_column].tolist()
+        groups, known = clusters(
+            smiles, np.isfinite(value), options.n, known_keys, seed=options.seed
+        )
+        batch.cover(value, groups, known, options.n - n_explore)
     batch.walk(error, options.n, "explore")
     batch.walk(value, options.n, "exploit")  # explore found too few (no expected error)
     batch.fill()
@@ -216,14 +234,6 @@ def suggest(
     # distinct measured molecules among the candidates ranked above the last pick
     out.attrs["passed_over_as_measured"] = len(batch.measured_met)
     return out
-
-
-def chemical_space(fingerprints: np.ndarray) -> np.ndarray:
-    """``[N, 2]`` coordinates that show how molecules spread over chemical space: the first two
-    principal components of their packed Morgan fingerprints (``[N, 256]`` uint8), computed on
-    the sparse bits (20,000 molecules in a fraction of a second; the dense matrix took seconds)."""
-    bits = sparse.csr_matrix(np.unpackbits(fingerprints, axis=1), dtype=np.float32)
-    return PCA(n_components=2, svd_solver="arpack", random_state=0).fit_transform(bits)
 
 
 def expected_error(table: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
@@ -316,6 +326,27 @@ class _Batch:
                 return
             self._consider(int(i), reason)
 
+    def cover(self, value: np.ndarray, groups: np.ndarray, measured: np.ndarray, until: int):
+        """Spread picks over the clusters so that the measured molecules and the picks together
+        follow the density of the whole pool (candidates and measured molecules): each pick
+        goes to the cluster furthest below its share, and is its best candidate by ``value``."""
+        k = len(measured)
+        usable = np.isfinite(value) & (groups >= 0)
+        pool = np.bincount(groups[usable], minlength=k) + measured
+        share = pool / max(pool.sum(), 1e-12)
+        have = measured + np.bincount([groups[p.row] for p in self.picks], minlength=k)
+        order = np.argsort(-np.nan_to_num(value, nan=-np.inf), kind="stable")
+        queues = [list(order[usable[order] & (groups[order] == c)]) for c in range(k)]
+        while len(self.picks) < until:
+            deficit = share * (have.sum() + 1) - have
+            deficit[[not q for q in queues]] = -np.inf
+            c = int(np.argmax(deficit))
+            if not np.isfinite(deficit[c]):
+                return
+            before = len(self.picks)
+            self._consider(int(queues[c].pop(0)), "cover")
+            have[c] += len(self.picks) - before
+
     def fill(self) -> None:
         """Top up from the held-back candidates, in the order they were met."""
         for i, fp, scaf in self.held[: self.options.n - len(self.picks)]:
@@ -395,6 +426,8 @@ def _why(
         reason = objective
     scaf = pick.scaffold or "acyclic"
     parts = [reason, f"{_ordinal(pick.nth_of_scaffold)} pick of scaffold {scaf}"]
+    if pick.reason == "cover":
+        parts.insert(1, "covers chemical space: the best of a cluster short of measurements")
     if np.isfinite(nearest):
         parts.append(f"nearest other pick {nearest:.2f}")
     if pick.reason == "fill":

@@ -383,6 +383,11 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     app.button(key="b_go").click()
     app.run()
     assert len(app.session_state["batch"]) == 6  # now the training molecules may be picked
+    app.slider(key="b_cover").set_value(0.5)  # half the batch spread over chemical space
+    app.button(key="b_go").click()
+    app.run()
+    covered = app.session_state["batch"]["why"].str.contains("covers chemical space")
+    assert len(covered) == 6 and covered.tolist() == [False] * 3 + [True] * 3
     app.checkbox(key="f_alerts").set_value(True)  # the broken row leaves the candidates
     app.run()
     assert "batch" not in app.session_state  # else its downloads would hold removed picks

@@ -12,6 +12,7 @@ from molpred.cli import main
 from molpred.measured import measured_molecules
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
+from molpred.space import clusters
 from molpred.suggest import BatchOptions, objective_draws, suggest
 from tests.conftest import ESOL_TARGET, train_small
 
@@ -84,6 +85,43 @@ def test_explore_spends_part_of_the_batch_on_the_largest_expected_error():
     assert batch.index.tolist() == [39, 38, 37, 3, 7]  # 3 to exploit, then 2 to learn from
     assert [w.startswith("explores") for w in batch["why"]] == [False] * 3 + [True] * 2
     assert "30x the median" in batch["why"].iloc[3]
+
+
+def _rings(lengths, ends=("O", "N", "Cl")) -> list[str]:
+    return [
+        f"{ring}{'C' * k}{end}"
+        for ring in ("c1ccc(cc1)", "C1CCC(CC1)")
+        for k in lengths
+        for end in ends
+    ]
+
+
+def test_cover_keeps_the_measured_set_like_the_pool():
+    rings = _rings(range(1, 6))
+    smiles = ALCOHOLS + rings  # the alcohols are the best; the ring series are elsewhere
+    y = np.r_[np.linspace(10, 20, len(ALCOHOLS)), np.random.default_rng(0).random(len(rings))]
+    table = _table(smiles, y)
+    batch = suggest(table, UP, _free("greedy", n=6, cover=0.5))
+    assert batch.index[:3].tolist() == [39, 38, 37]  # the best three first, as greedy alone
+    cover = batch.index[3:].tolist()
+    assert [("covers chemical space" in w) for w in batch["why"]] == [False] * 3 + [True] * 3
+    groups, _ = clusters(smiles, np.ones(len(smiles), bool), 6)  # as suggest: k = n, seed 0
+    for i in cover:  # each the best of its cluster that was not picked before it
+        earlier = batch.index[: batch.index.get_loc(i)]
+        rest = np.setdiff1d(np.flatnonzero(groups == groups[i]), earlier)
+        assert y[i] == y[rest].max()
+    assert set(cover) - set(range(len(ALCOHOLS)))  # the ring series are short of picks
+    plain = suggest(table, UP, _free("greedy", n=6))
+    assert set(plain.index) <= set(range(len(ALCOHOLS)))  # without cover: alcohols only
+
+    # with the ring series already well measured, the cover goes to the alcohols instead
+    measured = pd.DataFrame({"smiles": _rings(range(6, 30), ("O", "N", "Cl", "F", "Br"))})
+    _, counts = clusters(smiles, np.ones(len(smiles), bool), 6, measured["smiles"].tolist())
+    assert counts.sum() == pytest.approx(len(measured))
+    informed = suggest(table, UP, _free("greedy", n=6, cover=0.5), measured=measured)
+    assert set(informed.index[3:]) <= set(range(len(ALCOHOLS)))
+    with pytest.raises(ValueError, match="cover"):
+        BatchOptions(explore=0.6, cover=0.5)
 
 
 def test_range_objective_is_uncertain_only_near_its_edges():
@@ -224,11 +262,12 @@ def test_cli_defaults_are_the_library_defaults():
 
     args = build_parser().parse_args(["suggest", "m.pt", "c.csv", "-o", "b.csv"])
     lib = BatchOptions()
-    assert (args.n, args.strategy, args.beta, args.explore) == (
+    assert (args.n, args.strategy, args.beta, args.explore, args.cover) == (
         lib.n,
         lib.strategy,
         lib.beta,
         lib.explore,
+        lib.cover,
     )
     assert (args.max_per_scaffold, args.max_similarity) == (lib.max_per_scaffold, None)
 
@@ -279,7 +318,7 @@ def test_chemical_space_is_the_principal_components_of_the_fingerprints(esol):
     from sklearn.decomposition import PCA
 
     from molpred.featurize import fingerprint
-    from molpred.suggest import chemical_space
+    from molpred.space import chemical_space
 
     packed = np.vstack([fingerprint(Chem.MolFromSmiles(s)) for s in esol["smiles"]])
     xy = chemical_space(packed)

@@ -339,6 +339,13 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         "(what it would learn most from)",
     )
     s.add_argument(
+        "--cover",
+        type=float,
+        default=0.0,
+        help="fraction of the batch spread over chemical space: each the best of a cluster of "
+        "candidates without a pick (keeps the next model accurate on the rest)",
+    )
+    s.add_argument(
         "--max-per-scaffold",
         type=int,
         default=2,

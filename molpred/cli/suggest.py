@@ -32,6 +32,7 @@ def suggest(args: argparse.Namespace) -> int:
             strategy=args.strategy,
             beta=args.beta,
             explore=args.explore,
+            cover=args.cover,
             max_per_scaffold=args.max_per_scaffold or None,
             max_similarity=args.max_similarity,
             seed=args.seed,

@@ -17,7 +17,8 @@ from molpred.page.labels import value_labels
 from molpred.predictor import Predictor
 from molpred.ranking import Objective
 from molpred.screen import to_sdf
-from molpred.suggest import STRATEGIES, BatchOptions, chemical_space, expected_error, suggest
+from molpred.space import chemical_space
+from molpred.suggest import STRATEGIES, BatchOptions, expected_error, suggest
 
 __all__ = ["batch_panel", "current_batch", "chemical_map", "batch_downloads", "BATCH"]
 
@@ -84,6 +85,17 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             help="These picks go where the model's expected error is largest: measuring them "
             "improves the next round's predictions most.",
         )
+        cover = st.slider(
+            "share of the batch spread over chemical space",
+            0.0,
+            1.0,
+            BatchOptions().cover,
+            0.05,
+            key="b_cover",
+            **_TOUCHED,
+            help="Each of these picks is the best candidate of a cluster of candidates that has "
+            "no pick yet: the batch keeps the next model accurate beyond the best chemotype.",
+        )
         measured_file = st.file_uploader(
             "Already measured (a table with a SMILES column; columns named like a ranked "
             "property are read as measured values)",
@@ -103,6 +115,7 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             max_per_scaffold=int(per_scaffold) or None,
             max_similarity=None if max_similarity >= 1.0 else float(max_similarity),
             explore=float(explore),
+            cover=min(float(cover), 1.0 - float(explore)),
         )
         tables = []
         if measured_file is not None:
