@@ -24,6 +24,8 @@ from molpred.chem import is_own_parent, parent_key, rdkit_log_silenced
 if TYPE_CHECKING:
     from molpred.data import MoleculeDataset
 
+SPLIT_SIZES = (0.8, 0.1, 0.1)  # train, validation, test
+
 __all__ = [
     "Split",
     "random_split",
@@ -34,6 +36,7 @@ __all__ = [
     "splits_from_labels",
     "splits_from_file",
     "SPLITTERS",
+    "SPLIT_SIZES",
     "make_splits",
 ]
 
@@ -54,7 +57,7 @@ def _check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
 
 def random_split(
     n: int,
-    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    sizes: Sequence[float] = SPLIT_SIZES,
     seed: int = 0,
     groups: Sequence[object] | None = None,
 ) -> Split:
@@ -94,7 +97,7 @@ def scaffold(smiles: str) -> str:
 
 
 def scaffold_split(
-    smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+    smiles: Sequence[str], sizes: Sequence[float] = SPLIT_SIZES, seed: int = 0
 ) -> Split:
     """Balanced Bemis-Murcko scaffold split.
 
@@ -305,7 +308,7 @@ def make_splits(
     ds: MoleculeDataset,
     split: str = "random",
     *,
-    sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    sizes: Sequence[float] = SPLIT_SIZES,
     folds: int = 5,
     seed: int = 0,
     split_labels: Sequence[object] | None = None,

@@ -35,7 +35,7 @@ from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
 from molpred.models import ModelConfig, MolModel, build_model, float32_messages, resolve_device
 from molpred.parallel import torch_section
-from molpred.splits import Split, cross_validation_members, make_splits
+from molpred.splits import SPLIT_SIZES, Split, cross_validation_members, make_splits
 from molpred.transfer import (
     FREEZE_EPOCHS,
     Pretrained,
@@ -74,7 +74,7 @@ def train(
     model_config: ModelConfig | dict | None = None,
     train_config: TrainConfig | None = None,
     split: str = "random",
-    split_sizes: Sequence[float] = (0.8, 0.1, 0.1),
+    split_sizes: Sequence[float] = SPLIT_SIZES,
     folds: int = 5,
     split_column: str | None = None,
     splits_file: str | Path | None = None,

@@ -429,8 +429,16 @@ def test_train_from_a_study_splits_as_the_study_unless_told_otherwise(tmp_path, 
     assert (args.split, args.seed) == ("scaffold", 3)
     assert "differs" not in capsys.readouterr().err
     assert parsed(study, "--split", "random").split == "random"
+    assert "differs from the study's" in capsys.readouterr().err
+    assert parsed(study, "--seed", "3").seed == 3
+    assert "differs" not in capsys.readouterr().err  # the study's own seed: the same rows
     assert parsed(study, "--seed", "1").seed == 1
     assert "differs from the study's" in capsys.readouterr().err  # other rows: said
+    assert parsed(study, "--split-sizes", "0.8", "0.1", "0.1").seed == 3
+    assert "differs" not in capsys.readouterr().err
+    for flags in (("--split-sizes", "0.7", "0.15", "0.15"), ("--standardize", "parent")):
+        parsed(study, *flags)
+        assert "differs from the study's" in capsys.readouterr().err, flags
     assert parsed(study, "--split-c", "part").split_column == "part"  # a prefix is the flag
     assert parsed(study, "--split-c", "part").split == "random"  # the user's split, not the study's
     args = parsed({**study, "cv": 4})

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from molpred.cli.parser import build_parser
+from molpred.splits import SPLIT_SIZES
 
 
 def train(args: argparse.Namespace) -> int:
@@ -127,7 +128,7 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
             "molecule, so the test metrics of k-fold models trained with it are optimistic",
             file=sys.stderr,
         )
-    elif study and (own_split or _given(given, ("--seed", "--split-sizes", "--standardize"))):
+    elif study and (own_split or _other_rows(again, study)):
         print(
             "note: this split differs from the study's, so its test rows may include "
             "molecules the study chose the configuration on (optimistic test metrics)",
@@ -135,6 +136,16 @@ def _apply_config(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         )
     again.argv = args.argv
     return again, {"config": args.config, **source}
+
+
+def _other_rows(args: argparse.Namespace, study: dict) -> bool:
+    """Whether a train run that kept the study's split flags still splits other rows: another
+    seed, other split sizes, or other structures (the study featurized them as drawn)."""
+    return (
+        args.seed != study.get("seed", 0)
+        or tuple(args.split_sizes) != SPLIT_SIZES
+        or args.standardize != "none"
+    )
 
 
 def _given(argv: list[str], flags: tuple[str, ...]) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from molpred._version import __version__
-from molpred.splits import SPLITTERS
+from molpred.splits import SPLIT_SIZES, SPLITTERS
 
 __all__ = ["build_parser"]
 
@@ -147,7 +147,7 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         help="task type for all targets (default: inferred per column)",
     )
     t.add_argument("--split", choices=list(SPLITTERS), default="random")
-    t.add_argument("--split-sizes", type=float, nargs=3, default=[0.8, 0.1, 0.1])
+    t.add_argument("--split-sizes", type=float, nargs=3, default=list(SPLIT_SIZES))
     t.add_argument("--folds", type=int, default=5, help="folds for --split kfold or scaffold-kfold")
     t.add_argument("--split-column", help="column of train/val/test labels (overrides --split)")
     t.add_argument("--splits-file", help="JSON list of {train, val, test} row indices")
