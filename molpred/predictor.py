@@ -42,7 +42,13 @@ from molpred.parallel import default_workers, map_ordered, release_memory, torch
 from molpred.pretrained.approved import has_reference, percentile
 from molpred.pretrained.endpoints import value_bounds
 from molpred.schema import ERROR, ModelColumns, OutputSchema, input_names
-from molpred.trust.columns import Placement, bounded, interval_columns, prediction_columns
+from molpred.trust.columns import (
+    Placement,
+    bounded,
+    held_inside,
+    interval_columns,
+    prediction_columns,
+)
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
 
@@ -260,10 +266,12 @@ class Predictor:
                 spread, relative = expected_error(model, modelled, spread, sim, latent)
                 place = Placement(sim, latent, model.domain.in_domain(sim, relative))
             conformal = [model.conformal_scores(t) for t in range(len(model.task_names))]
+            bounds = value_bounds(model)
+            mean = held_inside(mean, columns, bounds)
             new = prediction_columns(
                 columns, conformal, mean, spread, place, failed, self.confidence
             )
-            cols.update(bounded(new, columns, value_bounds(model)))
+            cols.update(bounded(new, columns, bounds))
             for task in columns.tasks:
                 if task.pct:
                     cols[task.pct] = percentile(model, task.task, cols[task.value])

@@ -44,10 +44,15 @@ class Objective:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if not (self.weight >= 0 and math.isfinite(self.weight)):
             raise ValueError(f"weights must be finite and >= 0, got {self.weight}")
-        if self.direction == "range" and (
-            self.low is None or self.high is None or self.low > self.high
-        ):
-            raise ValueError(f"{self.column}: a range needs low <= high")
+        if self.direction == "range":
+            if self.low is None or self.high is None or self.low > self.high:
+                raise ValueError(f"{self.column}: a range needs low <= high")
+            if not (math.isfinite(self.low) and math.isfinite(self.high)):
+                # an open end would make every desirability NaN and empty the ranking
+                raise ValueError(
+                    f"{self.column}: a range needs finite ends, got {self.low}..{self.high} "
+                    "(for no upper limit, rank 'higher'; for no lower limit, 'lower')"
+                )
 
 
 def parse_objective(text: str) -> Objective:

@@ -118,3 +118,19 @@ def test_a_cross_validation_ensemble_keeps_new_molecules_in_its_domain(esol):
     assert model.domain.threshold < 0.9
     new = molpred.predict(model, esol["smiles"].iloc[100:160].tolist())
     assert new["in_domain"].any()
+
+
+def test_two_cross_validation_members_calibrate_finite_intervals(esol):
+    """With two members, the second's validation rows are the first's training rows: the latent
+    reference, sampled from the first member's training rows only, was then empty for them,
+    their latent distances NaN, and so their conformal scores (NaN sorts anywhere)."""
+    from .conftest import train_small
+
+    model = train_small(esol.head(100), cv_members=2)
+    scores = list(model.conformal_scores(0))
+    assert len(scores) >= 80 and np.isfinite(scores).all()
+    assert scores == sorted(scores)
+    out = molpred.predict(model, esol["smiles"].iloc[100:140].tolist())
+    lower, upper = out.filter(like="_lower").iloc[:, 0], out.filter(like="_upper").iloc[:, 0]
+    assert np.isfinite(lower).all() and (upper > lower).all()
+    assert np.isfinite(out["latent_distance"]).all()

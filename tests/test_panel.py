@@ -118,3 +118,7 @@ def test_an_unbound_fraction_is_never_predicted_above_100_percent():
         values = table[["log10_fu", "log10_fu_lower", "log10_fu_upper"]].to_numpy()
         assert (values <= 0).all() and (values >= -3).all()
     assert out["log10_fu_pct_approved"].between(0, 100).all()
+    # the interval is built around the value as shown: scored again at the same confidence
+    # (the page's slider) a clipped prediction keeps its interval
+    assert (out["log10_fu"] == 0).any()
+    pd.testing.assert_frame_equal(panel.reinterval(out, panel.confidence), out)

@@ -7,7 +7,7 @@ from rdkit import Chem
 
 from molpred.io import InMemoryFile, read_table
 from molpred.medchem import ScreenedCatalog, medchem_table
-from molpred.ranking import Objective, desirability, pareto_front, score
+from molpred.ranking import Objective, desirability, pareto_front, parse_objective, score
 from molpred.screen import parse_pasted, screen, structure_svg, svg_data_uri, to_sdf
 
 from .conftest import ESOL_TARGET, ROOT, train_small
@@ -48,6 +48,10 @@ def test_desirability_directions_and_ranges():
     np.testing.assert_allclose(rng, [1.0, 1.0, 0.75, 0.0])
     with pytest.raises(ValueError):
         Objective("a", "sideways")
+    # an open end made every desirability NaN, and so emptied the ranking
+    for text in ("MW=-inf..500", "MW=200..nan", "logP=inf..inf"):
+        with pytest.raises(ValueError, match="finite"):
+            parse_objective(text)
 
 
 def test_desirability_orders_the_best_and_resists_outliers():

@@ -46,6 +46,15 @@ def test_conformal_intervals_cover_exchangeable_data():
     # an uninformative spread is caught: no rank correlation with the error
     flat = uncertainty_metrics(y[n:], mean[n:], np.ones(n))
     assert abs(flat["spearman"]) < 0.1 or np.isnan(flat["spearman"])
+    # an uncalibrated model has no bounds: its coverage is unknown, not 0
+    none = np.full(n, np.nan)
+    assert np.isnan(uncertainty_metrics(y[n:], mean[n:], sd[n:], none, none)["coverage"])
+    # and a row without bounds is left out, not counted as missed
+    lo_part, hi_part = lo.copy(), hi.copy()
+    lo_part[:10] = hi_part[:10] = np.nan
+    part = uncertainty_metrics(y[n:], mean[n:], sd[n:], lo_part, hi_part)
+    inside = (y[n + 10 :] >= lo[10:]) & (y[n + 10 :] <= hi[10:])
+    assert part["coverage"] == pytest.approx(inside.mean())
 
 
 def test_prediction_sets_and_coverage_for_classification():

@@ -39,8 +39,10 @@ def calibrate(groups: Sequence[tuple[Sequence, object, object]], dataset, seed: 
     reference = np.unique(np.concatenate([np.asarray(tr_idx) for _, tr_idx, _ in groups]))
     ref_fps = dataset.fingerprints[reference]
     rng = np.random.default_rng(seed)
-    first_members, first_train, _ = groups[0]
-    sample = rng.choice(first_train, size=min(2000, len(first_train)), replace=False)
+    first_members = groups[0][0]
+    # drawn from every group's training rows: from the first group's alone, another group's
+    # validation rows (the first's training rows in cross-validation) could be all of it
+    sample = rng.choice(reference, size=min(2000, len(reference)), replace=False)
     # the model's representation is its first member's, as when it predicts
     _, _, ref_emb, _ = member_outputs(
         first_members[:1], dataset.subset(sample).featurized(), embeddings=True

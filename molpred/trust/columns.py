@@ -11,7 +11,7 @@ import pandas as pd
 from molpred.schema import ModelColumns, TaskColumns
 from molpred.trust.uncertainty import prediction_set, regression_interval
 
-__all__ = ["prediction_columns", "interval_columns", "bounded", "Placement"]
+__all__ = ["prediction_columns", "interval_columns", "held_inside", "bounded", "Placement"]
 
 
 def interval_columns(
@@ -67,6 +67,17 @@ def prediction_columns(
         in_domain[failed] = pd.NA
         out[columns.in_domain] = in_domain
     return out
+
+
+def held_inside(mean: np.ndarray, columns: ModelColumns, bounds: dict) -> np.ndarray:
+    """``mean`` ``[N, T]`` with each bounded task's values held inside its bounds: the value the
+    interval is built around is the value shown (as when the page's slider rebuilds it)."""
+    mean = mean.copy()
+    for t, task in enumerate(columns.tasks):
+        lo, hi = bounds.get(task.task, (None, None))
+        if lo is not None or hi is not None:
+            mean[:, t] = np.clip(mean[:, t], lo, hi)
+    return mean
 
 
 def bounded(cols: dict, columns: ModelColumns, bounds: dict) -> dict:

@@ -89,7 +89,8 @@ def conformal_scores(
             scores = 1.0 - np.where(y > 0.5, mu, 1.0 - mu)
         else:
             scores = np.abs(y - mu) / spread_floor(spread[mask, t])
-        out.append(sorted(round(float(s), 6) for s in scores))
+        # a score that is not finite cannot be ranked: NaN sorts anywhere and breaks quantiles
+        out.append(sorted(round(float(s), 6) for s in scores if np.isfinite(s)))
     return out
 
 
@@ -158,12 +159,15 @@ def uncertainty_metrics(
     observed = (err[None, :] <= z[:, None] * sd[None, :]).mean(axis=1)
     out["miscalibration_area"] = float(np.abs(observed - levels).mean()) if len(y) else math.nan
     if lower is not None and upper is not None:
-        inside = (y >= lower[mask]) & (y <= upper[mask])
-        width = upper[mask] - lower[mask]
-        out["coverage"] = float(inside.mean()) if len(y) else math.nan
-        out["mean_interval_width"] = float(width.mean()) if len(y) else 0
+        # a row without bounds (an uncalibrated model) is neither covered nor missed
+        has = ~np.isnan(lower[mask]) & ~np.isnan(upper[mask])
+        yb, lo, hi = y[has], lower[mask][has], upper[mask][has]
+        inside = (yb >= lo) & (yb <= hi)
+        width = hi - lo
+        out["coverage"] = float(inside.mean()) if len(yb) else math.nan
+        out["mean_interval_width"] = float(width.mean()) if len(yb) else math.nan
         # how much the intervals adapt: 1.0 means every molecule gets the same width
-        finite = len(y) and np.isfinite(width).all()  # inf: too few calibration molecules
+        finite = len(yb) and np.isfinite(width).all()  # inf: too few calibration molecules
         p10, p90 = np.percentile(width, [10, 90]) if finite else (math.nan, math.nan)
         out["width_ratio_90_10"] = float(p90 / p10) if p10 > 0 else math.nan
     return out
