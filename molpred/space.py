@@ -39,7 +39,8 @@ def clusters(
     """``k`` clusters of the usable candidates in chemical space: k-means on the first principal
     components of their Morgan fingerprints (of the structures as written: a place in chemical
     space needs no standardization). Returns each candidate's cluster (-1: not usable or not
-    parsed) and how many ``measured`` structures fall in each cluster (estimated from at most
+    parsed) and how many ``measured`` structures (SMILES; :func:`molpred.suggest.suggest` passes
+    their parent keys, which are) fall in each cluster (estimated from at most
     ``MEASURED_SAMPLE`` of them)."""
     from sklearn.cluster import KMeans
 

@@ -32,6 +32,7 @@ more than sorting them; a ``cover`` share parses every candidate once, for its f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ class BatchOptions:
             raise ValueError("max_similarity must be in (0, 1] (or None: no limit)")
         if not 0.0 <= self.explore <= 1.0:
             raise ValueError("explore must be a fraction of the batch, in [0, 1]")
-        if not 0.0 <= self.cover <= 1.0 - self.explore:
+        if not 0.0 <= self.cover <= 1.0 - self.explore + 1e-9:  # 0.8 + 0.2 is a whole batch
             raise ValueError("cover must be a fraction of the batch, in [0, 1 - explore]")
 
 
@@ -205,8 +206,9 @@ def suggest(
     error = expected_error(table, objectives)
     error[~np.isfinite(value)] = np.nan
     batch = _Batch(table[smiles_column].tolist(), skip, options)
-    n_explore = int(round(options.explore * options.n))
-    n_cover = int(round(options.cover * options.n))
+    # a half rounds up (Python's round() goes to even); the cover takes what explore leaves
+    n_explore = math.floor(options.explore * options.n + 0.5)
+    n_cover = min(math.floor(options.cover * options.n + 0.5), options.n - n_explore)
     batch.walk(value, options.n - n_explore - n_cover, "exploit")
     if n_cover:
         smiles = table[smiles_column].tolist()
@@ -427,7 +429,7 @@ def _why(
     scaf = pick.scaffold or "acyclic"
     parts = [reason, f"{_ordinal(pick.nth_of_scaffold)} pick of scaffold {scaf}"]
     if pick.reason == "cover":
-        parts.insert(1, "covers chemical space: the best of a cluster short of measurements")
+        parts.insert(1, "covers chemical space: the best of the cluster furthest below its share")
     if np.isfinite(nearest):
         parts.append(f"nearest other pick {nearest:.2f}")
     if pick.reason == "fill":

@@ -388,6 +388,23 @@ def test_suggest_a_batch_marks_it_and_leaves_out_the_training_set(app, models_di
     app.run()
     covered = app.session_state["batch"]["why"].str.contains("covers chemical space")
     assert len(covered) == 6 and covered.tolist() == [False] * 3 + [True] * 3
+    app.slider(key="b_explore").set_value(0.8)  # 0.8 + 0.2 is a whole batch, in floats too
+    app.slider(key="b_cover").set_value(0.2)
+    app.button(key="b_go").click()
+    app.run()
+    assert not app.exception and not any("lowered" in i.value for i in app.info)
+    app.slider(key="b_explore").set_value(0.5)  # 0.5 + 0.5: the whole batch, nothing clipped
+    app.slider(key="b_cover").set_value(0.5)
+    app.button(key="b_go").click()
+    app.run()
+    assert not any("lowered" in i.value for i in app.info)
+    app.slider(key="b_cover").set_value(0.8)  # more than explore leaves: lowered, and said
+    app.button(key="b_go").click()
+    app.run()
+    assert any("cover share was lowered to 0.50" in i.value for i in app.info)
+    assert app.session_state["batch"]["why"].str.contains("covers chemical space").sum() == 3
+    app.slider(key="b_explore").set_value(0.0)
+    app.slider(key="b_cover").set_value(0.0)
     app.checkbox(key="f_alerts").set_value(True)  # the broken row leaves the candidates
     app.run()
     assert "batch" not in app.session_state  # else its downloads would hold removed picks

@@ -122,6 +122,27 @@ def test_cover_keeps_the_measured_set_like_the_pool():
     assert set(informed.index[3:]) <= set(range(len(ALCOHOLS)))
     with pytest.raises(ValueError, match="cover"):
         BatchOptions(explore=0.6, cover=0.5)
+    BatchOptions(explore=0.8, cover=0.2)  # 1.0 - 0.8 is 0.19999999999999996 in floats
+
+
+def test_the_batchs_shares_round_half_up_and_add_up_to_the_batch():
+    """n=5 at 0.3 explore and 0.7 cover: 1.5 and 3.5 rounded to even gave 2 and 4, six picks
+    asked of a batch of five; a half rounds up, and the cover takes what explore leaves."""
+    rings = _rings(range(1, 6))
+    smiles = ALCOHOLS + rings
+    y = np.r_[np.linspace(10, 20, len(ALCOHOLS)), np.random.default_rng(0).random(len(rings))]
+    sd = np.full(len(smiles), 0.1)
+    sd[[3, 7, 11]] = [3.0, 2.0, 1.0]
+
+    def reasons(**shares):
+        batch = suggest(_table(smiles, y, sd), UP, _free("greedy", n=5, **shares))
+        return [
+            "explore" if w.startswith("explores") else "cover" if "covers chemical" in w else "best"
+            for w in batch["why"]
+        ]
+
+    assert sorted(reasons(explore=0.3, cover=0.7)) == ["cover"] * 3 + ["explore"] * 2
+    assert reasons(explore=0.5).count("explore") == 3  # 2.5 rounds up, not to even
 
 
 def test_range_objective_is_uncertain_only_near_its_edges():

@@ -342,8 +342,9 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         "--cover",
         type=float,
         default=0.0,
-        help="fraction of the batch spread over chemical space: each the best of a cluster of "
-        "candidates without a pick (keeps the next model accurate on the rest)",
+        help="fraction of the batch spread over chemical space: each the best candidate of "
+        "the cluster furthest below its share of the pool, counting measured molecules and "
+        "earlier picks (keeps the next model accurate on the rest)",
     )
     s.add_argument(
         "--max-per-scaffold",

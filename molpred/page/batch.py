@@ -93,8 +93,10 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             0.05,
             key="b_cover",
             **_TOUCHED,
-            help="Each of these picks is the best candidate of a cluster of candidates that has "
-            "no pick yet: the batch keeps the next model accurate beyond the best chemotype.",
+            help="Each of these picks is the best candidate of the cluster of chemical space "
+            "furthest below its share of the pool, counting the measured molecules and earlier "
+            "picks: the batch keeps the next model accurate beyond the best chemotype. With "
+            "many measurements in one region, several may fall in the same cluster.",
         )
         measured_file = st.file_uploader(
             "Already measured (a table with a SMILES column; columns named like a ranked "
@@ -115,8 +117,13 @@ def batch_panel(table: pd.DataFrame, predictor: Predictor, objectives: list[Obje
             max_per_scaffold=int(per_scaffold) or None,
             max_similarity=None if max_similarity >= 1.0 else float(max_similarity),
             explore=float(explore),
-            cover=min(float(cover), 1.0 - float(explore)),
+            cover=float(cover) if cover <= 1.0 - explore + 1e-9 else 1.0 - float(explore),
         )
+        if options.cover < cover - 1e-9:
+            st.info(
+                f"The cover share was lowered to {options.cover:.2f}: with {explore:.2f} of the "
+                "batch exploring, that is what is left of it."
+            )
         tables = []
         if measured_file is not None:
             try:
