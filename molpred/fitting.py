@@ -249,7 +249,9 @@ def _fit(model, train, val, config, progress, on_epoch) -> FitResult:
         )
         if on_epoch is not None:
             on_epoch(epoch, val_metrics)
-        if epoch - best[1] >= config.patience:
+        # patience counts from the first epoch that trains the encoder: a source encoder's
+        # head-only epochs are a warm-up, not evidence that training has stopped improving
+        if epoch > frozen_epochs and epoch - max(best[1], frozen_epochs) >= config.patience:
             break
     bar.close()
     model.freeze_encoder(False)

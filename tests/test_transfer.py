@@ -58,6 +58,24 @@ def test_frozen_epochs_keep_the_source_encoder_then_it_learns(source):
     assert frozen.config.hidden_size == source.config.hidden_size == SMALL.hidden_size
 
 
+def test_patience_counts_from_the_unfrozen_epochs(source, monkeypatch):
+    """A validation score that never improves: with --patience 1 the run stopped in its second
+    epoch, the encoder still frozen, so the new model was the source's with a head."""
+    monkeypatch.setattr("molpred.fitting.evaluate", lambda model, ds: {"rmse": 1.0, "loss": 1.0})
+    df = pd.read_csv(FREESOLV).iloc[:150]
+    _, metrics = train(
+        df,
+        "smiles",
+        ["expt"],
+        train_config=replace(FAST, epochs=10, patience=1, freeze_epochs=3),
+        progress=False,
+        cache_dir=None,
+        init=source,
+        cv_members=1,
+    )
+    assert [m["epochs_run"] for m in metrics["members"]] == [4]  # 3 frozen, then 1 of patience
+
+
 def test_the_new_file_is_self_contained_and_names_its_source(source, tmp_path):
     path = tmp_path / "source.pt"
     source.save(path)
