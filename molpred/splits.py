@@ -160,18 +160,21 @@ def kfold_splits(
     return out
 
 
-def cross_validation_members(split: Split, k: int, seed: int = 0) -> list[Split]:
+def cross_validation_members(
+    split: Split, k: int, seed: int = 0, groups: Sequence[object] | None = None
+) -> list[Split]:
     """``k`` splits from one, for a cross-validation ensemble: its training and validation rows
     dealt at random into ``k`` folds, each fold the validation rows of one split and the others
     its training rows; every split keeps the test rows. Each member holds out its own fold, so
-    together they hold out every molecule."""
+    together they hold out every molecule; molecules of one ``groups`` value (indexed by row,
+    e.g. :func:`parent_groups`) share a fold."""
     rows = np.concatenate([split.train, split.val])
     if not 2 <= k <= len(rows) // 2:
         raise ValueError(
             f"a {k}-member cross-validation ensemble needs 2 <= k and 2 validation rows per "
             f"fold; there are {len(rows)} training and validation molecules"
         )
-    folds = np.array_split(np.random.default_rng(seed).permutation(rows), k)
+    folds = _together(np.array_split(np.random.default_rng(seed).permutation(rows), k), groups)
     return [
         Split(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(fold), split.test)
         for i, fold in enumerate(folds)
@@ -191,8 +194,8 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
     chemical series; when one is larger than half a fold (47% of AqSolDB, 41% of Tox21 together)
     it is dealt out molecule by molecule (seeded), like a random split. Held out whole, it would
     make one fold's test set a kind of molecule its training never saw, which a model trained
-    on every row always has. Every other scaffold, however large (a dominant lead series),
-    stays within one part.
+    on every row always has; a salt stays with its free base even then. Every other scaffold,
+    however large (a dominant lead series), stays within one part.
     """
     n = len(smiles)
     if not 2 <= k <= n:
@@ -201,10 +204,14 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
     for i, smi in enumerate(smiles):
         groups.setdefault(scaffold(smi), []).append(i)
     rng = np.random.default_rng(seed)
+    parents = parent_groups(smiles)
     members = []
     for key in rng.permutation(sorted(groups)):
         if key in CATCH_ALL and len(groups[key]) > n / (2 * k):  # its molecules one by one
-            members.extend([i] for i in rng.permutation(groups[key]).tolist())
+            by_parent: dict[object, list[int]] = {}  # a salt beside its free base
+            for i in rng.permutation(groups[key]).tolist():
+                by_parent.setdefault(i if parents is None else parents[i], []).append(i)
+            members.extend(by_parent.values())
         else:
             members.append(groups[key])
     members.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order

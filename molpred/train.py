@@ -35,7 +35,13 @@ from molpred.io import DataError, read_table
 from molpred.metrics import HIGHER_IS_BETTER, compute_metrics, primary_metric, primary_score
 from molpred.models import ModelConfig, MolModel, build_model, float32_messages, resolve_device
 from molpred.parallel import torch_section
-from molpred.splits import SPLIT_SIZES, Split, cross_validation_members, make_splits
+from molpred.splits import (
+    SPLIT_SIZES,
+    Split,
+    cross_validation_members,
+    make_splits,
+    parent_groups,
+)
 from molpred.transfer import (
     FREEZE_EPOCHS,
     Pretrained,
@@ -155,10 +161,11 @@ def train(
         chosen = split in ("random", "scaffold") and split_column is None and splits_file is None
         cv_members = default_members(n_learn) if chosen and len(splits) == 1 else 1
     if cv_members > 1:
+        parents = parent_groups(ds.smiles)  # a salt and its free base in one member's fold
         splits = [
             member
             for sp in splits
-            for member in cross_validation_members(sp, cv_members, train_config.seed)
+            for member in cross_validation_members(sp, cv_members, train_config.seed, parents)
         ]
     if auto and splits:
         pretrained = default_start(n_learn, model_config)
