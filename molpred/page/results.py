@@ -19,6 +19,7 @@ from molpred.page.profile import (
     preset_picker,
 )
 from molpred.predictor import Predictor
+from molpred.pretrained.approved import population
 from molpred.ranking import DIRECTIONS, Objective, pareto_front, score
 from molpred.screen import SALT, to_sdf
 
@@ -201,11 +202,21 @@ def results(
         ),
     }
     spreads = {t.std for m in predictor.schema.models for t in m.tasks if t.kind != "regression"}
+    drugs = {  # each model's approved-drug population: the drugs it did not train on
+        t.pct: population(model)
+        for model, columns in zip(predictor.models, predictor.schema.models, strict=True)
+        for t in columns.tasks
+        if t.pct
+    }
     for col, label in names.items():
         if col in table:
             help_text = next((h for suffix, h in TRUST_HELP.items() if col.endswith(suffix)), None)
             if col in spreads:  # a classifier's std: no expected error
                 help_text = TRUST_HELP["_spread"]
+            if drugs.get(col):
+                help_text = (
+                    f"{help_text} Among {drugs[col]:,} approved drugs this model did not train on."
+                )
             if pd.api.types.is_bool_dtype(table[col]):  # in domain: a tick, not 1/0
                 config[col] = st.column_config.CheckboxColumn(label, help=help_text)
             elif table[col].dtype == object:

@@ -28,7 +28,7 @@ from molpred.artifact import MolpredModel
 from molpred.pretrained import HERE
 from molpred.pretrained.endpoints import value_bounds
 
-__all__ = ["REFERENCE", "LEVELS", "identity", "has_reference", "percentile"]
+__all__ = ["REFERENCE", "LEVELS", "identity", "has_reference", "population", "percentile"]
 
 REFERENCE = HERE / "approved.json"
 LEVELS = np.linspace(0, 100, 101)
@@ -63,6 +63,14 @@ def has_reference(model: MolpredModel, task: str) -> bool:
     this exact build."""
     entry = _entry(model)
     return entry is not None and task in entry["tasks"]
+
+
+def population(model: MolpredModel) -> int | None:
+    """How many approved drugs ``model``'s percentiles were computed on (those it could score
+    without having trained on them: fewer than ClinTox's 1,386 where its data held some); None
+    without a reference for this exact build."""
+    entry = _entry(model)
+    return None if entry is None else int(entry["n"])
 
 
 def percentile(model: MolpredModel, task: str, values) -> np.ndarray | None:
