@@ -51,7 +51,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     # epochs in which only the head learns (the encoder and pooling are frozen); None: 0, or
-    # molpred.transfer.FREEZE_EPOCHS when training starts from a pretrained encoder
+    # molpred.transfer.frozen_epochs(epochs) when training starts from a pretrained encoder
     freeze_epochs: int | None = None
     # blend gradient-boosted trees on fingerprints and descriptors into every member, with the
     # network's share chosen on the validation rows (molpred.trees)

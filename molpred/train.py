@@ -43,11 +43,11 @@ from molpred.splits import (
     parent_groups,
 )
 from molpred.transfer import (
-    FREEZE_EPOCHS,
     Pretrained,
     architecture,
     default_members,
     default_start,
+    frozen_epochs,
     initialize,
     load_pretrained,
 )
@@ -173,7 +173,7 @@ def train(
         model_config = architecture(model_config, pretrained)
         provenance = {**(provenance or {}), "init": pretrained.provenance()}
         if train_config.freeze_epochs is None:
-            train_config = replace(train_config, freeze_epochs=FREEZE_EPOCHS)
+            train_config = replace(train_config, freeze_epochs=frozen_epochs(train_config.epochs))
     model_config = replace(model_config or ModelConfig(), task_types=tuple(ds.task_types))
     # no worker pool forks from another thread while this one is inside torch
     with torch_section():

@@ -33,10 +33,11 @@ __all__ = [
     "default_start",
     "default_members",
     "architecture",
+    "frozen_epochs",
     "initialize",
 ]
 
-FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None
+FREEZE_EPOCHS = 5  # head-only epochs when TrainConfig.freeze_epochs is None (see frozen_epochs)
 # up to this many training and validation molecules plain training (and the page) starts from
 # the pretrained encoder; chosen on validation rows by benchmarks/learning_curves.py (RESULTS.md)
 SMALL_DATA = 400
@@ -120,6 +121,12 @@ def architecture(requested: ModelConfig | None, pretrained: Pretrained) -> Model
         )
         raise DataError(f"--init {pretrained.name}: the encoder must match the source's: {detail}")
     return requested
+
+
+def frozen_epochs(epochs: int) -> int:
+    """Head-only epochs by default: :data:`FREEZE_EPOCHS`, but never more than half of the run
+    (a 5-epoch run from the page would otherwise never train the encoder)."""
+    return min(FREEZE_EPOCHS, epochs // 2)
 
 
 def initialize(model: nn.Module, pretrained: Pretrained) -> None:

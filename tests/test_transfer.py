@@ -17,7 +17,7 @@ from molpred.artifact import weights_digest
 from molpred.cli import main
 from molpred.io import DataError
 from molpred.train import train
-from molpred.transfer import load_pretrained
+from molpred.transfer import frozen_epochs, load_pretrained
 from tests.conftest import ESOL_TARGET, FAST, ROOT, SMALL, train_small
 
 FREESOLV = ROOT / "data" / "freesolv.csv"
@@ -85,7 +85,10 @@ def test_the_new_file_is_self_contained_and_names_its_source(source, tmp_path):
     # the source file's own digest, as stored in its metadata: a user can match the two
     stored = json.loads(torch.load(path, weights_only=True)["metadata"])["weights_sha256"]
     assert init["weights_sha256"] == stored == source.weights_sha256()
-    assert model.info.train_config["freeze_epochs"] == 5  # the default with a source
+    # the default with a source: 5 head-only epochs, but at most half of the run (all of a
+    # 5-epoch run from the page was head-only: the encoder never trained)
+    assert model.info.train_config["freeze_epochs"] == 1
+    assert [frozen_epochs(e) for e in (2, 5, 9, 10, 60)] == [1, 2, 4, 5, 5]
     model.save(tmp_path / "fine.pt")
     path.unlink()  # the source is gone: the fine-tuned model still loads and scores
     again = molpred.load_model(tmp_path / "fine.pt")
@@ -128,7 +131,9 @@ def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
 
     encoder = load_pretrained(transfer.ENCODER)  # bundled: shipped with the package
     df = pd.read_csv(FREESOLV).iloc[:120]
-    fast = replace(FAST, epochs=1, patience=1)
+    fast = replace(FAST, epochs=2, patience=1)  # one head-only epoch, then one more
+    # a score that never improves: the best epoch is the first, the frozen one
+    monkeypatch.setattr("molpred.fitting.evaluate", lambda model, ds: {"rmse": 1.0, "loss": 1.0})
     run = partial(train, df, "smiles", ["expt"], train_config=fast, progress=False, cache_dir=None)
     model, metrics = run()
     assert metrics["init"] == "encoder"
@@ -138,8 +143,8 @@ def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
     assert sum(m["n_val"] for m in metrics["members"]) == 108
     assert {m["n_test"] for m in metrics["members"]} == {12}
     assert model.info.provenance["init"]["weights_sha256"] == encoder.sha256
-    assert model.info.train_config["freeze_epochs"] == transfer.FREEZE_EPOCHS
-    for name, value in _encoder(model).items():  # one frozen epoch: still the encoder's
+    assert model.info.train_config["freeze_epochs"] == transfer.frozen_epochs(2) == 1
+    for name, value in _encoder(model).items():  # the best epoch was the frozen one: as is
         torch.testing.assert_close(value, encoder.state[name], msg=name)
     # another architecture, or more molecules than the threshold: random weights
     _, small = run(model_config=SMALL)

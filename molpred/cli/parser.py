@@ -111,8 +111,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--freeze-epochs",
         type=int,
-        help="epochs in which only the head learns (default: 5 when starting from an encoder, "
-        "else 0)",
+        help="epochs in which only the head learns (default: 5, at most half of --epochs, when "
+        "starting from an encoder, else 0)",
     )
     g.add_argument(
         "--no-trees",
