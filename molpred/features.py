@@ -53,6 +53,7 @@ __all__ = [
     "concat_featurized",
     "collate",
     "default_cache_dir",
+    "featurizer_spec",
 ]
 
 
@@ -278,12 +279,18 @@ def featurize_smiles(
     return result
 
 
-def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
-    spec = (
+def featurizer_spec(canonical: bool, standardization: str) -> str:
+    """What featurized molecules depend on besides the SMILES: feature and descriptor lists,
+    preparation of the structures, and RDKit's version (another RDKit may parse, canonicalize
+    and describe a molecule differently)."""
+    return (
         f"v{FEATURIZER_VERSION}|{','.join(DESCRIPTOR_NAMES)}|{canonical}|morgan2-{FP_BITS}|"
         f"{standardization}|r{STANDARDIZE_REVISION}|rdkit{rdBase.rdkitVersion}"
-    )  # another RDKit may parse, canonicalize and describe a molecule differently
-    h = hashlib.sha256(spec.encode())
+    )
+
+
+def _cache_key(smiles: Sequence[object], canonical: bool, standardization: str) -> str:
+    h = hashlib.sha256(featurizer_spec(canonical, standardization).encode())
     for s in smiles:
         h.update(b"\x00" + str(s).encode("utf-8", "surrogatepass"))
     return h.hexdigest()[:32]

@@ -97,3 +97,18 @@ def test_a_salt_scores_as_its_parent_except_where_the_salt_form_is_measured():
         values = scored[[task.value for task in columns.tasks]].to_numpy()
         as_parent = np.allclose(values[1:], values[0], rtol=0, atol=1e-6)
         assert as_parent == (PANEL[name].standardization == "parent"), name
+
+
+def test_a_cached_cross_validation_is_redone_when_the_folds_or_features_change(monkeypatch):
+    """The cache key named the data and the configs only: after the salts moved to their free
+    bases' folds, a rebuild would have reported the old folds' metrics from the cache."""
+    import molpred.pretrained.build as build
+
+    table = pd.DataFrame({"smiles": ["CCO", "CCN", "c1ccccc1O"], "logS": [0.1, 0.2, 0.3]})
+    key = build._key(("logS",), 5, table, "parent")
+    assert build._key(("logS",), 5, table, "parent") == key
+    monkeypatch.setattr(build, "SPLIT_REVISION", build.SPLIT_REVISION + 1)
+    assert build._key(("logS",), 5, table, "parent") != key
+    monkeypatch.undo()
+    monkeypatch.setattr(build, "featurizer_spec", lambda canonical, mode: f"other|{mode}")
+    assert build._key(("logS",), 5, table, "parent") != key

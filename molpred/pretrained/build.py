@@ -28,6 +28,7 @@ import pandas as pd
 
 from molpred._version import __version__
 from molpred.artifact import data_fingerprint, load_model
+from molpred.features import featurizer_spec
 from molpred.fitting import TrainConfig
 from molpred.measured import parent_keys, training_keys
 from molpred.models import ModelConfig
@@ -35,6 +36,7 @@ from molpred.predict import predict
 from molpred.pretrained import approved, available, model_path
 from molpred.pretrained.endpoints import CYP_INHIBITION, ENDPOINTS, group_table
 from molpred.pretrained.panel import PANEL
+from molpred.splits import SPLIT_REVISION
 from molpred.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,11 +65,17 @@ def default_folds(endpoints: tuple[str, ...], table: pd.DataFrame | None = None)
 
 
 def _key(endpoints: tuple[str, ...], folds: int, table: pd.DataFrame, standardization: str) -> str:
-    """What a cross-validation result depends on: endpoints, folds, data, the structures'
-    preparation and the defaults."""
+    """What a cross-validation result depends on: endpoints, folds, data, the featurization,
+    how the folds are dealt and the defaults."""
     labels = table[list(endpoints)].to_numpy(dtype=np.float64)
     settings = json.dumps(
-        [asdict(ModelConfig()), asdict(TrainConfig()), standardization], sort_keys=True
+        [
+            asdict(ModelConfig()),
+            asdict(TrainConfig()),
+            featurizer_spec(True, standardization),
+            SPLIT_REVISION,
+        ],
+        sort_keys=True,
     )
     digest = hashlib.sha256(
         (data_fingerprint(table["smiles"].tolist(), labels) + settings).encode()
