@@ -41,6 +41,7 @@ __all__ = [
     "CSV_OPTIONS",
     "csv_separator",
     "decimal_points",
+    "smiles_and_name",
 ]
 
 FORMATS = ("csv", "tsv", "smi", "sdf", "parquet")
@@ -232,6 +233,21 @@ def decimal_points(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
+# a SMILES, then optionally a CXSMILES extension ("|...|", ChemDraw's and Marvin's enhanced
+# stereo, labels), then optionally a name
+_SMILES_LINE = re.compile(r"(\S+)(?:\s+(\|[^|]*\|))?(?:\s+(.*))?")
+
+
+def smiles_and_name(line: str) -> tuple[str, str]:
+    """A line of a SMILES list: its structure (a CXSMILES extension kept with it) and its name
+    (the rest, ``""`` if none). A blank line gives ``("", "")``."""
+    match = _SMILES_LINE.fullmatch(line.strip())
+    if match is None:
+        return "", ""
+    smiles, extension, name = match.groups()
+    return (f"{smiles} {extension}" if extension else smiles), (name or "").strip()
+
+
 # the first word of a .smi header line (RDKit's SmilesWriter writes "SMILES Name")
 _SMI_HEADERS = {"smiles", "smi", "canonical_smiles", "isomeric_smiles"}
 
@@ -244,10 +260,10 @@ def _iter_smi(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
             if not line.strip():
                 rows.append(("", ""))  # kept, so output lines up with input lines
                 continue
-            parts = line.strip().split(maxsplit=1)
-            if number == 0 and parts[0].lower() in _SMI_HEADERS:
+            smiles, name = smiles_and_name(line)
+            if number == 0 and smiles.lower() in _SMI_HEADERS:
                 continue  # a header, not a molecule
-            rows.append((parts[0], parts[1] if len(parts) > 1 else ""))
+            rows.append((smiles, name))
             if len(rows) >= chunk_size:
                 yield pd.DataFrame(rows, columns=["smiles", "name"])
                 rows = []

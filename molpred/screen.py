@@ -15,7 +15,7 @@ from rdkit.Chem.Draw import rdMolDraw2D
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, counterions, rdkit_log_silenced, standardize
-from molpred.io import READ_ERROR
+from molpred.io import READ_ERROR, smiles_and_name
 from molpred.medchem import MEDCHEM_COLUMNS, medchem_table, prepare_alerts
 from molpred.predictor import Predictor
 from molpred.schema import input_names
@@ -38,13 +38,14 @@ __all__ = [
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
-    """Pasted lines -> ``name``, ``smiles``: one molecule per line, an optional name after
-    whitespace. Blank lines are skipped; anything else becomes a row (bad SMILES included)."""
+    """Pasted lines -> ``name``, ``smiles``: one molecule per line (CXSMILES too), an optional
+    name after whitespace. Blank lines are skipped; anything else becomes a row (bad SMILES
+    included)."""
     rows = []
     for i, line in enumerate(text.splitlines(), start=1):
-        parts = line.strip().split(maxsplit=1)
-        if parts:
-            rows.append((parts[1] if len(parts) > 1 else f"line {i}", parts[0]))
+        smiles, name = smiles_and_name(line)
+        if smiles:
+            rows.append((name or f"line {i}", smiles))
     return pd.DataFrame(rows, columns=["name", "smiles"])
 
 

@@ -67,6 +67,9 @@ def test_semicolon_csv_and_smi_header(tmp_path):
     assert df["smiles"].tolist() == ["CCO", "", "c1ccccc1"]  # the blank line kept, in place
     (tmp_path / "plain.smi").write_text("CCO ethanol\nSMILES x\n")
     assert len(read_table(tmp_path / "plain.smi")) == 2  # only a first line is a header
+    (tmp_path / "cx.smi").write_text("C[C@H](N)C(=O)O |&1:1| alanine\n")  # CXSMILES
+    df = read_table(tmp_path / "cx.smi")
+    assert df.loc[0, "smiles"] == "C[C@H](N)C(=O)O |&1:1|" and df.loc[0, "name"] == "alanine"
 
 
 def test_missing_empty_and_malformed_files(tmp_path):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from rdkit import Chem
 
+from molpred.chem import standardize
 from molpred.io import InMemoryFile, read_table
 from molpred.medchem import ScreenedCatalog, medchem_table
 from molpred.ranking import Objective, desirability, pareto_front, parse_objective, score
@@ -23,6 +24,17 @@ def test_parse_pasted_keeps_bad_lines_and_names():
     assert t["smiles"].tolist() == ["CCO", "C1CC", "c1ccccc1"]
     assert t["name"].tolist() == ["ethanol", "broken ring", "line 4"]
     assert parse_pasted("\n \n").empty
+
+
+def test_a_pasted_cxsmiles_keeps_its_extension_out_of_the_name():
+    """ChemDraw and Marvin copy CXSMILES: the enhanced stereo after the space became the name
+    and the stereo group was lost."""
+    t = parse_pasted("C[C@H](N)C(=O)O |&1:1| alanine\nCCO |$_AV:a;b;c$|\nCCN\tethylamine")
+    assert t["smiles"].tolist() == ["C[C@H](N)C(=O)O |&1:1|", "CCO |$_AV:a;b;c$|", "CCN"]
+    assert t["name"].tolist() == ["alanine", "line 2", "ethylamine"]
+    for smiles in t["smiles"]:  # RDKit reads the extension: alanine's stereo group is kept
+        assert standardize(smiles, "parent").GetNumAtoms() >= 3
+    assert len(standardize(t["smiles"][0]).GetStereoGroups()) == 1
 
 
 def test_medchem_properties_rules_and_alerts():
