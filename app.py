@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 import molpred
-from molpred.chem import smiles_column
+from molpred.chem import guess_smiles_column
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.labels import card_of, value_labels
 from molpred.page.profile import data_columns
@@ -218,7 +218,7 @@ def _uploaded() -> pd.DataFrame | None:
         st.error(f"Cannot read {file.name}: {exc}")
         return None
     cols = [c for c in table.columns if c != READ_ERROR]
-    guess = smiles_column(table[cols]) or cols[0]
+    guess = guess_smiles_column(table[cols]) or cols[0]
     smi_col = st.selectbox("SMILES column", cols, index=cols.index(guess))
     names = [c for c in cols if c != smi_col]
     name_guess = next((c for c in names if str(c).lower() in NAME_COLUMNS), None)

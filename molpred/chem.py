@@ -36,7 +36,7 @@ __all__ = [
     "parent_key",
     "counterions",
     "mol_from_block",
-    "smiles_column",
+    "guess_smiles_column",
     "SMILES_NAMES",
 ]
 
@@ -249,7 +249,7 @@ def counterions(smiles: object) -> list[str]:
     return others
 
 
-def smiles_column(table) -> str | None:
+def guess_smiles_column(table) -> str | None:
     """The column of ``table`` (a DataFrame) that holds structures: one named like SMILES, else
     the first whose first non-empty values mostly parse as SMILES (not plain numbers); None if
     no column does."""

@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from molpred.chem import InvalidMoleculeError, is_own_parent, parent_key, standardize
+from molpred.chem import (
+    InvalidMoleculeError,
+    guess_smiles_column,
+    is_own_parent,
+    parent_key,
+    standardize,
+)
 from molpred.data import label_values
 from molpred.io import pick_column
 from molpred.medchem import PROPERTY_UNITS, properties
@@ -48,10 +54,11 @@ def measured_molecules(
     objective's column.
 
     ``tables``: a user's files of measured molecules (a SMILES column: ``smiles_column`` where a
-    table has it, else found by name; a column named like an objective, or like its task, holds
-    measured values; so does one named like its alias in ``aliases``, e.g. the page's display
-    name of the column, as its downloads write it; not where the table has the column's spread
-    and interval beside it: that is molpred's prediction). ``training``: add every model's
+    table has it, else found by name or content: :func:`molpred.chem.guess_smiles_column`; a
+    column named like an objective, or like its task, holds measured values; so does one named
+    like its alias in ``aliases``, e.g. the page's display name of the column, as its downloads
+    write it; not where the table has the column's spread and interval beside it: that is
+    molpred's prediction). ``training``: add every model's
     training molecules, with their measured values for a user's own model (its training set is
     the project's data); a bundled model's are public data, only left out (their best value is
     no incumbent for a project, and predicting the panel's 59,072 took minutes). ``fill``: where
@@ -62,7 +69,7 @@ def measured_molecules(
     parts, public = [], []
     by_value = {task.value: task for task in predictor.schema.tasks}
     for table in tables:
-        named = smiles_column if smiles_column in table.columns else None
+        named = smiles_column if smiles_column in table.columns else guess_smiles_column(table)
         part = pd.DataFrame({"smiles": table[pick_column(list(table.columns), named, "SMILES")]})
         for o in objectives:
             task = by_value.get(o.column)

@@ -142,14 +142,14 @@ def test_log_silencing_is_scoped(capfd):
 def test_the_smiles_column_is_found_by_name_or_by_content():
     import pandas as pd
 
-    from molpred.chem import smiles_column
+    from molpred.chem import guess_smiles_column
 
-    assert smiles_column(pd.DataFrame({"id": ["a"], "SMILES": ["CCO"]})) == "SMILES"
+    assert guess_smiles_column(pd.DataFrame({"id": ["a"], "SMILES": ["CCO"]})) == "SMILES"
     table = pd.DataFrame(
         {"ID": ["CPD-1", "CPD-2"], "n": [1, 2], "Structure": ["CCO", "c1ccccc1"], "x": [0.1, 2]}
     )
-    assert smiles_column(table) == "Structure"  # "1" and "2" would parse: numbers are skipped
-    assert smiles_column(pd.DataFrame({"ID": ["CPD-1"], "v": [3.0]})) is None
+    assert guess_smiles_column(table) == "Structure"  # "1" and "2" would parse: numbers are skipped
+    assert guess_smiles_column(pd.DataFrame({"ID": ["CPD-1"], "v": [3.0]})) is None
 
 
 def test_counterions_are_what_the_parent_leaves_out():

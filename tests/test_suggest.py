@@ -230,6 +230,10 @@ def test_measured_molecules_read_files_training_sets_and_fill_gaps(esol_model, e
     }
     first = Chem.CanonSmiles(esol_model.domain.smiles[0])
     assert out[ESOL_TARGET].iloc[2] == pytest.approx(trained[first], abs=1e-3)
+    # an ELN export names its structures otherwise: found by what the column holds, as the
+    # page's candidates and training data are (it was refused: "no SMILES column found")
+    eln = pd.DataFrame({"Compound ID": ["A-1", "A-2"], "Structure": ["CCO", "CCCO"]})
+    assert measured_molecules(predictor, [eln])["smiles"].tolist() == ["CCO", "CCCO"]
 
 
 def test_cli_suggest_end_to_end(esol_model, esol, tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from molpred.chem import guess_smiles_column
 from molpred.data import infer_task_types, label_values
 from molpred.io import READ_ERROR, DataError, InMemoryFile, read_table
 from molpred.page.job import TrainingJob, TrainingRequest
@@ -56,7 +57,7 @@ def _form(models_dir: Path, running: bool = False) -> None:
         st.error(f"Cannot read {file.name}: {exc}")
         return
     columns = [c for c in table.columns if c != READ_ERROR]
-    guess = next((c for c in columns if str(c).lower() in ("smiles", "canonical_smiles")), None)
+    guess = guess_smiles_column(table[columns])  # by name, else by what the column holds
     a, b = st.columns(2)
     smiles_column = a.selectbox(
         "SMILES column", columns, index=columns.index(guess) if guess else 0, key="t_smiles"
