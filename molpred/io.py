@@ -233,9 +233,9 @@ def decimal_points(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-# a SMILES, then optionally a CXSMILES extension ("|...|", ChemDraw's and Marvin's enhanced
-# stereo, labels), then optionally a name
-_SMILES_LINE = re.compile(r"(\S+)(?:\s+(\|[^|]*\|))?(?:\s+(.*))?")
+# a SMILES, then optionally a CXSMILES extension ("|...|" without spaces: ChemDraw's and
+# Marvin's enhanced stereo, labels), then optionally a name ("|batch 3|" is a name)
+_SMILES_LINE = re.compile(r"(\S+)(?:\s+(\|[^|\s]*\|))?(?:\s+(.*))?")
 
 
 def smiles_and_name(line: str) -> tuple[str, str]:

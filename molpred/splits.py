@@ -96,6 +96,16 @@ def scaffold(smiles: str) -> str:
         return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
 
 
+def _scaffold_groups(smiles: Sequence[str], parents: Sequence[object] | None) -> dict:
+    """Scaffold -> rows, by the scaffold of each molecule's parent structure (``parents``, from
+    :func:`parent_groups`): an amine drawn as its benzoate has its free base's scaffold, not
+    benzene."""
+    groups: dict[str, list[int]] = {}
+    for i, smi in enumerate(smiles):
+        groups.setdefault(scaffold(smi if parents is None else str(parents[i])), []).append(i)
+    return groups
+
+
 def scaffold_split(
     smiles: Sequence[str], sizes: Sequence[float] = SPLIT_SIZES, seed: int = 0
 ) -> Split:
@@ -105,14 +115,12 @@ def scaffold_split(
     go to train first; the remaining groups are shuffled with ``seed`` and fill train, then
     validation, then test (without a test part, validation takes what is left). A group larger
     than the whole training share trains regardless (85% acyclic molecules once made an 85%
-    test set). No scaffold is shared between parts. Raises ValueError when nothing is left to
-    hold out.
+    test set). No scaffold is shared between parts; a salt has its parent structure's scaffold.
+    Raises ValueError when nothing is left to hold out.
     """
     f_train, f_val, f_test = _check_sizes(sizes)
     n = len(smiles)
-    groups: dict[str, list[int]] = {}
-    for i, smi in enumerate(smiles):
-        groups.setdefault(scaffold(smi), []).append(i)
+    groups = _scaffold_groups(smiles, parent_groups(smiles))
     n_train, n_val = f_train * n, f_val * n
     # groups too big for a held-out part go to train first (the smaller part sets the size:
     # with no test part, validation still gets shuffled groups, not the smallest ones)
@@ -174,7 +182,22 @@ def cross_validation_members(
             f"a {k}-member cross-validation ensemble needs 2 <= k and 2 validation rows per "
             f"fold; there are {len(rows)} training and validation molecules"
         )
-    folds = _together(np.array_split(np.random.default_rng(seed).permutation(rows), k), groups)
+    shuffled = np.random.default_rng(seed).permutation(rows)
+    if groups is None:
+        folds = np.array_split(shuffled, k)
+    else:  # whole groups, largest first, each to the smallest fold: none left without rows
+        together: dict[object, list[int]] = {}
+        for i in shuffled.tolist():
+            together.setdefault(groups[i], []).append(i)
+        dealt: list[list[int]] = [[] for _ in range(k)]
+        for members in sorted(together.values(), key=len, reverse=True):  # stable: seeded ties
+            min(dealt, key=len).extend(members)
+        folds = [np.array(f, dtype=np.int64) for f in dealt]
+        if min(map(len, folds)) < 2:
+            raise ValueError(
+                f"a {k}-member cross-validation ensemble needs 2 validation rows per fold; "
+                f"{len(together)} distinct parent structures cannot fill {k} folds"
+            )
     return [
         Split(np.sort(np.concatenate(folds[:i] + folds[i + 1 :])), np.sort(fold), split.test)
         for i, fold in enumerate(folds)
@@ -183,7 +206,8 @@ def cross_validation_members(
 
 CATCH_ALL = ("", "c1ccccc1")  # scaffolds of acyclic molecules and of plain benzenes
 # which rows a seeded split holds out changed (cached cross-validation results keyed by it):
-# 2 = a salt dealt with its free base in scaffold k-fold and cross-validation members
+# 2 = a salt has its parent's scaffold and is dealt with its free base (scaffold splits,
+# scaffold k-fold, cross-validation members)
 SPLIT_REVISION = 2
 
 
@@ -198,16 +222,15 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
     it is dealt out molecule by molecule (seeded), like a random split. Held out whole, it would
     make one fold's test set a kind of molecule its training never saw, which a model trained
     on every row always has; a salt stays with its free base even then. Every other scaffold,
-    however large (a dominant lead series), stays within one part.
+    however large (a dominant lead series), stays within one part. A salt has its parent
+    structure's scaffold.
     """
     n = len(smiles)
     if not 2 <= k <= n:
         raise ValueError(f"k-fold needs 2 <= k <= number of molecules, got k={k}, n={n}")
-    groups: dict[str, list[int]] = {}
-    for i, smi in enumerate(smiles):
-        groups.setdefault(scaffold(smi), []).append(i)
-    rng = np.random.default_rng(seed)
     parents = parent_groups(smiles)
+    groups = _scaffold_groups(smiles, parents)
+    rng = np.random.default_rng(seed)
     members = []
     for key in rng.permutation(sorted(groups)):
         if key in CATCH_ALL and len(groups[key]) > n / (2 * k):  # its molecules one by one

@@ -29,10 +29,13 @@ def test_parse_pasted_keeps_bad_lines_and_names():
 def test_a_pasted_cxsmiles_keeps_its_extension_out_of_the_name():
     """ChemDraw and Marvin copy CXSMILES: the enhanced stereo after the space became the name
     and the stereo group was lost."""
-    t = parse_pasted("C[C@H](N)C(=O)O |&1:1| alanine\nCCO |$_AV:a;b;c$|\nCCN\tethylamine")
-    assert t["smiles"].tolist() == ["C[C@H](N)C(=O)O |&1:1|", "CCO |$_AV:a;b;c$|", "CCN"]
-    assert t["name"].tolist() == ["alanine", "line 2", "ethylamine"]
-    for smiles in t["smiles"]:  # RDKit reads the extension: alanine's stereo group is kept
+    text = "C[C@H](N)C(=O)O |&1:1| alanine\nCCO |$_AV:a;b;c$|\nCCN\tethylamine\nCC |batch 3|"
+    t = parse_pasted(text + "\nCCCl |A|B")
+    assert t["smiles"].tolist() == ["C[C@H](N)C(=O)O |&1:1|", "CCO |$_AV:a;b;c$|", "CCN", "CC"] + [
+        "CCCl"
+    ]
+    assert t["name"].tolist() == ["alanine", "line 2", "ethylamine", "|batch 3|", "|A|B"]
+    for smiles in t["smiles"][:3]:  # RDKit reads the extension: alanine's stereo group is kept
         assert standardize(smiles, "parent").GetNumAtoms() >= 3
     assert len(standardize(t["smiles"][0]).GetStereoGroups()) == 1
 

@@ -47,8 +47,8 @@ TRUST_HELP = {
     "_spread": "Spread of the predicted probability: sqrt(p(1-p)) for one model, the members' "
     "disagreement for an ensemble. It follows the probability, not the distance from the "
     "training set: the prediction set says how sure the model is.",
-    "_pct_approved": "Percentile of this prediction among FDA-approved drugs (ClinTox) "
-    "predicted by the same model: 90 means higher than 90% of approved drugs.",
+    "_pct_approved": "Percentile of this prediction among FDA-approved drugs (ClinTox), each "
+    "predicted by a model that did not train on it: 90 means higher than 90% of approved drugs.",
     "_lower": "Lower end of the conformal interval at the sidebar's confidence.",
     "_upper": "Upper end of the conformal interval at the sidebar's confidence.",
     "_set": "Conformal prediction set: the classes (0, 1) still plausible at the sidebar's "

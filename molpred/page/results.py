@@ -202,7 +202,7 @@ def results(
         ),
     }
     spreads = {t.std for m in predictor.schema.models for t in m.tasks if t.kind != "regression"}
-    drugs = {  # each model's approved-drug population: the drugs it did not train on
+    drugs = {  # how many approved drugs each model's percentiles stand on
         t.pct: population(model)
         for model, columns in zip(predictor.models, predictor.schema.models, strict=True)
         for t in columns.tasks
@@ -214,9 +214,7 @@ def results(
             if col in spreads:  # a classifier's std: no expected error
                 help_text = TRUST_HELP["_spread"]
             if drugs.get(col):
-                help_text = (
-                    f"{help_text} Among {drugs[col]:,} approved drugs this model did not train on."
-                )
+                help_text = f"{help_text} ({drugs[col]:,} approved drugs.)"
             if pd.api.types.is_bool_dtype(table[col]):  # in domain: a tick, not 1/0
                 config[col] = st.column_config.CheckboxColumn(label, help=help_text)
             elif table[col].dtype == object:

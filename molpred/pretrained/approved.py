@@ -66,9 +66,10 @@ def has_reference(model: MolpredModel, task: str) -> bool:
 
 
 def population(model: MolpredModel) -> int | None:
-    """How many approved drugs ``model``'s percentiles were computed on (those it could score
-    without having trained on them: fewer than ClinTox's 1,386 where its data held some); None
-    without a reference for this exact build."""
+    """How many approved drugs ``model``'s percentiles stand on (each predicted by a model that
+    did not train on it: fewer than ClinTox's 1,386 where a model's data held some and it was
+    not cross-validated, :func:`molpred.pretrained.build.approved_reference`); None without a
+    reference for this exact build."""
     entry = _entry(model)
     return None if entry is None else int(entry["n"])
 
