@@ -157,11 +157,14 @@ def train(
     )
     # counted: what a member learns from (training and validation rows)
     n_learn = len(splits[0].train) + len(splits[0].val) if splits else 0
+    parents = parent_groups(ds.smiles)  # a salt and its free base in one member's fold
     if cv_members is None:  # the user's own validation rows (a file, a column) stay as given
         chosen = split in ("random", "scaffold") and split_column is None and splits_file is None
-        cv_members = default_members(n_learn) if chosen and len(splits) == 1 else 1
+        # counted by parent structure: whole groups fill the members' folds
+        learn = np.concatenate([splits[0].train, splits[0].val]) if splits else []
+        distinct = n_learn if parents is None else len({parents[i] for i in learn})
+        cv_members = default_members(distinct) if chosen and len(splits) == 1 else 1
     if cv_members > 1:
-        parents = parent_groups(ds.smiles)  # a salt and its free base in one member's fold
         splits = [
             member
             for sp in splits

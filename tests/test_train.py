@@ -178,3 +178,16 @@ def test_small_data_trains_a_cross_validation_ensemble_that_reports_its_own_test
         cv_members=1,
     )
     assert len(one.members) == 1 and "test_ensemble" not in one_metrics
+
+
+def test_few_parent_structures_drawn_many_ways_train_one_member():
+    """Twelve rows, three parents each drawn as four salts: the five members' folds cannot each
+    hold a whole parent, so plain training counts parents, not rows, and trains one member
+    (five members asked a fold of no rows to validate them)."""
+    parents = ["CCO", "CCCN", "c1ccccc1O"]
+    smiles = [p + salt for p in parents for salt in ("", ".Cl", ".Br", ".I")]
+    df = pd.DataFrame({"smiles": smiles, "y": np.arange(12.0)})
+    model, metrics = train(
+        df, "smiles", ["y"], model_config=SMALL, train_config=FAST, progress=False, cache_dir=None
+    )
+    assert len(model.members) == 1 and len(metrics["members"]) == 1
