@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -244,10 +245,10 @@ def build_panel_model(name: str, folds: int | None = None) -> dict:
 REFERENCE_FOLDS = 5  # for a model that learned most approved drugs: see approved_reference
 
 
-def approved_reference() -> dict:
-    """Predict the approved drugs (ClinTox, ``FDA_APPROVED == 1``) with every bundled model and
-    write the 101 percentiles of each predicted column to ``approved.json``
-    (:mod:`molpred.pretrained.approved`).
+def approved_reference(names: Sequence[str] | None = None) -> dict:
+    """Predict the approved drugs (ClinTox, ``FDA_APPROVED == 1``) with every bundled model (or
+    only ``names``, the others' entries kept as they are) and write the 101 percentiles of each
+    predicted column to ``approved.json`` (:mod:`molpred.pretrained.approved`).
 
     Every drug is predicted by a model that did not train on it (by parent structure): on its
     own training molecules a model predicts close to their labels, so drugs it learned from
@@ -264,7 +265,11 @@ def approved_reference() -> dict:
         "each predicted by a model that did not train on it",
         "models": {},
     }
+    kept = approved.reference()["models"] if names is not None else {}
     for name in available():
+        if names is not None and name not in names and name in kept:
+            out["models"][name] = kept[name]
+            continue
         model = load_model(model_path(name))
         learned = set(training_keys(model.domain)) if model.domain is not None else set()
         seen = [bool(k) and k in learned for k in drug_keys]
@@ -318,11 +323,12 @@ def main() -> None:
     ap.add_argument(
         "--approved",
         action="store_true",
-        help="only rebuild the approved-drug percentiles of the bundled models",
+        help="only rebuild the approved-drug percentiles of the bundled models (of NAME ... "
+        "if given)",
     )
     args = ap.parse_args()
     if args.approved:
-        for name, entry in approved_reference()["models"].items():
+        for name, entry in approved_reference(args.names or None)["models"].items():
             print(name, entry["n"], "approved drugs scored", flush=True)
         return
     if args.compare:
@@ -340,7 +346,7 @@ def main() -> None:
     old = json.loads(out.read_text()) if out.exists() else []
     keep = [r for r in old if r["model"] not in names]
     out.write_text(json.dumps(keep + results, indent=2) + "\n")
-    approved_reference()  # a rebuilt model's percentiles come from the same build
+    approved_reference(args.names or None)  # a rebuilt model's percentiles from this build
 
 
 if __name__ == "__main__":
