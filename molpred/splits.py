@@ -189,10 +189,7 @@ def cross_validation_members(
         together: dict[object, list[int]] = {}
         for i in shuffled.tolist():
             together.setdefault(groups[i], []).append(i)
-        dealt: list[list[int]] = [[] for _ in range(k)]
-        for members in sorted(together.values(), key=len, reverse=True):  # stable: seeded ties
-            min(dealt, key=len).extend(members)
-        folds = [np.array(f, dtype=np.int64) for f in dealt]
+        folds = [np.array(f, dtype=np.int64) for f in _deal(list(together.values()), k)]
         if min(map(len, folds)) < 2:
             raise ValueError(
                 f"a {k}-member cross-validation ensemble needs 2 validation rows per fold; "
@@ -209,6 +206,15 @@ CATCH_ALL = ("", "c1ccccc1")  # scaffolds of acyclic molecules and of plain benz
 # 2 = a salt has its parent's scaffold and is dealt with its free base (scaffold splits,
 # scaffold k-fold, cross-validation members)
 SPLIT_REVISION = 2
+
+
+def _deal(groups: list[list[int]], k: int) -> list[list[int]]:
+    """``groups`` dealt into ``k`` folds of near-equal size: largest first, each to the
+    smallest fold (stable: equal sizes keep the given, seeded, order)."""
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for group in sorted(groups, key=len, reverse=True):
+        min(folds, key=len).extend(group)
+    return folds
 
 
 def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> list[Split]:
@@ -240,11 +246,7 @@ def scaffold_kfold_splits(smiles: Sequence[str], k: int = 5, seed: int = 0) -> l
             members.extend(by_parent.values())
         else:
             members.append(groups[key])
-    members.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for group in members:
-        min(folds, key=len).extend(group)
-    parts = [np.array(sorted(f), dtype=np.int64) for f in folds]
+    parts = [np.array(sorted(f), dtype=np.int64) for f in _deal(members, k)]
     out = []
     for i in range(k):
         val_i = (i + 1) % k
