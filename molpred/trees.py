@@ -68,11 +68,18 @@ class TreeBlend:
     weight: float
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        """The trees' raw outputs ``[N, T]`` (NaN for a task without a booster)."""
+        """The trees' raw outputs ``[N, T]`` (NaN for a task without a booster).
+
+        On as many threads as torch has in this process: one in a scoring worker (it sets its
+        share of the cores), every core where one process scores alone (``workers=1``), the
+        cores the featurizing workers leave where they feed a GPU
+        (:func:`molpred.parallel.scoring_threads`). A row's prediction does not depend on the
+        thread count."""
         out = np.full((len(x), len(self.boosters)), np.nan, dtype=np.float32)
+        threads = torch.get_num_threads()
         for t, booster in enumerate(self.boosters):
             if booster is not None and len(x):
-                out[:, t] = booster.predict(x, raw_score=True, num_threads=1)
+                out[:, t] = booster.predict(x, raw_score=True, num_threads=threads)
         return out
 
     def blend(self, network: torch.Tensor, x: np.ndarray) -> torch.Tensor:

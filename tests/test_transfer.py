@@ -161,3 +161,39 @@ def test_plain_training_starts_from_the_pretrained_encoder_when_data_are_small(
     assert molpred.load_model(tmp_path / "auto.pt").info.provenance["init"]["name"] == "encoder"
     assert main([*args, str(tmp_path / "none.pt"), "--init", "none"]) == 0
     assert "init" not in (molpred.load_model(tmp_path / "none.pt").info.provenance or {})
+
+
+def test_pretraining_makes_one_stripped_network_without_the_held_out_molecules(
+    esol, tmp_path, monkeypatch
+):
+    """``python -m molpred.pretrained.pretrain`` on a small shared folder: one network even at
+    small-data size, the molecules of a held-out test split left out, its summary where
+    ``--summary`` says, and a file without domain or calibration."""
+    from molpred.chem import parent_key
+    from molpred.pretrained import pretrain
+
+    shared = tmp_path / "shared"
+    (shared / "data").mkdir(parents=True)
+    (shared / "splits" / "clean").mkdir(parents=True)
+    smiles = esol["smiles"].iloc[:80]
+    pd.DataFrame({"SMILES": smiles}).to_csv(shared / "data" / "moses_train.csv.gz", index=False)
+    for name in pretrain.HELD_OUT:  # each set's test split: the first three molecules
+        pd.DataFrame({"smiles": smiles.iloc[:3]}).to_csv(
+            shared / "splits" / "clean" / f"{name}.csv", index=False
+        )
+        (shared / "splits" / f"{name}.json").write_text(json.dumps([{"test": [0, 1, 2]}]))
+    summary, output = tmp_path / "summary.json", tmp_path / "encoder.pt"
+    argv = ["pretrain", "--moses", "80", "--epochs", "2", "--batch-size", "32", "--workers", "1"]
+    argv += ["--no-bundled", "--shared", str(shared), "--output", str(output)]
+    monkeypatch.setattr("sys.argv", [*argv, "--summary", str(summary)])
+    pretrain.main()
+    record = json.loads(summary.read_text())
+    assert record["left_out"]["held_out"] == len({parent_key(s) for s in smiles.iloc[:3]})
+    assert (
+        record["molecules"] == 80 - record["left_out"]["held_out"] - record["left_out"]["duplicate"]
+    )
+    assert record["batch_size"] == 32 and record["epochs"] == 2 and record["device"] == "cpu"
+    encoder = molpred.load_model(output)
+    assert len(encoder.members) == 1  # 77 molecules would otherwise be a 5-member ensemble
+    assert encoder.domain is None and encoder.info.conformal_scores == ()
+    assert encoder.info.provenance["pretraining"]["batch_size"] == 32

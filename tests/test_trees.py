@@ -99,6 +99,34 @@ def test_trees_survive_the_model_file_and_score_identically(blended, esol, tmp_p
     assert np.isnan(after[ESOL_TARGET].iloc[-1]) and after["error"].iloc[-1]
 
 
+def test_the_trees_predict_on_this_process_s_threads_with_the_same_result(blended, esol):
+    """A scoring worker's one thread, or every core where one process scores (a GPU run's CPU
+    side): the booster gets torch's thread count, and the outputs do not depend on it."""
+    model, _ = blended
+    trees = model.members[0].trees
+    feats = featurize_smiles(esol["smiles"].iloc[:300].tolist(), workers=1, cache_dir=None)
+    x = tree_features(feats.fingerprints, feats.descriptors)
+    booster, asked = trees.boosters[0], []
+    predict = booster.predict
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["num_threads"])
+        return predict(*args, **kwargs)
+
+    threads = torch.get_num_threads()
+    try:
+        booster.predict = spy
+        torch.set_num_threads(1)
+        one = trees.raw(x)
+        torch.set_num_threads(2)
+        two = trees.raw(x)
+    finally:
+        torch.set_num_threads(threads)
+        del booster.predict
+    assert asked == [1, 2]
+    np.testing.assert_array_equal(one, two)
+
+
 def test_a_tampered_booster_fails_the_checksum(blended, tmp_path):
     model, _ = blended
     path = model.save(tmp_path / "m.pt")

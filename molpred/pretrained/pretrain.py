@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from rdkit.Chem import Descriptors
 from sklearn.preprocessing import QuantileTransformer
 
 from molpred.artifact import MolpredModel
 from molpred.chem import InvalidMoleculeError, parent_key, rdkit_log_silenced, standardize
 from molpred.fitting import TrainConfig
-from molpred.models import ModelConfig
+from molpred.models import ModelConfig, resolve_device
 from molpred.parallel import map_ordered
 from molpred.pretrained import HERE
 from molpred.train import train
@@ -63,11 +65,11 @@ def held_out_keys(splits: Path = SHARED / "splits") -> set[str]:
 
 
 def pretraining_smiles(
-    n_moses: int, seed: int, exclude: set[str], bundled: bool = True
+    n_moses: int, seed: int, exclude: set[str], bundled: bool = True, shared: Path = SHARED
 ) -> tuple[list[str], dict]:
     """A seeded MOSES sample plus (``bundled``) the bundled sets' molecules, one per parent
     structure, none of them in ``exclude``; and counts of what was left out."""
-    moses = pd.read_csv(SHARED / "data" / "moses_train.csv.gz")["SMILES"]
+    moses = pd.read_csv(shared / "data" / "moses_train.csv.gz")["SMILES"]
     sample = moses.sample(n=min(n_moses, len(moses)), random_state=seed).tolist()
     extra = [
         s
@@ -136,12 +138,26 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    ap.add_argument("--device", default=TrainConfig.device, help="auto, cpu or cuda")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="holds data/ and splits/")
     ap.add_argument("--output", type=Path, default=ENCODER)
+    ap.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="where the run's summary goes (default: results/encoder_pretraining.json when "
+        "--output is the shipped encoder)",
+    )
     ap.add_argument("--no-bundled", action="store_true", help="MOSES molecules only (a smoke run)")
     args = ap.parse_args()
     start = time.perf_counter()
     smiles, dropped = pretraining_smiles(
-        args.moses, args.seed, held_out_keys(), bundled=not args.no_bundled
+        args.moses,
+        args.seed,
+        held_out_keys(args.shared / "splits"),
+        bundled=not args.no_bundled,
+        shared=args.shared,
     )
     targets = descriptor_targets(smiles, args.workers, args.seed)
     table = pd.concat([pd.DataFrame({"smiles": smiles}), targets], axis=1)
@@ -153,9 +169,17 @@ def main() -> None:
         task_types="regression",
         model_config=ModelConfig(descriptors=False, variance_head=False),
         # the encoder is what is shipped: no trees (they would learn descriptors from descriptors)
-        train_config=TrainConfig(epochs=args.epochs, patience=5, seed=args.seed, trees=False),
+        train_config=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=5,
+            seed=args.seed,
+            device=args.device,
+            trees=False,
+        ),
         split="random",
         split_sizes=(0.95, 0.05, 0.0),
+        cv_members=1,  # one network, at any size (a smoke run is small data too)
         workers=args.workers,
         cache_dir=None,
         init=None,  # random weights: this is what makes the encoder
@@ -164,6 +188,8 @@ def main() -> None:
             "pretraining": {
                 "task": "RDKit 2D descriptors (quantile-normalized), from the graph alone",
                 "moses_train_sample": args.moses,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
                 "bundled_sets": not args.no_bundled,
                 "seed": args.seed,
                 "molecules": len(smiles),
@@ -182,11 +208,18 @@ def main() -> None:
         "val_r2": round(val.get("r2", float("nan")), 4),
         "best_epoch": metrics["members"][0]["best_epoch"],
         "seconds": round(time.perf_counter() - start, 1),
+        "moses_train_sample": args.moses,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "device": str(resolve_device(args.device)),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_cores": os.cpu_count(),
     }
     print(json.dumps(summary))
-    if args.output == ENCODER:
-        out = ROOT / "benchmarks" / "results" / "encoder_pretraining.json"
-        out.write_text(json.dumps(summary, indent=1) + "\n")
+    if args.summary is None and args.output == ENCODER:
+        args.summary = ROOT / "benchmarks" / "results" / "encoder_pretraining.json"
+    if args.summary is not None:
+        args.summary.write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":
