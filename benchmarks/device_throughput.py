@@ -76,7 +76,7 @@ def main() -> None:
     }
     print(json.dumps(record["train"]), flush=True)
     for device in args.devices:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         predict_file(
             model, library, f"/tmp/device_scores_{device}.parquet", device=device, progress=False
         )
@@ -85,6 +85,10 @@ def main() -> None:
             "device": device,
             "score_s": round(score_s, 1),
             "molecules_per_s": round(n_rows / score_s),
+            # the scoring process's own CPU (not its workers'): on a GPU, the serial part
+            "scoring_process_cpu_us_per_molecule": round(
+                (time.process_time() - cpu) / n_rows * 1e6, 1
+            ),
         }
         record["runs"].append(run)
         print(json.dumps(run), flush=True)

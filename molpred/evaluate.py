@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from molpred.artifact import MolpredModel
+from molpred.chunks import Prepared
 from molpred.data import prepare_dataset
 from molpred.io import DataError, atomic_path, read_table
 from molpred.metrics import compute_metrics
-from molpred.predictor import Predictor, Prepared
+from molpred.predictor import Predictor
 from molpred.trust.uncertainty import calibration_error, uncertainty_metrics
 
 __all__ = ["evaluate_model", "SIMILARITY_BINS", "plot_error_by_similarity"]

@@ -44,6 +44,7 @@ __all__ = [
     "MolModel",
     "build_model",
     "member_outputs",
+    "tree_outputs",
     "resolve_device",
     "ENCODERS",
     "POOLINGS",
@@ -392,10 +393,13 @@ def member_outputs(
     batch_size: int = 128,
     device: str | torch.device = "cpu",
     embeddings: bool = False,
+    trees: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Score featurized molecules with every member (its trees blended in where it has them:
     ``feats`` then needs its fingerprints; their disagreement with the network adds to the
-    member's variance, :meth:`molpred.trees.TreeBlend.disagreement`).
+    member's variance, :meth:`molpred.trees.TreeBlend.disagreement`). ``trees``: the members'
+    tree outputs already computed (:func:`tree_outputs`, in a featurizing worker), else they
+    are computed here.
 
     Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's
     representations ``[N, D]`` when ``embeddings`` (else ``None``), and the raw outputs
@@ -409,7 +413,7 @@ def member_outputs(
     emb = None
     for m in members:
         m.to(device).eval()
-    with_trees = any(m.trees is not None for m in members)
+    with_trees = trees is None and any(m.trees is not None for m in members)
     for start in range(0, len(ok), batch_size):
         idx = ok[start : start + batch_size]
         batch = collate([feats.graphs[i] for i in idx], feats.descriptors[idx]).to(device)
@@ -418,8 +422,9 @@ def member_outputs(
             out, log_var, rep = m.forward_with_variance(batch)
             between = 0.0
             if m.trees is not None:
-                trees = torch.from_numpy(m.trees.raw(x)).to(out)
-                out, between = m.trees.mix(out, trees), m.trees.disagreement(out, trees)
+                mine = m.trees.raw(x) if trees is None else trees[j][idx]
+                mine = torch.from_numpy(mine).to(out)
+                out, between = m.trees.mix(out, mine), m.trees.disagreement(out, mine)
             raw[idx, :, j] = out.cpu().numpy()
             values[idx, :, j] = m.to_units(out).cpu().numpy()
             if log_var is not None:
@@ -432,3 +437,20 @@ def member_outputs(
                     emb = np.full((n, rep.shape[1]), np.nan, dtype=np.float32)
                 emb[idx] = rep.cpu().numpy()
     return values, variances, emb, raw
+
+
+def tree_outputs(members: Sequence[MolModel], feats: Featurized) -> list[np.ndarray | None]:
+    """Each member's trees' raw outputs ``[N, T]`` (NaN for failed rows; None for a member
+    without trees): the CPU half of :func:`member_outputs`, run by a worker that feeds a GPU."""
+    ok = np.flatnonzero([g is not None for g in feats.graphs])
+    x = tree_features(feats.fingerprints[ok], feats.descriptors[ok]) if len(ok) else None
+    outputs: list[np.ndarray | None] = []
+    for m in members:
+        if m.trees is None:
+            outputs.append(None)
+            continue
+        out = np.full((len(feats.graphs), m.config.n_tasks), np.nan, dtype=np.float32)
+        if x is not None:
+            out[ok] = m.trees.raw(x)
+        outputs.append(out)
+    return outputs

@@ -3,9 +3,9 @@ structures, and the output schema; it scores chunks of an input table.
 
 A chunk is scored in two steps:
 
-1. :class:`ChunkFeaturizer` (picklable, no models): parse, standardize and featurize the
-   chunk once per standardization the panel uses, plus any per-molecule work of a
-   :class:`ChunkHook` on the same molecules;
+1. :class:`molpred.chunks.ChunkFeaturizer` (picklable, no models): parse, standardize and
+   featurize the chunk once per standardization the panel uses, plus any per-molecule work of
+   a :class:`molpred.chunks.ChunkHook` on the same molecules;
 2. :meth:`Predictor.scored`: every model scores the featurized molecules: the prediction and
    trust columns of :mod:`molpred.schema`, the hook's columns, and ``error``;
    :meth:`Predictor.join` puts the chunk's input columns beside them.
@@ -13,29 +13,34 @@ A chunk is scored in two steps:
 :meth:`Predictor.stream` runs both over a stream of chunks, in this process or in a process
 pool (:func:`molpred.parallel.map_ordered`). With fork (Linux) and the CPU, each worker does
 both steps with the panel it inherited at fork, so the models never travel and every core
-scores; elsewhere (spawn, or a GPU that a forked child cannot use) the workers featurize and
-this process scores. Ray actors run :meth:`Predictor.score_frame`.
+scores. With fork and a GPU (which a forked child cannot use), the workers featurize and run
+the members' trees (:func:`molpred.models.tree_outputs`), and this process runs the networks:
+the trees are the largest per-molecule cost besides the network, and on one scoring process's
+core they bounded GPU scoring (``benchmarks/RESULTS.md``, "GPU"). With spawn the workers
+featurize and this process does the rest. Ray actors run :meth:`Predictor.score_frame`.
 :func:`molpred.predict.predict`, :func:`molpred.predict.predict_file`, the Ray engine and the
 page's :func:`molpred.screen.screen` are thin callers.
 """
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing as mp
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
-import torch
-from rdkit import Chem
 
 from molpred.artifact import MolpredModel, load_model
-from molpred.features import Featurized, featurize_chunk, restandardized
+from molpred.chunks import (
+    FORK,
+    FORKED,
+    STREAMS,
+    ChunkFeaturizer,
+    ChunkHook,
+    ChunkScorer,
+    ChunkTrees,
+    Prepared,
+)
 from molpred.io import READ_ERROR
 from molpred.models import member_outputs, resolve_device
 from molpred.parallel import default_workers, map_ordered, release_memory, torch_section
@@ -52,70 +57,7 @@ from molpred.trust.columns import (
 from molpred.trust.error_model import error_features, relative_error
 from molpred.trust.uncertainty import combine
 
-__all__ = ["Predictor", "ChunkFeaturizer", "ChunkHook", "Prepared"]
-
-
-class ChunkHook(Protocol):
-    """More per-molecule work done with the scoring (the page's properties and depictions).
-
-    ``annotate`` runs where the chunk is featurized (a worker process: the hook must pickle) on
-    each parse batch's molecules, ``None`` where a row failed, and returns a frame aligned with
-    them; its columns go between the predictions and ``error``.
-    """
-
-    def annotate(self, mols: Sequence[Chem.Mol | None]) -> pd.DataFrame: ...
-
-
-@dataclass
-class Prepared:
-    """A featurized chunk: per standardization its :class:`Featurized`, and the hook's notes."""
-
-    feats: dict[str, Featurized]
-    notes: pd.DataFrame | None = None
-
-    def errors(self) -> list[str]:
-        """Per row, the first reason any featurization gave (``""`` if none failed)."""
-        columns = [f.errors for f in self.feats.values()]
-        return [next((e for e in row if e), "") for row in zip(*columns, strict=True)]
-
-
-@dataclass(frozen=True)
-class ChunkFeaturizer:
-    """The worker side of scoring: items (SMILES or molblocks) of one chunk -> :class:`Prepared`."""
-
-    standardizations: tuple[str, ...]
-    fingerprints: bool = True
-    molblock: bool = False
-    hook: ChunkHook | None = None
-    trim: bool = True  # hand freed memory back after the chunk (see release_memory)
-
-    def __call__(self, items: Sequence[object]) -> Prepared:
-        notes: list[pd.DataFrame] = []
-
-        def annotate(mols: list[Chem.Mol | str]) -> None:
-            notes.append(self.hook.annotate([m if isinstance(m, Chem.Mol) else None for m in mols]))
-
-        first, *others = self.standardizations
-        # the hook sees the structures the panel's first model sees
-        feats = {
-            first: featurize_chunk(
-                items,
-                molblock=self.molblock,
-                fingerprints=self.fingerprints,
-                standardization=first,
-                on_parsed=annotate if self.hook is not None else None,
-            )
-        }
-        for mode in others:  # most molecules are the same under every standardization
-            feats[mode] = restandardized(
-                items, feats[first], mode, molblock=self.molblock, fingerprints=self.fingerprints
-            )
-        if self.trim:
-            release_memory()
-        joined = None
-        if self.hook is not None:
-            joined = pd.concat(notes, ignore_index=True) if notes else self.hook.annotate([])
-        return Prepared(feats, joined)
+__all__ = ["Predictor"]
 
 
 class Predictor:
@@ -251,13 +193,14 @@ class Predictor:
 
     def _columns(self, prepared: Prepared) -> dict[str, object]:
         cols: dict[str, object] = {}
-        for model, columns in zip(self.models, self.schema.models, strict=True):
+        for i, (model, columns) in enumerate(zip(self.models, self.schema.models, strict=True)):
             feats = prepared.feats[model.standardization]
             failed = np.array([g is None for g in feats.graphs], dtype=bool)
             modelled = _modelled_tasks(model)
             placed = _placed(model, columns)
+            trees = None if prepared.trees is None else prepared.trees[i]
             values, variances, emb, _ = member_outputs(
-                model.members, feats, self.batch_size, self.device, embeddings=placed
+                model.members, feats, self.batch_size, self.device, placed, trees
             )
             mean, spread = combine(values, variances, model.task_types)
             place = None
@@ -328,19 +271,23 @@ class Predictor:
         gives freed heap back to the system after every chunk: it keeps a library run's memory
         flat, but costs ~8% of the time of many small chunks (the page's, measured)."""
         items = (_Items(df, column) for df in chunks)
-        in_workers = workers > 1 and _FORK and self.device == "cpu"
-        key = next(_STREAMS)
-        if in_workers:  # the workers score too, with the panel they inherit at fork
+        share = self._workers_share(workers)
+        key = next(STREAMS)
+        threads = max(1, default_workers() // workers)
+        if share == "score":  # the workers score too, with the panel they inherit at fork
             for model, columns in zip(self.models, self.schema.models, strict=True):
                 for member in model.members:  # the children only read the models: no copy
                     member.to(self.device).eval()  # on write
                 if _placed(model, columns):  # prepared here once, not in every worker
                     with torch_section():
                         model.domain.reference()
-            _FORKED[key] = self
-            threads = max(1, default_workers() // workers)
-            work = _ChunkScorer(key, self.featurizer(molblock, hook, False), threads, trim)
+            FORKED[key] = self
+            work = ChunkScorer(key, self.featurizer(molblock, hook, False), threads, trim)
             finish = self.join  # a chunk's scored columns beside its inputs
+        elif share == "trees":  # the workers featurize and run the trees; this process the rest
+            FORKED[key] = self
+            work = ChunkTrees(key, self.featurizer(molblock, hook, False), threads, trim)
+            finish = self.finish
         else:  # the workers (if any) featurize; this process scores
             work, finish = self.featurizer(molblock, hook, trim), self.finish
         try:
@@ -354,37 +301,18 @@ class Predictor:
                     release_memory()
                 yield i, chunk.frame, scored
         finally:
-            _FORKED.pop(key, None)
+            FORKED.pop(key, None)
 
-
-# the panels that forked workers score with, one key per stream: inherited at fork, so a
-# chunk's task carries only the key. Linux only: fork with torch in the children is fragile
-# elsewhere (macOS's system libraries).
-_FORKED: dict[int, Predictor] = {}
-_STREAMS = itertools.count()
-_FORK = sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
-
-
-@dataclass(frozen=True)
-class _ChunkScorer:
-    """The worker side when workers also score: featurize a chunk, then score it with the
-    panel this process inherited, on its share of the cores."""
-
-    panel: int
-    work: ChunkFeaturizer
-    threads: int = 1
-    trim: bool = True
-
-    def __call__(self, items: Sequence[object]) -> pd.DataFrame:
-        threads = torch.get_num_threads()  # restored: the pool may not have forked (parallel)
-        torch.set_num_threads(self.threads)
-        try:
-            scored = _FORKED[self.panel].scored(self.work(items))
-        finally:
-            torch.set_num_threads(threads)
-        if self.trim:
-            release_memory()
-        return scored
+    def _workers_share(self, workers: int) -> str:
+        """What the worker processes of :meth:`stream` do besides featurizing: ``score``
+        (fork and the CPU), ``trees`` (fork, and the networks on a GPU here, where a member
+        has trees) or nothing (``featurize``: spawn, or no workers)."""
+        if workers < 2 or not FORK:
+            return "featurize"
+        if self.device == "cpu":
+            return "score"
+        has_trees = any(m.trees is not None for model in self.models for m in model.members)
+        return "trees" if has_trees else "featurize"
 
 
 def _placed(model: MolpredModel, columns: ModelColumns) -> bool:

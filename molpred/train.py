@@ -94,6 +94,7 @@ def train(
     provenance: dict | None = None,
     init: Pretrained | MolpredModel | str | Path | None = "auto",
     on_epoch: Callable[[TrainProgress], None] | None = None,
+    calibration: bool = True,
 ):
     """Train (and test) a model from a labeled table.
 
@@ -104,6 +105,9 @@ def train(
     ``None``: random weights.
     ``on_epoch(progress)`` follows training epoch by epoch (the page's progress bar); it may
     raise to stop training.
+    ``calibration=False`` skips the temperatures, conformal scores, error model and domain: for
+    a model only used as an encoder (:mod:`molpred.pretrained.pretrain`, where the error
+    models of 174 descriptor tasks took longer than the training).
 
     One model is trained per split (k-fold and multi-replicate split files give several) and per
     ensemble seed; all of them become members of the returned model, whose prediction is their
@@ -183,7 +187,9 @@ def train(
         members, reports, groups = _fit_members(
             ds, splits, model_config, train_config, ensemble_size, pretrained, on_epoch, progress
         )
-        calibration, domain = calibrate(groups, ds, seed=train_config.seed)
+        calibrated, domain = (
+            calibrate(groups, ds, seed=train_config.seed) if calibration else (None, None)
+        )
     keys = sorted({k for r in reports for k in r["test"]})
     with warnings.catch_warnings():  # a metric undefined in every member stays NaN, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -208,7 +214,7 @@ def train(
         metrics=metrics,
         split=split if split_column is None and splits_file is None else "user",
         provenance=provenance,
-        calibration=calibration,
+        calibration=calibrated,
         domain=domain,
         standardization=standardization,
     )

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+import molpred.chunks as chunk_module
 import molpred.parallel as parallel
-import molpred.predictor as predictor_module
 from molpred.parallel import WorkerDied, map_ordered, torch_section, worker_pool
 from molpred.predict import predict
 from molpred.predictor import Predictor
@@ -109,7 +109,7 @@ def test_stream_is_the_same_in_a_pool_and_skips_finished_chunks(model, esol):
     assert "unparseable" in local[0][2].loc[7, "error"]
 
 
-@pytest.mark.skipif(not predictor_module._FORK, reason="needs fork")
+@pytest.mark.skipif(not chunk_module.FORK, reason="needs fork")
 def test_workers_score_with_the_panel_they_inherit_and_let_go_of_it(model, esol):
     """With fork, the workers score too; the panel is looked up there, never pickled, and the
     lookup is dropped when the stream ends, even when it is left early."""
@@ -117,16 +117,48 @@ def test_workers_score_with_the_panel_they_inherit_and_let_go_of_it(model, esol)
     chunks = [esol[["smiles"]].iloc[i : i + 10] for i in range(0, 60, 10)]
     stream = predictor.stream(iter(chunks), "smiles", workers=2)
     _, _, first = next(stream)
-    (key,) = predictor_module._FORKED
-    assert predictor_module._FORKED[key] is predictor
-    task = predictor_module._ChunkScorer(key, predictor.featurizer())
+    (key,) = chunk_module.FORKED
+    assert chunk_module.FORKED[key] is predictor
+    task = chunk_module.ChunkScorer(key, predictor.featurizer())
     assert len(pickle.dumps(task)) < 2_000  # what each chunk's task carries: no model
     stream.close()
-    assert predictor_module._FORKED == {}
+    assert chunk_module.FORKED == {}
     pd.testing.assert_frame_equal(first, predictor.score_frame(chunks[0], "smiles"))
 
 
-@pytest.mark.skipif(not predictor_module._FORK, reason="needs fork")
+@pytest.mark.skipif(not chunk_module.FORK, reason="needs fork")
+def test_where_a_gpu_scores_the_workers_run_the_trees_and_the_scores_are_the_same(
+    model, esol, monkeypatch
+):
+    """On a GPU this process runs the networks and the workers featurize and run the trees
+    (their share is chosen from the device: a GPU is emulated here by forcing it on the CPU).
+    Same columns as scoring in one process; no tree runs in this process."""
+    assert model.members[0].trees is not None  # the default: trees blended in
+    cuda = Predictor(model, device="cpu")
+    assert cuda._workers_share(2) == "score" and cuda._workers_share(1) == "featurize"
+    cuda.device = "cuda"  # only asked, not used
+    assert cuda._workers_share(2) == "trees"
+    frame = esol[["smiles"]].head(70).reset_index(drop=True)
+    frame.loc[5, "smiles"] = "not a smiles"
+    chunks = [frame.iloc[i : i + 20] for i in range(0, 70, 20)]
+    here = Predictor(model)
+    local = [s for _, _, s in here.stream(iter(chunks), "smiles", workers=1)]
+    gpu_like = Predictor(model)
+    monkeypatch.setattr(Predictor, "_workers_share", lambda self, workers: "trees")
+    calls = []
+    raw = type(model.members[0].trees).raw
+    monkeypatch.setattr(
+        type(model.members[0].trees), "raw", lambda self, x: calls.append(len(x)) or raw(self, x)
+    )
+    split = [s for _, _, s in gpu_like.stream(iter(chunks), "smiles", workers=2)]
+    assert calls == []  # appended in the workers only: this process ran no tree
+    assert chunk_module.FORKED == {}
+    for a, b in zip(local, split, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert "unparseable" in split[0].loc[5, "error"]
+
+
+@pytest.mark.skipif(not chunk_module.FORK, reason="needs fork")
 def test_workers_forked_while_other_threads_run_torch_still_score(model, esol):
     """The page forks its pools from a session's thread while another thread may be training
     (multi-threaded torch) or scoring: the forked workers run torch too and must not hang."""
@@ -158,7 +190,7 @@ def test_workers_forked_while_other_threads_run_torch_still_score(model, esol):
     for k in range(2):
         for got, want in zip(results[k], expected, strict=True):
             pd.testing.assert_frame_equal(got, want)
-    assert predictor_module._FORKED == {}
+    assert chunk_module.FORKED == {}
 
 
 def test_the_page_hook_travels_to_workers_and_keeps_rows_aligned(model):
@@ -342,7 +374,7 @@ def test_a_panel_of_two_standardizations_featurizes_again_only_what_they_change(
         return featurize(chunk, **kwargs)
 
     monkeypatch.setattr(features, "featurize_chunk", counting)
-    prepared = predictor_module.ChunkFeaturizer(("parent", "none"))(items)
+    prepared = chunk_module.ChunkFeaturizer(("parent", "none"))(items)
     assert redone == [[items[1], items[3], items[5]]]
     for mode in ("parent", "none"):
         got, want = prepared.feats[mode], featurize(items, standardization=mode)

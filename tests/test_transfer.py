@@ -4,6 +4,7 @@ encoder is refused."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import replace
 from functools import partial
@@ -168,7 +169,7 @@ def test_pretraining_makes_one_stripped_network_without_the_held_out_molecules(
 ):
     """``python -m molpred.pretrained.pretrain`` on a small shared folder: one network even at
     small-data size, the molecules of a held-out test split left out, its summary where
-    ``--summary`` says, and a file without domain or calibration."""
+    ``--summary`` says, and a file without domain or calibration, never computed."""
     from molpred.chem import parent_key
     from molpred.pretrained import pretrain
 
@@ -186,6 +187,11 @@ def test_pretraining_makes_one_stripped_network_without_the_held_out_molecules(
     argv = ["pretrain", "--moses", "80", "--epochs", "2", "--batch-size", "32", "--workers", "1"]
     argv += ["--no-bundled", "--shared", str(shared), "--output", str(output)]
     monkeypatch.setattr("sys.argv", [*argv, "--summary", str(summary)])
+
+    def calibrate(*args, **kwargs):
+        raise AssertionError("an encoder is not calibrated: strip() drops it")
+
+    monkeypatch.setattr(importlib.import_module("molpred.train"), "calibrate", calibrate)
     pretrain.main()
     record = json.loads(summary.read_text())
     assert record["left_out"]["held_out"] == len({parent_key(s) for s in smiles.iloc[:3]})

@@ -183,6 +183,7 @@ def main() -> None:
         workers=args.workers,
         cache_dir=None,
         init=None,  # random weights: this is what makes the encoder
+        calibration=False,  # strip() would drop it: no error models of every descriptor
         provenance={
             "card": "encoder",
             "pretraining": {
