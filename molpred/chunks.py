@@ -22,8 +22,8 @@ import torch
 from rdkit import Chem
 
 from molpred.features import Featurized, featurize_chunk, restandardized
-from molpred.models import tree_outputs
 from molpred.parallel import release_memory
+from molpred.trees import tree_outputs
 
 __all__ = [
     "ChunkHook",

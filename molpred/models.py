@@ -44,7 +44,6 @@ __all__ = [
     "MolModel",
     "build_model",
     "member_outputs",
-    "tree_outputs",
     "resolve_device",
     "ENCODERS",
     "POOLINGS",
@@ -398,8 +397,8 @@ def member_outputs(
     """Score featurized molecules with every member (its trees blended in where it has them:
     ``feats`` then needs its fingerprints; their disagreement with the network adds to the
     member's variance, :meth:`molpred.trees.TreeBlend.disagreement`). ``trees``: the members'
-    tree outputs already computed (:func:`tree_outputs`, in a featurizing worker), else they
-    are computed here.
+    tree outputs already computed (:func:`molpred.trees.tree_outputs`, in a featurizing
+    worker), else they are computed here.
 
     Returns values and variances ``[N, T, M]`` (NaN for failed rows), the first member's
     representations ``[N, D]`` when ``embeddings`` (else ``None``), and the raw outputs
@@ -437,20 +436,3 @@ def member_outputs(
                     emb = np.full((n, rep.shape[1]), np.nan, dtype=np.float32)
                 emb[idx] = rep.cpu().numpy()
     return values, variances, emb, raw
-
-
-def tree_outputs(members: Sequence[MolModel], feats: Featurized) -> list[np.ndarray | None]:
-    """Each member's trees' raw outputs ``[N, T]`` (NaN for failed rows; None for a member
-    without trees): the CPU half of :func:`member_outputs`, run by a worker that feeds a GPU."""
-    ok = np.flatnonzero([g is not None for g in feats.graphs])
-    x = tree_features(feats.fingerprints[ok], feats.descriptors[ok]) if len(ok) else None
-    outputs: list[np.ndarray | None] = []
-    for m in members:
-        if m.trees is None:
-            outputs.append(None)
-            continue
-        out = np.full((len(feats.graphs), m.config.n_tasks), np.nan, dtype=np.float32)
-        if x is not None:
-            out[ok] = m.trees.raw(x)
-        outputs.append(out)
-    return outputs

@@ -14,7 +14,7 @@ A chunk is scored in two steps:
 pool (:func:`molpred.parallel.map_ordered`). With fork (Linux) and the CPU, each worker does
 both steps with the panel it inherited at fork, so the models never travel and every core
 scores. With fork and a GPU (which a forked child cannot use), the workers featurize and run
-the members' trees (:func:`molpred.models.tree_outputs`), and this process runs the networks:
+the members' trees (:func:`molpred.trees.tree_outputs`), and this process runs the networks:
 the trees are the largest per-molecule cost besides the network, and on one scoring process's
 core they bounded GPU scoring (``benchmarks/RESULTS.md``, "GPU"). With spawn the workers
 featurize and this process does the rest. Ray actors run :meth:`Predictor.score_frame`.

@@ -27,10 +27,19 @@ import lightgbm as lgb
 import numpy as np
 import torch
 
+from molpred.features import Featurized
 from molpred.featurize import FP_BITS
 from molpred.parallel import default_workers
 
-__all__ = ["TreeBlend", "tree_features", "fit_trees", "choose_weight", "WEIGHTS", "PRIOR_ROWS"]
+__all__ = [
+    "TreeBlend",
+    "tree_features",
+    "tree_outputs",
+    "fit_trees",
+    "choose_weight",
+    "WEIGHTS",
+    "PRIOR_ROWS",
+]
 
 # the network's share, chosen on validation rows: never 0 (the network always has a say, and
 # its explanations mean something); 1 is the network alone (no trees kept)
@@ -58,6 +67,24 @@ def tree_features(fingerprints: np.ndarray, descriptors: np.ndarray) -> np.ndarr
     """Packed Morgan bits ``[N, 256]`` and descriptors ``[N, D]`` -> ``[N, 2048 + D]`` float32."""
     bits = np.unpackbits(np.asarray(fingerprints, dtype=np.uint8), axis=1, count=FP_BITS)
     return np.hstack([bits.astype(np.float32), np.asarray(descriptors, dtype=np.float32)])
+
+
+def tree_outputs(members: Sequence, feats: Featurized) -> list[np.ndarray | None]:
+    """Each member's trees' raw outputs ``[N, T]`` (NaN for failed rows; None for a member
+    without trees): the CPU half of :func:`molpred.models.member_outputs`, run by a worker
+    that feeds a GPU."""
+    ok = np.flatnonzero([g is not None for g in feats.graphs])
+    x = tree_features(feats.fingerprints[ok], feats.descriptors[ok]) if len(ok) else None
+    outputs: list[np.ndarray | None] = []
+    for m in members:
+        if m.trees is None:
+            outputs.append(None)
+            continue
+        out = np.full((len(feats.graphs), len(m.trees.boosters)), np.nan, dtype=np.float32)
+        if x is not None:
+            out[ok] = m.trees.raw(x)
+        outputs.append(out)
+    return outputs
 
 
 @dataclass
